@@ -1,0 +1,76 @@
+"""``trustpay`` command line: serve, worker, migrate, demo, ledger verify."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from trustpay.settings import get_settings
+
+app = typer.Typer(help="TrustPay payment platform", no_args_is_help=True, add_completion=False)
+ledger_app = typer.Typer(help="Ledger tools", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+console = Console()
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database to the current schema."""
+    from trustpay.db.migrate import upgrade
+
+    url = get_settings().database_url
+    upgrade(url)
+    console.print(f"[green]database is at the current schema[/] ({_safe(url)})")
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: bool = True) -> None:
+    """Serve the API and web pages (and run the job worker in the same process)."""
+    import uvicorn
+
+    from trustpay.app import create_app
+
+    application = create_app()
+    console.print(f"TrustPay listening on http://{host}:{port}")
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def demo() -> None:
+    """Seed demo data (idempotent) and print the demo logins."""
+    from trustpay.demo import seed
+
+    seed(console)
+
+
+@ledger_app.command("verify")
+def ledger_verify() -> None:
+    """Re-check every ledger invariant and the hash chain; exit 1 on any break."""
+    from trustpay.db.engine import Database
+    from trustpay.ledger.verify import verify
+
+    db = Database(get_settings().database_url)
+    with db.transaction(write=False) as conn:
+        rep = verify(conn)
+    db.dispose()
+    if rep.ok:
+        console.print(f"[green]ledger OK[/]: {rep.entries_checked} entries, {rep.accounts_checked} "
+                      f"accounts, root {rep.root}")
+        return
+    first = rep.first_bad
+    console.print(f"[red]ledger BROKEN[/]: first bad: {first}")
+    for p in rep.problems[:20]:
+        console.print(f"  - {p}")
+    sys.exit(1)
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,164 @@
+"""All tables, as SQLAlchemy Core. One schema for SQLite and PostgreSQL.
+
+Alembic migrations in ``migrations/versions`` create exactly this; a test
+compares the migrated database with this metadata.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# Money columns are BIGINT minor units; SQLite's INTEGER is 64-bit as well.
+Amount = BigInteger
+TS = DateTime(timezone=True)
+
+# --- ledger ---------------------------------------------------------------
+ledger_accounts = Table(
+    "ledger_accounts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner_id", String(32), nullable=True, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(120), nullable=False, server_default=""),
+    Column("allow_negative", Boolean, nullable=False, server_default="0"),
+    # Derived from postings, kept in the row so a balance read is one lookup.
+    Column("balance", Amount, nullable=False, server_default="0"),
+    Column("pending_out", Amount, nullable=False, server_default="0"),
+    Column("pending_in", Amount, nullable=False, server_default="0"),
+    Column("created_at", TS, nullable=False),
+    Column("closed_at", TS, nullable=True),
+    UniqueConstraint("owner_id", "kind", "currency", name="uq_ledger_accounts_owner_kind_ccy"),
+    CheckConstraint("pending_out >= 0 AND pending_in >= 0", name="pending_nonneg"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    # seq is the position in the journal (1, 2, 3 …), assigned under the head lock.
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("reference", String(128), nullable=True, index=True),
+    Column("hold_id", String(32), nullable=True),
+    Column("memo", Text, nullable=False, server_default=""),
+    Column("created_at", TS, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+ledger_postings = Table(
+    "ledger_postings",
+    metadata,
+    Column("entry_seq", BigInteger, ForeignKey("ledger_entries.seq"), primary_key=True),
+    Column("account_id", String(32), ForeignKey("ledger_accounts.id"), primary_key=True),
+    # Which running total the delta applies to: balance | pending_out | pending_in.
+    Column("field", String(12), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("delta", Amount, nullable=False),
+    Column("balance_after", Amount, nullable=False),
+    Index("ix_ledger_postings_account_seq", "account_id", "entry_seq"),
+)
+
+ledger_holds = Table(
+    "ledger_holds",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("debit_account_id", String(32), ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("credit_account_id", String(32), ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", Amount, nullable=False),
+    # pending | posted | voided | expired
+    Column("status", String(10), nullable=False),
+    Column("posted_amount", Amount, nullable=False, server_default="0"),
+    Column("expires_at", TS, nullable=True),
+    Column("reference", String(128), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("resolved_at", TS, nullable=True),
+    Index("ix_ledger_holds_status_expires", "status", "expires_at"),
+    CheckConstraint("amount > 0", name="amount_positive"),
+)
+
+# --- platform plumbing ----------------------------------------------------
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("method", String(8), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    # in_progress | done
+    Column("status", String(12), nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("response_headers", JSON, nullable=True),
+    Column("response_body", LargeBinary, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("locked_until", TS, nullable=True),
+    Column("expires_at", TS, nullable=False, index=True),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("owner_id", String(32), nullable=True, index=True),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("published_at", TS, nullable=True),
+    Index("ix_outbox_unpublished", "published_at", "seq"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("run_at", TS, nullable=False),
+    Column("payload", JSON, nullable=False),
+    # pending | running | done | failed
+    Column("status", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("max_attempts", Integer, nullable=False, server_default="10"),
+    Column("last_error", Text, nullable=True),
+    Column("locked_until", TS, nullable=True),
+    # Stops the same timeout being scheduled twice (e.g. "expire-hold:hold_…").
+    Column("dedupe_key", String(128), nullable=True, unique=True),
+    Column("created_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=True),
+    Index("ix_jobs_due", "status", "run_at"),
+)
+
+platform_clock = Table(
+    "platform_clock",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("offset_ms", BigInteger, nullable=False, server_default="0"),
+)

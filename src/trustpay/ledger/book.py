@@ -1,0 +1,571 @@
+"""The book: the only place that writes ledger rows.
+
+Every method takes ``conn``, a connection inside the caller's transaction, so
+a ledger entry commits or rolls back together with the business row that
+caused it and the outbox event that announces it.
+
+How one entry is appended (the hot path):
+1. one ``UPDATE … RETURNING`` per account, in account-id order (the fixed
+   lock order that keeps PostgreSQL free of deadlocks); the overdraft rule is
+   part of the UPDATE's WHERE, so checking and changing are one step;
+2. the journal head row is locked and moved on (this serialises appends to
+   the hash chain, and is taken last so it is held as briefly as possible);
+3. the entry and its lines are inserted.
+Any failure raises before commit; the caller's transaction rolls it all back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from trustpay.clock import Clock, to_utc
+from trustpay.db.raw import Raw, Sql
+from trustpay.db.schema import ledger_accounts, ledger_entries, ledger_holds, ledger_postings
+from trustpay.errors import TrustPayError
+from trustpay.ids import new_id
+from trustpay.ledger.chain import GENESIS, canonical_entry, chain_hash
+from trustpay.ledger.errors import (
+    AccountClosed,
+    AccountNotEmpty,
+    AccountNotFound,
+    AlreadyReversed,
+    CurrencyMismatch,
+    EntryNotFound,
+    HoldAlreadyResolved,
+    HoldNotFound,
+    MalformedEntry,
+    NotReversible,
+    Overdraft,
+)
+from trustpay.ledger.model import (
+    Account,
+    Entry,
+    EntryDraft,
+    EntryKind,
+    Field,
+    Hold,
+    HoldStatus,
+    Line,
+    check_amount,
+    check_hold_postable,
+    check_resolvable,
+    is_expired,
+    may_change,
+    validate_draft,
+)
+from trustpay.money import check_currency
+
+# (balance delta, pending_out delta, pending_in delta) for one account.
+Deltas = tuple[int, int, int]
+
+_APPLY = Sql(
+    "UPDATE ledger_accounts SET balance = balance + :db, pending_out = pending_out + :dpo, "
+    "pending_in = pending_in + :dpi "
+    "WHERE id = :id AND currency = :ccy AND closed_at IS NULL "
+    "AND (allow_negative OR :db - :dpo >= 0 OR balance + :db - pending_out - :dpo >= 0) "
+    "RETURNING balance, pending_out, pending_in"
+)
+# The chain's end is the last entry. SQLite's BEGIN IMMEDIATE already admits
+# one writer at a time; PostgreSQL serialises appenders on an advisory lock.
+_LAST_ENTRY = Sql("SELECT seq, hash FROM ledger_entries ORDER BY seq DESC LIMIT 1")
+_CHAIN_LOCK_PG = Sql("SELECT pg_advisory_xact_lock(:key)")
+_CHAIN_LOCK_KEY = 0x7472757374706179  # "trustpay"
+_INSERT_ENTRY = Sql(
+    "INSERT INTO ledger_entries (seq, id, kind, reference, hold_id, memo, created_at, prev_hash, hash) "
+    "VALUES (:seq, :id, :kind, :reference, :hold_id, :memo, :created_at, :prev_hash, :hash)"
+)
+_INSERT_LINES = Sql(
+    "INSERT INTO ledger_postings (entry_seq, account_id, field, currency, delta, balance_after) "
+    "VALUES (:entry_seq, :account_id, :field, :currency, :delta, :balance_after)"
+)
+_SET_TOTALS = Sql(
+    "UPDATE ledger_accounts SET balance = :balance, pending_out = :pending_out, "
+    "pending_in = :pending_in WHERE id = :id"
+)
+
+
+class _Chain:
+    """The journal's end while this transaction appends to it (lock held)."""
+
+    __slots__ = ("hash", "seq")
+
+    def __init__(self, seq: int, hash: str) -> None:
+        self.seq, self.hash = seq, hash
+
+    @classmethod
+    def lock(cls, raw: Raw) -> _Chain:
+        if raw.is_pg:
+            raw.run(_CHAIN_LOCK_PG, {"key": _CHAIN_LOCK_KEY})
+        last = raw.rows(_LAST_ENTRY)
+        return cls(int(last[0][0]), str(last[0][1])) if last else cls(0, GENESIS)
+
+
+class _Totals:
+    """An account's running totals, held in memory by a batch (rows locked)."""
+
+    __slots__ = ("allow_negative", "balance", "currency", "id", "is_open", "pending_in", "pending_out")
+
+    def __init__(self, row: Any) -> None:
+        self.id, self.currency = row[0], row[1]
+        self.allow_negative, self.is_open = bool(row[2]), row[3] is None
+        self.balance, self.pending_out, self.pending_in = int(row[4]), int(row[5]), int(row[6])
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """One result of :meth:`Book.post_batch`: the entry, or why it was refused."""
+
+    entry: Entry | None
+    error: TrustPayError | None
+
+
+class Book:
+    def __init__(self, clock: Clock, *, max_amount: int) -> None:
+        self.clock = clock
+        self.max_amount = max_amount
+
+    # ------------------------------------------------------------ accounts
+    def open_account(
+        self,
+        conn: Connection,
+        *,
+        currency: str,
+        kind: str,
+        owner_id: str | None = None,
+        name: str = "",
+        allow_negative: bool = False,
+    ) -> Account:
+        """Open an account, or return the existing one for (owner, kind, currency)."""
+        check_currency(currency)
+        existing = self._find(conn, owner_id, kind, currency)
+        if existing is not None:
+            return existing
+        row = {
+            "id": new_id("acc", self.clock.now()),
+            "owner_id": owner_id,
+            "currency": currency,
+            "kind": kind,
+            "name": name,
+            "allow_negative": allow_negative,
+            "balance": 0,
+            "pending_out": 0,
+            "pending_in": 0,
+            "created_at": self.clock.now(),
+            "closed_at": None,
+        }
+        conn.execute(ledger_accounts.insert(), row)
+        return _account(row)
+
+    def close_account(self, conn: Connection, account_id: str) -> Account:
+        acc = self.account(conn, account_id, for_update=True)
+        if not acc.is_open:
+            raise AccountClosed(f"account {account_id} is already closed")
+        if acc.balance or acc.pending_in or acc.pending_out:
+            raise AccountNotEmpty(f"account {account_id} still holds money or open holds")
+        now = self.clock.now()
+        conn.execute(
+            ledger_accounts.update().where(ledger_accounts.c.id == account_id).values(closed_at=now)
+        )
+        return self.account(conn, account_id)
+
+    def account(self, conn: Connection, account_id: str, *, for_update: bool = False) -> Account:
+        q = select(ledger_accounts).where(ledger_accounts.c.id == account_id)
+        if for_update:
+            q = q.with_for_update()
+        row = conn.execute(q).mappings().first()
+        if row is None:
+            raise AccountNotFound(f"no ledger account {account_id}")
+        return _account(row)
+
+    def accounts_of(self, conn: Connection, owner_id: str) -> list[Account]:
+        rows = conn.execute(
+            select(ledger_accounts)
+            .where(ledger_accounts.c.owner_id == owner_id)
+            .order_by(ledger_accounts.c.kind, ledger_accounts.c.currency)
+        ).mappings()
+        return [_account(r) for r in rows]
+
+    def _find(self, conn: Connection, owner_id: str | None, kind: str, currency: str) -> Account | None:
+        q = select(ledger_accounts).where(
+            ledger_accounts.c.kind == kind, ledger_accounts.c.currency == currency
+        )
+        q = q.where(
+            ledger_accounts.c.owner_id.is_(None)
+            if owner_id is None
+            else ledger_accounts.c.owner_id == owner_id
+        )
+        row = conn.execute(q).mappings().first()
+        return _account(row) if row else None
+
+    # ------------------------------------------------------------- posting
+    def post(self, conn: Connection, draft: EntryDraft) -> Entry:
+        """Record a balanced entry: all its postings or none of them."""
+        net = validate_draft(draft, self.max_amount)
+        currency_of = {p.account_id: p.currency for p in draft.postings}
+        changes = {acc: ((d, 0, 0), currency_of[acc]) for acc, d in net.items()}
+        return self._append(conn, draft.kind, draft.reference, None, draft.memo, changes)
+
+    def post_batch(self, conn: Connection, drafts: Sequence[EntryDraft]) -> list[BatchResult]:
+        """Many independent entries in one transaction, each all-or-nothing.
+
+        The batch locks every account it touches once (in id order), checks
+        each entry against the running totals in memory with the same rule
+        as the single-entry UPDATE guard, and writes accepted entries, their
+        lines and each account's final totals in bulk. A refused entry
+        changes nothing and reports its error; the others commit together.
+        """
+        raw = Raw(conn)
+        prepared: list[tuple[EntryDraft, dict[str, int]] | TrustPayError] = []
+        for draft in drafts:
+            try:
+                prepared.append((draft, validate_draft(draft, self.max_amount)))
+            except TrustPayError as exc:
+                prepared.append(exc)
+        totals = self._lock_totals(conn, raw, {a for p in prepared if not isinstance(p, TrustPayError) for a in p[1]})
+        chain = _Chain.lock(raw)
+        results: list[BatchResult] = []
+        entry_rows: list[dict[str, Any]] = []
+        line_rows: list[dict[str, Any]] = []
+        touched: set[str] = set()
+        for item in prepared:
+            if isinstance(item, TrustPayError):
+                results.append(BatchResult(None, item))
+                continue
+            draft, net = item
+            currency_of = {p.account_id: p.currency for p in draft.postings}
+            try:
+                lines = _apply_in_memory(totals, net, currency_of)
+            except TrustPayError as exc:
+                results.append(BatchResult(None, exc))
+                continue
+            entry = self._seal(chain, draft.kind, draft.reference, None, draft.memo, lines)
+            entry_rows.append(_entry_row(raw, entry))
+            line_rows.extend(_line_rows(entry))
+            touched.update(net)
+            results.append(BatchResult(entry, None))
+        if entry_rows:
+            raw.many(_INSERT_ENTRY, entry_rows)
+            raw.many(_INSERT_LINES, line_rows)
+            raw.many(_SET_TOTALS, [
+                {"id": t.id, "balance": t.balance, "pending_out": t.pending_out, "pending_in": t.pending_in}
+                for t in (totals[a] for a in sorted(touched))
+            ])
+        return results
+
+    def _lock_totals(self, conn: Connection, raw: Raw, ids: set[str]) -> dict[str, _Totals]:
+        found: dict[str, _Totals] = {}
+        ordered = sorted(ids)
+        for i in range(0, len(ordered), 500):
+            q = (
+                select(ledger_accounts.c.id, ledger_accounts.c.currency, ledger_accounts.c.allow_negative,
+                       ledger_accounts.c.closed_at, ledger_accounts.c.balance,
+                       ledger_accounts.c.pending_out, ledger_accounts.c.pending_in)
+                .where(ledger_accounts.c.id.in_(ordered[i : i + 500]))
+                .order_by(ledger_accounts.c.id)
+            )
+            if raw.is_pg:
+                q = q.with_for_update()
+            for row in conn.execute(q):
+                found[row[0]] = _Totals(row)
+        return found
+
+    def reverse(self, conn: Connection, entry_id: str, *, memo: str = "") -> Entry:
+        """Undo a posted money movement with an opposite entry (the journal never changes)."""
+        original = self.entry(conn, entry_id)
+        if original.kind == EntryKind.REVERSAL:
+            raise NotReversible("a reversal is corrected by a new entry, not reversed")
+        moves = [ln for ln in original.lines if ln.field == Field.BALANCE]
+        if not moves:
+            raise NotReversible(f"entry {entry_id} moved no posted money")
+        changes = {ln.account_id: ((-ln.delta, 0, 0), ln.currency) for ln in moves}
+
+        def not_yet_reversed(c: Connection) -> None:
+            # Runs under the chain lock, so two reversals of one entry cannot both pass.
+            dup = c.execute(
+                select(ledger_entries.c.id).where(
+                    ledger_entries.c.kind == EntryKind.REVERSAL,
+                    ledger_entries.c.reference == entry_id,
+                )
+            ).first()
+            if dup:
+                raise AlreadyReversed(f"entry {entry_id} was already reversed by {dup.id}")
+
+        return self._append(
+            conn, EntryKind.REVERSAL, entry_id, original.hold_id, memo or f"reversal of {entry_id}",
+            changes, under_chain_lock=not_yet_reversed,
+        )
+
+    # --------------------------------------------------------------- holds
+    def hold(
+        self,
+        conn: Connection,
+        *,
+        debit_account_id: str,
+        credit_account_id: str,
+        amount: int,
+        currency: str,
+        expires_at: datetime | None = None,
+        reference: str | None = None,
+        memo: str = "",
+    ) -> Hold:
+        """Reserve ``amount`` from one account for another (TigerBeetle's pending transfer)."""
+        check_amount(amount, self.max_amount)
+        if debit_account_id == credit_account_id:
+            raise MalformedEntry("a hold needs two different accounts")
+        now = self.clock.now()
+        hold_id = new_id("hold", now)
+        changes = {
+            debit_account_id: ((0, amount, 0), currency),
+            credit_account_id: ((0, 0, amount), currency),
+        }
+        self._append(conn, EntryKind.HOLD, reference, hold_id, memo, changes)
+        row = {
+            "id": hold_id,
+            "debit_account_id": debit_account_id,
+            "credit_account_id": credit_account_id,
+            "currency": currency,
+            "amount": amount,
+            "status": HoldStatus.PENDING.value,
+            "posted_amount": 0,
+            "expires_at": expires_at,
+            "reference": reference,
+            "created_at": now,
+            "resolved_at": None,
+        }
+        conn.execute(ledger_holds.insert(), row)
+        return _hold(row)
+
+    def post_hold(self, conn: Connection, hold_id: str, amount: int | None = None, *, memo: str = "") -> Entry:
+        """Complete a hold for ``amount`` (default: all of it); the rest goes back."""
+        h = self.get_hold(conn, hold_id, for_update=True)
+        amount = h.amount if amount is None else check_amount(amount, self.max_amount)
+        check_hold_postable(h, amount, self.clock.now())
+        changes = {
+            h.debit_account_id: ((-amount, -h.amount, 0), h.currency),
+            h.credit_account_id: ((amount, 0, -h.amount), h.currency),
+        }
+        entry = self._append(conn, EntryKind.POST_HOLD, h.reference, h.id, memo, changes)
+        self._resolve(conn, h, HoldStatus.POSTED, amount)
+        return entry
+
+    def void_hold(self, conn: Connection, hold_id: str, *, memo: str = "") -> Entry:
+        """Cancel a pending hold: the whole amount becomes available again."""
+        h = self.get_hold(conn, hold_id, for_update=True)
+        check_resolvable(h, self.clock.now())
+        return self._release(conn, h, HoldStatus.VOIDED, EntryKind.VOID_HOLD, memo)
+
+    def expire_due_holds(self, conn: Connection, *, limit: int = 500) -> int:
+        """Release every pending hold whose expiry has passed; returns how many."""
+        now = self.clock.now()
+        rows = conn.execute(
+            select(ledger_holds.c.id)
+            .where(ledger_holds.c.status == HoldStatus.PENDING.value, ledger_holds.c.expires_at <= now)
+            .order_by(ledger_holds.c.expires_at, ledger_holds.c.id)
+            .limit(limit)
+        ).all()
+        done = 0
+        for (hold_id,) in rows:
+            h = self.get_hold(conn, hold_id, for_update=True)
+            if h.status is HoldStatus.PENDING and is_expired(h, now):
+                self._release(conn, h, HoldStatus.EXPIRED, EntryKind.EXPIRE_HOLD, "expired")
+                done += 1
+        return done
+
+    def get_hold(self, conn: Connection, hold_id: str, *, for_update: bool = False) -> Hold:
+        q = select(ledger_holds).where(ledger_holds.c.id == hold_id)
+        if for_update:
+            q = q.with_for_update()
+        row = conn.execute(q).mappings().first()
+        if row is None:
+            raise HoldNotFound(f"no hold {hold_id}")
+        return _hold(row)
+
+    def _release(self, conn: Connection, h: Hold, status: HoldStatus, kind: str, memo: str) -> Entry:
+        changes = {
+            h.debit_account_id: ((0, -h.amount, 0), h.currency),
+            h.credit_account_id: ((0, 0, -h.amount), h.currency),
+        }
+        entry = self._append(conn, kind, h.reference, h.id, memo, changes)
+        self._resolve(conn, h, status, 0)
+        return entry
+
+    def _resolve(self, conn: Connection, h: Hold, status: HoldStatus, posted: int) -> None:
+        # The status guard makes a concurrent second resolution a no-op we can detect.
+        res = conn.execute(
+            ledger_holds.update()
+            .where(ledger_holds.c.id == h.id, ledger_holds.c.status == HoldStatus.PENDING.value)
+            .values(status=status.value, posted_amount=posted, resolved_at=self.clock.now())
+        )
+        if res.rowcount != 1:
+            raise HoldAlreadyResolved(f"hold {h.id} was resolved concurrently")
+
+    # --------------------------------------------------------------- reads
+    def entry(self, conn: Connection, entry_id: str) -> Entry:
+        row = conn.execute(select(ledger_entries).where(ledger_entries.c.id == entry_id)).mappings().first()
+        if row is None:
+            raise EntryNotFound(f"no ledger entry {entry_id}")
+        lines = conn.execute(
+            select(ledger_postings)
+            .where(ledger_postings.c.entry_seq == row["seq"])
+            .order_by(ledger_postings.c.account_id, ledger_postings.c.field)
+        ).mappings()
+        return _entry(row, [_line(r) for r in lines])
+
+    def head(self, conn: Connection) -> tuple[int, str]:
+        """(height, hash) of the journal's last entry; (0, GENESIS) when empty."""
+        last = Raw(conn).rows(_LAST_ENTRY)
+        return (int(last[0][0]), str(last[0][1])) if last else (0, GENESIS)
+
+    # ------------------------------------------------------------ internals
+    def _append(
+        self,
+        conn: Connection,
+        kind: str,
+        reference: str | None,
+        hold_id: str | None,
+        memo: str,
+        changes: dict[str, tuple[Deltas, str]],
+        *,
+        under_chain_lock: Callable[[Connection], None] | None = None,
+    ) -> Entry:
+        raw = Raw(conn)
+        lines: list[Line] = []
+        for account_id in sorted(changes):  # fixed lock order: by account id
+            (db, dpo, dpi), currency = changes[account_id]
+            got = raw.rows(_APPLY, {"db": db, "dpo": dpo, "dpi": dpi, "id": account_id, "ccy": currency})
+            if not got:
+                self._explain_refusal(conn, account_id, currency)
+            balance, pending_out, pending_in = got[0]
+            _add_lines(lines, account_id, currency, db, dpo, dpi, balance, pending_out, pending_in)
+        chain = _Chain.lock(raw)
+        if under_chain_lock is not None:
+            under_chain_lock(conn)
+        entry = self._seal(chain, kind, reference, hold_id, memo, lines)
+        raw.run(_INSERT_ENTRY, _entry_row(raw, entry))
+        raw.many(_INSERT_LINES, _line_rows(entry))
+        return entry
+
+    def _seal(
+        self, chain: _Chain, kind: str, reference: str | None, hold_id: str | None, memo: str,
+        lines: list[Line],
+    ) -> Entry:
+        """Give the entry the next place in the journal and chain its hash to the last."""
+        seq, prev_hash = chain.seq + 1, chain.hash
+        now = self.clock.now()
+        entry_id = new_id("txn", now)
+        kind = str(kind)
+        digest = chain_hash(
+            prev_hash,
+            canonical_entry(
+                seq=seq, id=entry_id, kind=kind, reference=reference, hold_id=hold_id, memo=memo,
+                created_at=now,
+                lines=[(ln.account_id, ln.field, ln.currency, ln.delta) for ln in lines],
+            ),
+        )
+        chain.seq, chain.hash = seq, digest
+        return Entry(seq, entry_id, kind, reference, hold_id, memo, now, prev_hash, digest, tuple(lines))
+
+    def _explain_refusal(self, conn: Connection, account_id: str, currency: str) -> None:
+        """The guarded UPDATE matched nothing: say exactly why (slow path only)."""
+        row = conn.execute(
+            select(ledger_accounts).where(ledger_accounts.c.id == account_id)
+        ).mappings().first()
+        if row is None:
+            raise AccountNotFound(f"no ledger account {account_id}", param="account")
+        if row["currency"] != currency:
+            raise CurrencyMismatch(
+                f"account {account_id} holds {row['currency']}, not {currency}", param="currency"
+            )
+        if row["closed_at"] is not None:
+            raise AccountClosed(f"account {account_id} is closed")
+        raise Overdraft(f"account {account_id} has insufficient available funds")
+
+
+def _add_lines(
+    lines: list[Line], account_id: str, currency: str, db: int, dpo: int, dpi: int,
+    balance: int, pending_out: int, pending_in: int,
+) -> None:
+    if db:
+        lines.append(Line(account_id, "balance", currency, db, int(balance)))
+    if dpo:
+        lines.append(Line(account_id, "pending_out", currency, dpo, int(pending_out)))
+    if dpi:
+        lines.append(Line(account_id, "pending_in", currency, dpi, int(pending_in)))
+
+
+def _apply_in_memory(totals: dict[str, _Totals], net: dict[str, int], currency_of: dict[str, str]) -> list[Line]:
+    """The batch's twin of the guarded UPDATE: check every account, then apply all."""
+    for account_id in sorted(net):
+        t = totals.get(account_id)
+        if t is None:
+            raise AccountNotFound(f"no ledger account {account_id}", param="account")
+        if t.currency != currency_of[account_id]:
+            raise CurrencyMismatch(f"account {account_id} holds {t.currency}, not {currency_of[account_id]}",
+                                   param="currency")
+        if not t.is_open:
+            raise AccountClosed(f"account {account_id} is closed")
+        if not may_change(t.allow_negative, t.balance, t.pending_out, net[account_id], 0):
+            raise Overdraft(f"account {account_id} has insufficient available funds")
+    lines: list[Line] = []
+    for account_id in sorted(net):
+        t = totals[account_id]
+        t.balance += net[account_id]
+        _add_lines(lines, account_id, t.currency, net[account_id], 0, 0, t.balance, t.pending_out, t.pending_in)
+    return lines
+
+
+def _entry_row(raw: Raw, e: Entry) -> dict[str, Any]:
+    return {
+        "seq": e.seq, "id": e.id, "kind": e.kind, "reference": e.reference, "hold_id": e.hold_id,
+        "memo": e.memo, "created_at": raw.ts(e.created_at), "prev_hash": e.prev_hash, "hash": e.hash,
+    }
+
+
+def _line_rows(e: Entry) -> list[dict[str, Any]]:
+    return [
+        {"entry_seq": e.seq, "account_id": ln.account_id, "field": ln.field, "currency": ln.currency,
+         "delta": ln.delta, "balance_after": ln.balance_after}
+        for ln in e.lines
+    ]
+
+
+def _account(row: Any) -> Account:
+    return Account(
+        id=row["id"], owner_id=row["owner_id"], currency=row["currency"], kind=row["kind"],
+        name=row["name"], allow_negative=bool(row["allow_negative"]), balance=int(row["balance"]),
+        pending_out=int(row["pending_out"]), pending_in=int(row["pending_in"]),
+        created_at=to_utc(row["created_at"]),
+        closed_at=to_utc(row["closed_at"]) if row["closed_at"] else None,
+    )
+
+
+def _hold(row: Any) -> Hold:
+    return Hold(
+        id=row["id"], debit_account_id=row["debit_account_id"],
+        credit_account_id=row["credit_account_id"], currency=row["currency"],
+        amount=int(row["amount"]), status=HoldStatus(row["status"]),
+        posted_amount=int(row["posted_amount"]),
+        expires_at=to_utc(row["expires_at"]) if row["expires_at"] else None,
+        reference=row["reference"], created_at=to_utc(row["created_at"]),
+        resolved_at=to_utc(row["resolved_at"]) if row["resolved_at"] else None,
+    )
+
+
+def _line(row: Any) -> Line:
+    return Line(row["account_id"], row["field"], row["currency"], int(row["delta"]), int(row["balance_after"]))
+
+
+def _entry(row: Any, lines: Iterable[Line]) -> Entry:
+    return Entry(
+        seq=int(row["seq"]), id=row["id"], kind=row["kind"], reference=row["reference"],
+        hold_id=row["hold_id"], memo=row["memo"], created_at=to_utc(row["created_at"]),
+        prev_hash=row["prev_hash"], hash=row["hash"], lines=tuple(lines),
+    )
+
+
+__all__ = ["GENESIS", "BatchResult", "Book"]

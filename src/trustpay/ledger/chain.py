@@ -1,0 +1,158 @@
+"""The journal's tamper evidence: a hash chain and an RFC 6962 Merkle tree.
+
+* ``entry.hash = SHA-256(prev_hash ‖ canonical(entry))``: altering, dropping
+  or reordering any stored entry or line breaks every hash after it.
+* Merkle leaves are ``SHA-256(0x00 ‖ entry.hash)``, inner nodes
+  ``SHA-256(0x01 ‖ left ‖ right)`` with RFC 6962's split (the largest power
+  of two below n), so a receipt's inclusion proof can be checked offline
+  against the published root with any RFC 6962/9162 verifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from trustpay.clock import to_utc
+
+GENESIS = "0" * 64
+_EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+def canonical_entry(
+    *,
+    seq: int,
+    id: str,
+    kind: str,
+    reference: str | None,
+    hold_id: str | None,
+    memo: str,
+    created_at: datetime,
+    lines: Iterable[tuple[str, str, str, int]],
+) -> bytes:
+    """Deterministic bytes of an entry: sorted-key compact JSON, lines sorted."""
+    doc = {
+        "seq": seq,
+        "id": id,
+        "kind": kind,
+        "reference": reference,
+        "hold_id": hold_id,
+        "memo": memo,
+        "created_at": _timestamp(created_at),
+        "lines": sorted([a, f, c, d] for a, f, c, d in lines),
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _timestamp(dt: datetime) -> str:
+    t = to_utc(dt)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - 5x faster than strftime
+        t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond
+    )
+
+
+def chain_hash(prev_hash: str, canonical: bytes) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest()
+
+
+def leaf_hash(entry_hash: str) -> bytes:
+    return hashlib.sha256(b"\x00" + bytes.fromhex(entry_hash)).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """Largest power of two strictly less than n (n ≥ 2)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def merkle_root(leaves: Sequence[bytes]) -> bytes:
+    """RFC 6962 MTH over already-hashed leaves."""
+    if not leaves:
+        return _EMPTY_ROOT
+    return MerkleFrontier.of(leaves).root()
+
+
+class MerkleFrontier:
+    """The roots of the perfect subtrees covering leaves [0, size): enough to
+    extend the tree one leaf at a time and to give its root in O(log n)."""
+
+    __slots__ = ("size", "_stack")
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []  # (height, hash), left to right
+
+    @classmethod
+    def of(cls, leaves: Iterable[bytes]) -> MerkleFrontier:
+        f = cls()
+        for leaf in leaves:
+            f.append(leaf)
+        return f
+
+    def append(self, leaf: bytes) -> None:
+        height, h = 0, leaf
+        while self._stack and self._stack[-1][0] == height:
+            _, left = self._stack.pop()
+            h = node_hash(left, h)
+            height += 1
+        self._stack.append((height, h))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return _EMPTY_ROOT
+        # RFC 6962 puts the smaller subtrees on the right: fold from the right.
+        acc = self._stack[-1][1]
+        for _, h in reversed(self._stack[:-1]):
+            acc = node_hash(h, acc)
+        return acc
+
+    def copy(self) -> MerkleFrontier:
+        c = MerkleFrontier()
+        c.size, c._stack = self.size, list(self._stack)
+        return c
+
+
+def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """RFC 6962 audit path for leaf ``index`` in the tree of ``leaves``."""
+    if not 0 <= index < len(leaves):
+        raise IndexError("leaf index out of range")
+    path: list[bytes] = []
+    lo, hi = 0, len(leaves)
+    # Walk down from the root, collecting the sibling subtree at each split.
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index - lo < k:
+            path.append(merkle_root(leaves[lo + k : hi]))
+            hi = lo + k
+        else:
+            path.append(merkle_root(leaves[lo : lo + k]))
+            lo = lo + k
+    path.reverse()  # RFC order: from the leaf's sibling up to the root's child
+    return path
+
+
+def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
+    """RFC 9162 §2.1.3.2: recompute the root from a leaf and its audit path."""
+    if not 0 <= index < size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root

@@ -1,0 +1,49 @@
+"""Operator settings, read from the environment (``TRUSTPAY_*``) once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DB_PATH = Path("var") / "trustpay.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRUSTPAY_", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_DB_PATH}",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host:port/db",
+    )
+    # Never on in production: lets POST /v1/test_clock/advance move platform time.
+    test_clock: bool = False
+    notify_sink: str = "console"
+    webhook_allow_private: bool = False
+    # Largest amount (in minor units) any single money movement may carry.
+    max_amount: int = Field(default=10_000_000_000, gt=0)
+    tier_limits: Literal["on", "off"] = "on"
+    risk_rules: Literal["on", "off"] = "on"
+    secret_key: str = "dev-insecure-change-me"
+    default_currency: str = "CNY"
+    # Seconds between worker polls of the jobs table.
+    worker_interval: float = Field(default=0.5, gt=0)
+    idempotency_retention_hours: int = Field(default=48, ge=24)
+    log_level: str = "INFO"
+
+    @field_validator("default_currency")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

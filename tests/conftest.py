@@ -1,0 +1,61 @@
+"""Shared fixtures: fresh databases on both engines, a frozen clock, a platform."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.dbs import PostgresFactory, SqliteFactory
+from trustpay.clock import FrozenClock
+from trustpay.platform.context import Platform
+from trustpay.settings import Settings
+
+settings.register_profile(
+    "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "dev", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+ENGINES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def sqlite_factory(tmp_path_factory: pytest.TempPathFactory) -> SqliteFactory:
+    return SqliteFactory(tmp_path_factory.mktemp("sqlite"))
+
+
+@pytest.fixture(scope="session")
+def pg_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresFactory]:
+    f = PostgresFactory(Path(tmp_path_factory.mktemp("pg")))
+    yield f
+    f.close()
+
+
+@pytest.fixture(params=ENGINES)
+def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A freshly migrated, empty database: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("sqlite_factory").fresh()
+        return
+    pg: PostgresFactory = request.getfixturevalue("pg_factory")
+    url = pg.fresh()
+    yield url
+    pg.drop(url)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def platform(db_url: str, clock: FrozenClock) -> Iterator[Platform]:
+    p = Platform.build(Settings(database_url=db_url), clock=clock)
+    yield p
+    p.close()
