@@ -8,18 +8,31 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from trustpay import __version__
-from trustpay.api import errors, system
+from trustpay.api import errors, system, test_clock
+from trustpay.jobs.worker import Worker
 from trustpay.platform.context import Platform
 from trustpay.settings import Settings
+from trustpay.web import routes as web
 
 
-def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, platform: Platform | None = None, start_worker: bool = True
+) -> FastAPI:
     platform = platform or Platform.build(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        platform.close()
+        # The job worker lives as long as the server (timeouts fire with no
+        # separate process); `trustpay worker` runs the same loop standalone.
+        worker = Worker(platform) if start_worker else None
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            platform.close()
 
     app = FastAPI(
         title="TrustPay API",
@@ -30,4 +43,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.state.platform = platform
     errors.install(app)
     app.include_router(system.router)
+    web.install(app)
+    if platform.settings.test_clock:  # otherwise the path does not exist (404)
+        app.include_router(test_clock.router)
     return app

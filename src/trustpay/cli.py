@@ -32,9 +32,37 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: bool = True) -> No
 
     from trustpay.app import create_app
 
-    application = create_app()
+    application = create_app(start_worker=workers)
     console.print(f"TrustPay listening on http://{host}:{port}")
     uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def worker(
+    interval: float | None = typer.Option(None, help="Seconds between polls (default: settings)"),
+    once: bool = typer.Option(False, help="Run one tick, print what it did, and exit"),
+) -> None:
+    """Run the job worker alone: due jobs, retries, expiries, sweepers (until Ctrl-C)."""
+    import signal
+    import threading
+
+    from trustpay.jobs.worker import Worker
+    from trustpay.platform.context import Platform
+
+    platform = Platform.build()
+    job_worker = Worker(platform, interval=interval)
+    try:
+        if once:
+            console.print(f"worker tick: {job_worker.tick()} things done")
+            return
+        stop = threading.Event()
+        # SIGTERM (service managers) stops as cleanly as Ctrl-C: after the current tick.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        console.print(f"TrustPay worker running every {job_worker.interval} s (Ctrl-C stops)")
+        job_worker.run(stop)
+    finally:
+        platform.close()
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -27,7 +28,9 @@ class Settings(BaseSettings):
     max_amount: int = Field(default=10_000_000_000, gt=0)
     tier_limits: Literal["on", "off"] = "on"
     risk_rules: Literal["on", "off"] = "on"
-    secret_key: str = "dev-insecure-change-me"
+    # Signs cookies and CSRF tokens. Unset: a random key per process (sessions
+    # then end on restart) — set it in production.
+    secret_key: str = Field(default_factory=lambda: secrets.token_hex(32), repr=False)
     default_currency: str = "CNY"
     # Seconds between worker polls of the jobs table.
     worker_interval: float = Field(default=0.5, gt=0)

@@ -6,10 +6,11 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trustpay.errors import TrustPayError
+from trustpay.web.notfound import not_found_page, wants_html_page
 
 log = logging.getLogger("trustpay.api")
 
@@ -58,7 +59,10 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(400, code, msg, param), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        # People browsing to a page that does not exist get a page; /v1 stays JSON.
+        if exc.status_code == 404 and wants_html_page(request):
+            return not_found_page(request)
         _, code = _STATUS_TYPES.get(exc.status_code, ("api_error", "error"))
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404:

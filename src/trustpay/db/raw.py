@@ -17,17 +17,19 @@ from sqlalchemy import Connection
 
 from trustpay.clock import to_utc
 
+Params = dict[str, Any] | tuple[Any, ...]
 _PARAM = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
 
 class Sql:
-    """One statement in both dialects' parameter styles."""
+    """One statement in both dialects' parameter styles: ``:name`` (take a
+    dict) or ``?`` (take a tuple — cheaper for bulk inserts)."""
 
     __slots__ = ("pg", "sqlite")
 
     def __init__(self, sql: str) -> None:
         self.sqlite = sql
-        self.pg = _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+        self.pg = _PARAM.sub(r"%(\1)s", sql.replace("%", "%%")).replace("?", "%s")
 
 
 class Raw:
@@ -39,14 +41,14 @@ class Raw:
         self.dbapi: Any = conn.connection.driver_connection
         self.is_pg = conn.dialect.name == "postgresql"
 
-    def rows(self, sql: Sql, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def rows(self, sql: Sql, params: Params | None = None) -> list[tuple[Any, ...]]:
         cur = self.dbapi.execute(sql.pg if self.is_pg else sql.sqlite, params or {})
         return list(cur.fetchall())
 
-    def run(self, sql: Sql, params: dict[str, Any] | None = None) -> None:
+    def run(self, sql: Sql, params: Params | None = None) -> None:
         self.dbapi.execute(sql.pg if self.is_pg else sql.sqlite, params or {})
 
-    def many(self, sql: Sql, params: Sequence[dict[str, Any]]) -> None:
+    def many(self, sql: Sql, params: Sequence[Params]) -> None:
         if self.is_pg:
             with self.dbapi.cursor() as cur:
                 cur.executemany(sql.pg, params)

@@ -63,12 +63,34 @@ from trustpay.money import check_currency
 # (balance delta, pending_out delta, pending_in delta) for one account.
 Deltas = tuple[int, int, int]
 
-_APPLY = Sql(
-    "UPDATE ledger_accounts SET balance = balance + :db, pending_out = pending_out + :dpo, "
-    "pending_in = pending_in + :dpi "
-    "WHERE id = :id AND currency = :ccy AND closed_at IS NULL "
-    "AND (allow_negative OR :db - :dpo >= 0 OR balance + :db - pending_out - :dpo >= 0) "
-    "RETURNING balance, pending_out, pending_in"
+def _apply_sql(n: int) -> Sql:
+    """One guarded UPDATE for all ``n`` accounts of an entry.
+
+    Each account's row changes only if it exists, is open, holds the entry's
+    currency and — when the change lowers its available balance — may go
+    negative or stays ≥ 0 (the same rule as ``model.may_change``). Rows that
+    fail the guard are simply not updated; RETURNING tells which ones were.
+    """
+    def case(col: str) -> str:
+        whens = " ".join(f"WHEN :id{i} THEN :{col}{i}" for i in range(n))
+        return f"CASE id {whens} END"
+
+    guards = " OR ".join(
+        f"(id = :id{i} AND currency = :ccy{i} AND closed_at IS NULL AND (allow_negative "
+        f"OR :db{i} - :dpo{i} >= 0 OR balance + :db{i} - pending_out - :dpo{i} >= 0))"
+        for i in range(n)
+    )
+    return Sql(
+        f"UPDATE ledger_accounts SET balance = balance + {case('db')}, "
+        f"pending_out = pending_out + {case('dpo')}, pending_in = pending_in + {case('dpi')} "
+        f"WHERE {guards} RETURNING id, balance, pending_out, pending_in"
+    )
+
+
+_APPLY = {n: _apply_sql(n) for n in range(2, 9)}
+_UNDO_ONE = Sql(
+    "UPDATE ledger_accounts SET balance = balance - :db, pending_out = pending_out - :dpo, "
+    "pending_in = pending_in - :dpi WHERE id = :id"
 )
 # The chain's end is the last entry. SQLite's BEGIN IMMEDIATE already admits
 # one writer at a time; PostgreSQL serialises appenders on an advisory lock.
@@ -77,11 +99,11 @@ _CHAIN_LOCK_PG = Sql("SELECT pg_advisory_xact_lock(:key)")
 _CHAIN_LOCK_KEY = 0x7472757374706179  # "trustpay"
 _INSERT_ENTRY = Sql(
     "INSERT INTO ledger_entries (seq, id, kind, reference, hold_id, memo, created_at, prev_hash, hash) "
-    "VALUES (:seq, :id, :kind, :reference, :hold_id, :memo, :created_at, :prev_hash, :hash)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_LINES = Sql(
     "INSERT INTO ledger_postings (entry_seq, account_id, field, currency, delta, balance_after) "
-    "VALUES (:entry_seq, :account_id, :field, :currency, :delta, :balance_after)"
+    "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _SET_TOTALS = Sql(
     "UPDATE ledger_accounts SET balance = :balance, pending_out = :pending_out, "
@@ -229,8 +251,8 @@ class Book:
         totals = self._lock_totals(conn, raw, {a for p in prepared if not isinstance(p, TrustPayError) for a in p[1]})
         chain = _Chain.lock(raw)
         results: list[BatchResult] = []
-        entry_rows: list[dict[str, Any]] = []
-        line_rows: list[dict[str, Any]] = []
+        entry_rows: list[tuple[Any, ...]] = []
+        line_rows: list[tuple[Any, ...]] = []
         touched: set[str] = set()
         for item in prepared:
             if isinstance(item, TrustPayError):
@@ -434,13 +456,26 @@ class Book:
         under_chain_lock: Callable[[Connection], None] | None = None,
     ) -> Entry:
         raw = Raw(conn)
-        lines: list[Line] = []
-        for account_id in sorted(changes):  # fixed lock order: by account id
+        ids = sorted(changes)  # fixed order: by account id
+        params: dict[str, Any] = {}
+        for i, account_id in enumerate(ids):
             (db, dpo, dpi), currency = changes[account_id]
-            got = raw.rows(_APPLY, {"db": db, "dpo": dpo, "dpi": dpi, "id": account_id, "ccy": currency})
-            if not got:
-                self._explain_refusal(conn, account_id, currency)
-            balance, pending_out, pending_in = got[0]
+            params[f"id{i}"], params[f"ccy{i}"] = account_id, currency
+            params[f"db{i}"], params[f"dpo{i}"], params[f"dpi{i}"] = db, dpo, dpi
+        sql = _APPLY.get(len(ids)) or _apply_sql(len(ids))
+        after = {row[0]: row[1:] for row in raw.rows(sql, params)}
+        if len(after) != len(ids):
+            # Some account refused: put back the ones that changed (the caller's
+            # transaction may go on), then say why the first refusal happened.
+            for account_id in after:
+                (db, dpo, dpi), _ = changes[account_id]
+                raw.run(_UNDO_ONE, {"id": account_id, "db": db, "dpo": dpo, "dpi": dpi})
+            refused = next(a for a in ids if a not in after)
+            self._explain_refusal(conn, refused, changes[refused][1])
+        lines: list[Line] = []
+        for account_id in ids:
+            (db, dpo, dpi), currency = changes[account_id]
+            balance, pending_out, pending_in = after[account_id]
             _add_lines(lines, account_id, currency, db, dpo, dpi, balance, pending_out, pending_in)
         chain = _Chain.lock(raw)
         if under_chain_lock is not None:
@@ -519,19 +554,12 @@ def _apply_in_memory(totals: dict[str, _Totals], net: dict[str, int], currency_o
     return lines
 
 
-def _entry_row(raw: Raw, e: Entry) -> dict[str, Any]:
-    return {
-        "seq": e.seq, "id": e.id, "kind": e.kind, "reference": e.reference, "hold_id": e.hold_id,
-        "memo": e.memo, "created_at": raw.ts(e.created_at), "prev_hash": e.prev_hash, "hash": e.hash,
-    }
+def _entry_row(raw: Raw, e: Entry) -> tuple[Any, ...]:
+    return (e.seq, e.id, e.kind, e.reference, e.hold_id, e.memo, raw.ts(e.created_at), e.prev_hash, e.hash)
 
 
-def _line_rows(e: Entry) -> list[dict[str, Any]]:
-    return [
-        {"entry_seq": e.seq, "account_id": ln.account_id, "field": ln.field, "currency": ln.currency,
-         "delta": ln.delta, "balance_after": ln.balance_after}
-        for ln in e.lines
-    ]
+def _line_rows(e: Entry) -> list[tuple[Any, ...]]:
+    return [(e.seq, *ln) for ln in e.lines]
 
 
 def _account(row: Any) -> Account:

@@ -11,9 +11,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from json.encoder import encode_basestring
 
 from trustpay.clock import to_utc
 
@@ -32,18 +32,22 @@ def canonical_entry(
     created_at: datetime,
     lines: Iterable[tuple[str, str, str, int]],
 ) -> bytes:
-    """Deterministic bytes of an entry: sorted-key compact JSON, lines sorted."""
-    doc = {
-        "seq": seq,
-        "id": id,
-        "kind": kind,
-        "reference": reference,
-        "hold_id": hold_id,
-        "memo": memo,
-        "created_at": _timestamp(created_at),
-        "lines": sorted([a, f, c, d] for a, f, c, d in lines),
-    }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Deterministic bytes of an entry: exactly ``json.dumps(doc, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)`` of the entry and its sorted
+    lines — written out by hand because this runs once per entry on the hot
+    path (a test pins it to json.dumps)."""
+    body = ",".join(
+        f"[{_s(a)},{_s(f)},{_s(c)},{int(d)}]" for a, f, c, d in sorted(lines)
+    )
+    return (
+        f'{{"created_at":"{_timestamp(created_at)}","hold_id":{_s(hold_id)},"id":{_s(id)},'
+        f'"kind":{_s(kind)},"lines":[{body}],"memo":{_s(memo)},"reference":{_s(reference)},'
+        f'"seq":{int(seq)}}}'
+    ).encode()
+
+
+def _s(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
 
 
 def _timestamp(dt: datetime) -> str:
@@ -81,7 +85,7 @@ class MerkleFrontier:
     """The roots of the perfect subtrees covering leaves [0, size): enough to
     extend the tree one leaf at a time and to give its root in O(log n)."""
 
-    __slots__ = ("size", "_stack")
+    __slots__ = ("_stack", "size")
 
     def __init__(self) -> None:
         self.size = 0

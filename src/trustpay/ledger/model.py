@@ -14,9 +14,10 @@ running total equals the sum of its lines; that is what ``verify`` checks.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from trustpay.ledger.errors import (
     HoldAlreadyResolved,
@@ -89,8 +90,12 @@ class Account:
         return self.closed_at is None
 
 
-@dataclass(frozen=True, slots=True)
-class Posting:
+class Posting(NamedTuple):
+    """One side of an entry as a caller states it: a positive amount in or out.
+
+    A NamedTuple rather than a frozen dataclass: batches build tens of
+    thousands of these a second and tuples are several times cheaper."""
+
     account_id: str
     side: Side
     amount: int
@@ -119,8 +124,9 @@ class EntryDraft:
     memo: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):
+    """A stored change of one running total of one account."""
+
     account_id: str
     field: str
     currency: str
@@ -128,8 +134,9 @@ class Line:
     balance_after: int
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
+    """A journal entry as recorded: its place, its hash link and its lines."""
+
     seq: int
     id: str
     kind: str
@@ -139,7 +146,7 @@ class Entry:
     created_at: datetime
     prev_hash: str
     hash: str
-    lines: tuple[Line, ...] = field(default_factory=tuple)
+    lines: tuple[Line, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

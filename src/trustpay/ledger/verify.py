@@ -13,13 +13,17 @@ Checked, streaming the journal in order:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, func, select
 
 from trustpay.db.schema import ledger_accounts, ledger_entries, ledger_holds, ledger_postings
 from trustpay.ledger.chain import GENESIS, MerkleFrontier, canonical_entry, chain_hash, leaf_hash
-from trustpay.ledger.model import Field, HoldStatus
+from trustpay.ledger.model import Field, HoldStatus, Line
+
+# How checks report: problem(seq, entry_id, what).
+Report_ = Callable[[int | None, str | None, str], None]
 
 
 @dataclass
@@ -72,12 +76,13 @@ def verify(conn: Connection, *, chunk: int = 5000, max_problems: int = 50) -> Re
         if not entries:
             break
         lo, hi = entries[0]["seq"], entries[-1]["seq"]
-        lines_by_seq: dict[int, list[dict[str, object]]] = defaultdict(list)
-        for ln in conn.execute(
-            select(ledger_postings).where(ledger_postings.c.entry_seq.between(lo, hi))
-            .order_by(ledger_postings.c.entry_seq, ledger_postings.c.account_id, ledger_postings.c.field)
-        ).mappings():
-            lines_by_seq[int(ln["entry_seq"])].append(dict(ln))
+        lines_by_seq: dict[int, list[Line]] = defaultdict(list)
+        p = ledger_postings.c
+        for seq_, acc, fld, ccy, delta, after in conn.execute(
+            select(p.entry_seq, p.account_id, p.field, p.currency, p.delta, p.balance_after)
+            .where(p.entry_seq.between(lo, hi)).order_by(p.entry_seq, p.account_id, p.field)
+        ):
+            lines_by_seq[int(seq_)].append(Line(acc, fld, ccy, int(delta), int(after)))
         for e in entries:
             seq, eid = int(e["seq"]), e["id"]
             if seq != expected_seq:
@@ -90,18 +95,17 @@ def verify(conn: Connection, *, chunk: int = 5000, max_problems: int = 50) -> Re
                 canonical_entry(
                     seq=seq, id=eid, kind=e["kind"], reference=e["reference"], hold_id=e["hold_id"],
                     memo=e["memo"], created_at=e["created_at"],
-                    lines=((str(ln["account_id"]), str(ln["field"]), str(ln["currency"]), int(ln["delta"]))  # type: ignore[call-overload]
-                           for ln in lines),
+                    lines=((ln.account_id, ln.field, ln.currency, ln.delta) for ln in lines),
                 ),
             )
             if recomputed != e["hash"]:
                 problem(seq, eid, "stored hash does not match its contents (entry or lines altered)")
             _check_balanced(seq, eid, lines, problem)
             for ln in lines:
-                key = (str(ln["account_id"]), str(ln["field"]))
-                running[key] += int(ln["delta"])  # type: ignore[call-overload]
-                if running[key] != ln["balance_after"]:
-                    problem(seq, eid, f"balance_after of {key[0]}.{key[1]} is {ln['balance_after']}, "
+                key = (ln.account_id, ln.field)
+                running[key] += ln.delta
+                if running[key] != ln.balance_after:
+                    problem(seq, eid, f"balance_after of {key[0]}.{key[1]} is {ln.balance_after}, "
                                       f"running sum is {running[key]}")
             frontier.append(leaf_hash(str(e["hash"])))
             prev_hash, expected_seq = str(e["hash"]), seq + 1
@@ -132,12 +136,12 @@ def verify(conn: Connection, *, chunk: int = 5000, max_problems: int = 50) -> Re
     return rep
 
 
-def _check_balanced(seq: int, eid: str, lines: list[dict[str, object]], problem) -> None:  # type: ignore[no-untyped-def]
+def _check_balanced(seq: int, eid: str, lines: list[Line], problem: Report_) -> None:
     if len(lines) < 2:
         problem(seq, eid, f"has {len(lines)} line(s); an entry needs at least two")
     sums: dict[tuple[str, str], int] = defaultdict(int)
     for ln in lines:
-        sums[(str(ln["currency"]), str(ln["field"]))] += int(ln["delta"])  # type: ignore[call-overload]
+        sums[(ln.currency, ln.field)] += ln.delta
     for (ccy, fld), total in sums.items():
         if fld == Field.BALANCE and total != 0:
             problem(seq, eid, f"{ccy} postings sum to {total}, not zero")
@@ -146,7 +150,7 @@ def _check_balanced(seq: int, eid: str, lines: list[dict[str, object]], problem)
             problem(seq, eid, f"{ccy} pending out and pending in differ")
 
 
-def _check_holds(conn: Connection, problem) -> None:  # type: ignore[no-untyped-def]
+def _check_holds(conn: Connection, problem: Report_) -> None:
     pending = HoldStatus.PENDING.value
     for side, fld in (("debit_account_id", "pending_out"), ("credit_account_id", "pending_in")):
         col = ledger_holds.c[side]

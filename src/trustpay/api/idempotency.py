@@ -1,0 +1,87 @@
+"""The FastAPI side of idempotency keys: one call keeps a POST route thin.
+
+    @router.post("/v1/things", status_code=201)
+    def create_thing(body: ThingIn, request: Request, p: PlatformDep) -> Response:
+        return idempotent(request, p, effect=lambda conn: (201, shape(service.create(conn, ...))))
+
+``idempotent`` is for plain ``def`` routes (FastAPI runs them in a worker
+thread, from which the request body can be awaited on the event loop);
+``async def`` routes use ``await idempotent_async(...)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import anyio.from_thread
+from fastapi import Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from trustpay.platform.context import Platform
+from trustpay.platform.idempotency import (
+    Effect,
+    Fingerprint,
+    StoredResponse,
+    check_key,
+    execute,
+    render,
+)
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+ScopeResolver = Callable[[Request, Platform], str]
+_RESOLVER = "idempotency.scope_resolver"
+
+
+def default_scope(request: Request, platform: Platform) -> str:
+    """Until sign-in exists: callers are told apart by their credentials' hash.
+
+    A hash, never the token itself, is stored. Identity replaces this with the
+    user (or merchant) id via :func:`set_scope_resolver`, so that a new
+    session token does not open a new key space.
+    """
+    auth = request.headers.get("authorization")
+    if not auth:
+        return "anonymous"
+    return "auth:" + hashlib.sha256(auth.encode()).hexdigest()[:40]
+
+
+def set_scope_resolver(platform: Platform, resolver: ScopeResolver) -> None:
+    platform.extras[_RESOLVER] = resolver
+
+
+def scope_for(request: Request, platform: Platform) -> str:
+    resolver: ScopeResolver = platform.extras.get(_RESOLVER, default_scope)
+    return resolver(request, platform)
+
+
+def to_response(resp: StoredResponse) -> Response:
+    headers = dict(resp.headers)
+    if resp.replayed:
+        headers[REPLAYED_HEADER] = "true"
+    return Response(content=resp.body, status_code=resp.status, headers=headers)
+
+
+def idempotent(request: Request, platform: Platform, *, effect: Effect) -> Response:
+    """Run ``effect(conn) -> (status, body)`` once per Idempotency-Key (sync routes)."""
+    body = anyio.from_thread.run(request.body) if HEADER in request.headers else b""
+    return _respond(request, platform, body, effect)
+
+
+async def idempotent_async(request: Request, platform: Platform, *, effect: Effect) -> Response:
+    """The same for ``async def`` routes; the database work runs off the event loop."""
+    body = await request.body()
+    return await run_in_threadpool(_respond, request, platform, body, effect)
+
+
+def _respond(request: Request, platform: Platform, body: bytes, effect: Effect) -> Response:
+    key = request.headers.get(HEADER)
+    if key is None:
+        # No key: still one transaction; domain errors go to the normal handler.
+        return to_response(platform.db.run(lambda conn: render(*effect(conn))))
+    fp = Fingerprint.of(request.method, request.url.path, body, request.url.query)
+    return to_response(execute(
+        platform, scope=scope_for(request, platform), key=check_key(key), fingerprint=fp,
+        effect=effect,
+    ))

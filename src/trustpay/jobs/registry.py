@@ -1,0 +1,98 @@
+"""Which code runs for each job kind, and the sweepers run on every tick.
+
+One registry per platform (kept in ``platform.extras``), created on first use
+with the built-in kinds and sweepers of :mod:`trustpay.jobs.builtin`, so the
+server's embedded worker, ``trustpay worker`` and the test-clock route all
+run the same set.
+
+    registry_of(platform).register("trade.unpaid_timeout", close_unpaid_trade)
+    registry_of(platform).add_sweeper("expire-holds", lambda p, conn: p.book.expire_due_holds(conn))
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection
+
+from trustpay.jobs.store import Job
+
+if TYPE_CHECKING:
+    from trustpay.platform.context import Platform
+
+# A handler does the job's work with ``conn``, inside the transaction that
+# also marks the job done; raising rolls both back and schedules a retry.
+# Handlers must tolerate running for a situation that has since changed
+# (a trade paid just before its unpaid-timeout ran): check state, don't assume.
+Handler = Callable[["Platform", Connection, Job], None]
+# A sweeper does a bounded batch of periodic work in its own transaction and
+# returns how many things it did (0 = nothing to do, so a drain loop can stop).
+Sweeper = Callable[["Platform", Connection], int]
+
+_KEY = "jobs.registry"
+_create_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before retry n (1-based): base · 2^(n-1), capped. Deterministic, so
+    the test clock can step through the retries exactly."""
+
+    base: timedelta = timedelta(seconds=10)
+    cap: timedelta = timedelta(hours=1)
+
+    def delay(self, attempt: int) -> timedelta:
+        doublings: int = max(0, min(attempt - 1, 40))
+        return min(self.cap, self.base * (1 << doublings))
+
+
+@dataclass(frozen=True)
+class Registration:
+    handler: Handler
+    backoff: Backoff
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._handlers: dict[str, Registration] = {}
+        self._sweepers: dict[str, Sweeper] = {}
+
+    def register(self, kind: str, handler: Handler, *, backoff: Backoff | None = None) -> None:
+        if kind in self._handlers and self._handlers[kind].handler is not handler:
+            raise ValueError(f"job kind {kind!r} already has a handler")
+        self._handlers[kind] = Registration(handler, backoff or Backoff())
+
+    def add_sweeper(self, name: str, sweeper: Sweeper) -> None:
+        if name in self._sweepers and self._sweepers[name] is not sweeper:
+            raise ValueError(f"sweeper {name!r} is already registered")
+        self._sweepers[name] = sweeper
+
+    def handler_for(self, kind: str) -> Registration | None:
+        return self._handlers.get(kind)
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    @property
+    def sweepers(self) -> list[tuple[str, Sweeper]]:
+        return list(self._sweepers.items())
+
+
+def registry_of(platform: Platform) -> Registry:
+    reg = platform.extras.get(_KEY)
+    if reg is None:
+        with _create_lock:
+            reg = platform.extras.get(_KEY)
+            if reg is None:
+                from trustpay.jobs.builtin import register_builtins
+
+                reg = Registry()
+                register_builtins(reg)
+                platform.extras[_KEY] = reg
+    assert isinstance(reg, Registry)
+    return reg

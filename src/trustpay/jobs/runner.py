@@ -1,0 +1,118 @@
+"""Running what is due: claimed jobs, each in its own transaction, and the sweepers."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from enum import StrEnum
+from functools import partial
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection
+
+from trustpay.jobs.registry import Registration, registry_of
+from trustpay.jobs.store import Claimed, claim_due, mark_done, mark_failed_attempt, still_ours
+
+if TYPE_CHECKING:
+    from trustpay.platform.context import Platform
+
+log = logging.getLogger("trustpay.jobs")
+
+# How long a claimed job is reserved for its runner. Handlers are short
+# database transactions; a runner that outlives this loses the job to another
+# (its own work then rolls back), so it only needs to beat a stalled worker.
+JOB_LEASE = timedelta(minutes=5)
+
+
+class Outcome(StrEnum):
+    DONE = "done"
+    RETRY = "retry"  # failed, will run again after the back-off
+    FAILED = "failed"  # out of attempts
+    LOST = "lost"  # someone else holds the job now (lease expired, or cancelled)
+
+
+class _ClaimGone(Exception):
+    pass
+
+
+def run_due(platform: Platform, limit: int = 50) -> int:
+    """Claim up to ``limit`` due jobs and run them; returns how many were claimed."""
+    kinds = registry_of(platform).kinds
+    if not kinds:
+        return 0
+    claimed = platform.db.run(lambda conn: claim_due(
+        conn, kinds=kinds, now=platform.clock.now(), limit=limit, lease=JOB_LEASE,
+    ))
+    for c in claimed:
+        run_claimed(platform, c)
+    return len(claimed)
+
+
+def run_claimed(platform: Platform, c: Claimed) -> Outcome:
+    """Run one claimed job: its handler's work and its done-mark commit together."""
+    reg = registry_of(platform).handler_for(c.job.kind)
+    if reg is None:  # claimed by kind, so only if a handler was unregistered meanwhile
+        return _record_failure(platform, c, f"no handler for job kind {c.job.kind!r}", None)
+
+    def work(conn: Connection) -> None:
+        if not still_ours(conn, c):
+            raise _ClaimGone
+        reg.handler(platform, conn, c.job)
+        if not mark_done(conn, c, now=platform.clock.now()):
+            raise _ClaimGone
+
+    try:
+        platform.db.run(work)
+    except _ClaimGone:
+        log.info("job %s (%s) was taken over or cancelled; its work rolled back",
+                 c.job.id, c.job.kind)
+        return Outcome.LOST
+    except Exception as exc:
+        log.warning("job %s (%s) attempt %d/%d failed", c.job.id, c.job.kind, c.job.attempts,
+                    c.job.max_attempts, exc_info=True)
+        return _record_failure(platform, c, f"{type(exc).__name__}: {exc}", reg)
+    return Outcome.DONE
+
+
+def _record_failure(
+    platform: Platform, c: Claimed, error: str, reg: Registration | None
+) -> Outcome:
+    now = platform.clock.now()
+    last = reg is None or c.job.attempts >= c.job.max_attempts
+    retry_at = None if last or reg is None else now + reg.backoff.delay(c.job.attempts)
+    try:
+        recorded = platform.db.run(
+            lambda conn: mark_failed_attempt(conn, c, error, now=now, retry_at=retry_at)
+        )
+    except Exception:
+        # The claim's lease runs out and the job is retried; nothing is lost.
+        log.exception("could not record the failure of job %s", c.job.id)
+        return Outcome.LOST
+    if not recorded:
+        return Outcome.LOST
+    return Outcome.FAILED if retry_at is None else Outcome.RETRY
+
+
+def run_sweepers(platform: Platform) -> int:
+    """Every sweeper once, each in its own transaction; one failing stops no other."""
+    total = 0
+    for name, sweeper in registry_of(platform).sweepers:
+        try:
+            total += platform.db.run(partial(sweeper, platform))
+        except Exception:
+            log.exception("sweeper %s failed", name)
+    return total
+
+
+def run_until_idle(platform: Platform, *, max_rounds: int = 100, limit: int = 500) -> int:
+    """Sweep and run due jobs until nothing more is due (jobs may schedule
+    jobs that are already due); bounded so a job that keeps rescheduling
+    itself for "now" cannot hang the caller."""
+    total = 0
+    for _ in range(max_rounds):
+        done = run_sweepers(platform) + run_due(platform, limit)
+        total += done
+        if done == 0:
+            return total
+    log.warning("stopped draining due work after %d rounds; the worker will continue", max_rounds)
+    return total

@@ -1,0 +1,104 @@
+"""Jinja2 rendering: one environment per language, each with its catalog installed.
+
+One environment per language (three in all) keeps rendering thread-safe:
+installing translations into a shared environment per request would race
+between the worker threads FastAPI runs sync routes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from trustpay.web.i18n import (
+    COOKIE_MAX_AGE,
+    COOKIE_NAME,
+    ENDONYMS,
+    LANGUAGES,
+    SHORT_NAMES,
+    LanguageChoice,
+    choose_language,
+    format_money,
+    format_timestamp,
+    translations,
+)
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def environment(lang: str) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(("html",)),
+        undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    # {% trans %} blocks collapse their inner whitespace, so msgids are one line.
+    env.policies["ext.i18n.trimmed"] = True
+    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.globals.update(
+        lang=lang,
+        money=partial(format_money, lang=lang),
+        timestamp=partial(format_timestamp, lang=lang),
+    )
+    return env
+
+
+def language_of(request: Request) -> LanguageChoice:
+    return choose_language(
+        request.query_params.get("lang"),
+        request.cookies.get(COOKIE_NAME),
+        request.headers.get("accept-language"),
+    )
+
+
+def language_links(request: Request, current: str) -> list[dict[str, Any]]:
+    """The header's language switch: this same page in each language."""
+    links = []
+    for code in LANGUAGES:
+        url = request.url.include_query_params(lang=code)
+        links.append({
+            "code": code,
+            "name": ENDONYMS[code],
+            "short": SHORT_NAMES[code],
+            "href": f"{url.path}?{url.query}",
+            "current": code == current,
+        })
+    return links
+
+
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    choice: LanguageChoice | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Render ``template`` in the request's language; remember a ``?lang=`` choice."""
+    choice = choice or language_of(request)
+    page = environment(choice.lang).get_template(template)
+    html = page.render(
+        request=request,
+        languages=language_links(request, choice.lang),
+        **(context or {}),
+    )
+    response = HTMLResponse(html, status_code=status_code)
+    response.headers["Content-Language"] = choice.lang
+    response.headers["Vary"] = "Accept-Language, Cookie"
+    if choice.remember:
+        response.set_cookie(
+            COOKIE_NAME, choice.lang, max_age=COOKIE_MAX_AGE, path="/", samesite="lax",
+            httponly=True, secure=request.url.scheme == "https",
+        )
+    return response

@@ -1,0 +1,285 @@
+"""The jobs table, runner, sweepers and worker on SQLite and PostgreSQL.
+
+Handlers here write an outbox row, so "the handler's effect happened" is a
+fact in the database that commits (or not) with the job's done-mark.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, func, select
+
+from trustpay import jobs
+from trustpay.clock import FrozenClock
+from trustpay.db.schema import jobs as jobs_t
+from trustpay.db.schema import outbox as outbox_t
+from trustpay.jobs.runner import JOB_LEASE, Outcome
+from trustpay.jobs.store import claim_due
+from trustpay.ledger.model import EntryDraft, HoldStatus, credit, debit
+from trustpay.platform import outbox
+from trustpay.platform.context import Platform
+
+KIND = "test.mark"
+
+
+def events(p: Platform) -> list[dict[str, Any]]:
+    with p.db.transaction(write=False) as c:
+        rows = c.execute(select(outbox_t.c.payload).order_by(outbox_t.c.seq)).scalars().all()
+    return [r["data"]["object"] for r in rows]
+
+
+def job_row(p: Platform, job_id: str) -> dict[str, Any]:
+    with p.db.transaction(write=False) as c:
+        row = jobs.store.get(c, job_id)
+    assert row is not None
+    return row
+
+
+def schedule(p: Platform, delay: float = 0, dedupe_key: str | None = None,
+             kind: str = KIND, **kw: Any) -> str:
+    now = p.clock.now()
+    with p.db.transaction() as c:
+        return jobs.schedule(c, kind, now + timedelta(seconds=delay), {"tag": "t"}, dedupe_key,
+                             now=now, **kw)
+
+
+def mark(p: Platform, conn: Connection, job: jobs.Job) -> None:
+    outbox.emit(conn, "job.ran", {"job": job.id, "tag": job.payload["tag"]}, now=p.clock.now())
+
+
+class Failing:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, p: Platform, conn: Connection, job: jobs.Job) -> None:
+        self.calls += 1
+        outbox.emit(conn, "job.ran", {"job": job.id}, now=p.clock.now())  # must roll back
+        raise RuntimeError(f"boom {self.calls}")
+
+
+@pytest.fixture
+def reg(platform: Platform) -> jobs.Registry:
+    r = jobs.registry_of(platform)
+    r.register(KIND, mark)
+    return r
+
+
+def test_job_runs_only_when_due(platform: Platform, clock: FrozenClock, reg: jobs.Registry) -> None:
+    job_id = schedule(platform, delay=60)
+    assert jobs.run_due(platform) == 0
+    clock.advance(59)
+    assert jobs.run_due(platform) == 0 and events(platform) == []
+    clock.advance(1)
+    assert jobs.run_due(platform) == 1
+    assert events(platform) == [{"job": job_id, "tag": "t"}]
+    row = job_row(platform, job_id)
+    assert (row["status"], row["attempts"], row["locked_until"]) == ("done", 1, None)
+    assert jobs.run_due(platform) == 0 and len(events(platform)) == 1
+
+
+def test_scheduling_the_same_timeout_twice_is_a_no_op(platform: Platform, clock: FrozenClock,
+                                                     reg: jobs.Registry) -> None:
+    first = schedule(platform, delay=10, dedupe_key="timeout:trd_1")
+    assert schedule(platform, delay=99, dedupe_key="timeout:trd_1") == first
+    clock.advance(10)
+    assert jobs.run_due(platform) == 1
+    assert schedule(platform, dedupe_key="timeout:trd_1") == first  # done: still a no-op
+    assert jobs.run_due(platform) == 0 and len(events(platform)) == 1
+    with platform.db.transaction(write=False) as c:
+        assert c.execute(select(func.count()).select_from(jobs_t)).scalar_one() == 1
+
+
+def test_cancel_by_dedupe_key(platform: Platform, clock: FrozenClock, reg: jobs.Registry) -> None:
+    first = schedule(platform, delay=10, dedupe_key="timeout:trd_2")
+    with platform.db.transaction() as c:
+        assert jobs.cancel(c, "timeout:trd_2", now=clock.now())
+        assert not jobs.cancel(c, "timeout:trd_2", now=clock.now())
+    clock.advance(3600)
+    assert jobs.run_due(platform) == 0 and events(platform) == []
+    assert job_row(platform, first)["status"] == "cancelled"
+    again = schedule(platform, dedupe_key="timeout:trd_2")  # the key is free again
+    assert again != first and jobs.run_due(platform) == 1
+
+
+def test_failures_back_off_then_fail(platform: Platform, clock: FrozenClock) -> None:
+    handler = Failing()
+    jobs.registry_of(platform).register("test.fail", handler)
+    job_id = schedule(platform, kind="test.fail", max_attempts=3)
+    t0 = clock.now()
+    assert jobs.run_due(platform) == 1
+    row = job_row(platform, job_id)
+    assert (row["status"], row["attempts"]) == ("pending", 1)
+    assert "boom 1" in row["last_error"]
+    assert row["run_at"].replace(tzinfo=None) == (t0 + timedelta(seconds=10)).replace(tzinfo=None)
+    assert jobs.run_due(platform) == 0
+    clock.advance(9)
+    assert jobs.run_due(platform) == 0
+    clock.advance(1)
+    assert jobs.run_due(platform) == 1 and job_row(platform, job_id)["attempts"] == 2
+    clock.advance(19)  # second back-off is 20 s
+    assert jobs.run_due(platform) == 0
+    clock.advance(1)
+    assert jobs.run_due(platform) == 1
+    row = job_row(platform, job_id)
+    assert (row["status"], row["attempts"]) == ("failed", 3)
+    assert "boom 3" in row["last_error"] and row["finished_at"] is not None
+    clock.advance(86400)
+    assert jobs.run_due(platform) == 0 and handler.calls == 3
+    assert events(platform) == []  # every failed attempt's writes rolled back
+
+
+def test_handler_effect_and_done_mark_commit_together(platform: Platform, clock: FrozenClock,
+                                                      reg: jobs.Registry) -> None:
+    """A runner whose claim was taken over must not commit its handler's work."""
+    job_id = schedule(platform)
+    now = clock.now()
+    (stale,) = platform.db.run(lambda c: claim_due(c, kinds={KIND}, now=now, limit=10,
+                                                   lease=JOB_LEASE))
+    clock.advance(JOB_LEASE.total_seconds())  # the first runner stalls past its lease
+    (fresh,) = platform.db.run(lambda c: claim_due(c, kinds={KIND}, now=clock.now(), limit=10,
+                                                   lease=JOB_LEASE))
+    assert fresh.job.id == stale.job.id == job_id and fresh.job.attempts == 2
+    assert jobs.run_claimed(platform, stale) is Outcome.LOST
+    assert events(platform) == []
+    assert jobs.run_claimed(platform, fresh) is Outcome.DONE
+    assert len(events(platform)) == 1 and job_row(platform, job_id)["status"] == "done"
+
+
+def test_a_crash_before_the_done_mark_undoes_the_handler(
+    platform: Platform, reg: jobs.Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trustpay.jobs.runner as runner
+
+    def crash(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("connection lost before the job was marked done")
+
+    monkeypatch.setattr(runner, "mark_done", crash)
+    job_id = schedule(platform)
+    assert jobs.run_due(platform) == 1
+    assert events(platform) == [] and job_row(platform, job_id)["status"] == "pending"
+    monkeypatch.undo()
+    clock = platform.clock
+    assert isinstance(clock, FrozenClock)
+    clock.advance(10)  # the retry's back-off
+    assert jobs.run_due(platform) == 1
+    assert len(events(platform)) == 1 and job_row(platform, job_id)["status"] == "done"
+
+
+def test_cancelling_a_claimed_job_rolls_its_work_back(platform: Platform, clock: FrozenClock,
+                                                     reg: jobs.Registry) -> None:
+    schedule(platform, dedupe_key="timeout:trd_3")
+    (claimed,) = platform.db.run(lambda c: claim_due(c, kinds={KIND}, now=clock.now(), limit=10,
+                                                     lease=JOB_LEASE))
+    with platform.db.transaction() as c:
+        assert jobs.cancel(c, "timeout:trd_3", now=clock.now())
+    assert jobs.run_claimed(platform, claimed) is Outcome.LOST
+    assert events(platform) == []
+
+
+def test_a_job_whose_worker_died_is_retried_then_given_up(platform: Platform, clock: FrozenClock,
+                                                          reg: jobs.Registry) -> None:
+    job_id = schedule(platform, max_attempts=1)
+    platform.db.run(lambda c: claim_due(c, kinds={KIND}, now=clock.now(), limit=10,
+                                        lease=JOB_LEASE))  # ... and the worker dies
+    assert jobs.run_due(platform) == 0  # the lease still stands
+    clock.advance(JOB_LEASE.total_seconds())
+    assert jobs.run_due(platform) == 0  # out of attempts: failed, not run again
+    row = job_row(platform, job_id)
+    assert row["status"] == "failed" and "stopped without finishing" in row["last_error"]
+    assert events(platform) == []
+
+
+def test_jobs_without_a_handler_here_are_left_alone(platform: Platform, reg: jobs.Registry) -> None:
+    job_id = schedule(platform, kind="other.kind")
+    assert jobs.run_due(platform) == 0
+    assert job_row(platform, job_id)["status"] == "pending"
+
+
+def test_expire_holds_sweeper_releases_an_expired_hold(platform: Platform,
+                                                       clock: FrozenClock) -> None:
+    book = platform.book
+    with platform.db.transaction() as c:
+        bank = book.open_account(c, currency="CNY", kind="bank", allow_negative=True)
+        alice = book.open_account(c, currency="CNY", kind="wallet", owner_id="usr_alice")
+        shop = book.open_account(c, currency="CNY", kind="wallet", owner_id="usr_shop")
+        book.post(c, EntryDraft((debit(bank.id, 500, "CNY"), credit(alice.id, 500, "CNY"))))
+        hold = book.hold(c, debit_account_id=alice.id, credit_account_id=shop.id, amount=300,
+                         currency="CNY", expires_at=clock.now() + timedelta(minutes=15))
+    clock.advance(15 * 60 - 1)
+    jobs.run_sweepers(platform)
+    with platform.db.transaction(write=False) as c:
+        assert book.get_hold(c, hold.id).status is HoldStatus.PENDING
+        assert book.account(c, alice.id).pending_out == 300
+    clock.advance(1)
+    assert jobs.run_until_idle(platform) >= 1
+    with platform.db.transaction(write=False) as c:
+        assert book.get_hold(c, hold.id).status is HoldStatus.EXPIRED
+        a = book.account(c, alice.id)
+        assert (a.balance, a.pending_out) == (500, 0)
+        assert book.account(c, shop.id).pending_in == 0
+
+
+def test_run_until_idle_follows_jobs_scheduling_due_jobs(platform: Platform,
+                                                         clock: FrozenClock) -> None:
+    def chain(p: Platform, conn: Connection, job: jobs.Job) -> None:
+        n = int(job.payload["n"])
+        outbox.emit(conn, "job.ran", {"n": n}, now=p.clock.now())
+        if n < 3:
+            jobs.schedule(conn, "test.chain", p.clock.now(), {"n": n + 1}, now=p.clock.now())
+
+    jobs.registry_of(platform).register("test.chain", chain)
+    with platform.db.transaction() as c:
+        jobs.schedule(c, "test.chain", clock.now(), {"n": 0}, now=clock.now())
+    jobs.run_until_idle(platform)
+    assert [e["n"] for e in events(platform)] == [0, 1, 2, 3]
+
+
+def test_a_failing_sweeper_stops_nothing_else(platform: Platform, reg: jobs.Registry) -> None:
+    def broken(p: Platform, conn: Connection) -> int:
+        raise RuntimeError("sweeper bug")
+
+    reg.add_sweeper("broken", broken)
+    schedule(platform)
+    assert jobs.run_until_idle(platform) == 1
+    assert len(events(platform)) == 1
+
+
+def test_worker_thread_runs_due_jobs_and_stops(platform: Platform, reg: jobs.Registry) -> None:
+    worker = jobs.Worker(platform, interval=0.01)
+    thread = worker.start()
+    try:
+        job_id = schedule(platform)
+        deadline = time.monotonic() + 10
+        while job_row(platform, job_id)["status"] != "done" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert job_row(platform, job_id)["status"] == "done"
+    finally:
+        worker.stop()
+    assert not thread.is_alive()
+
+
+def test_worker_survives_a_failing_tick(platform: Platform, reg: jobs.Registry,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = jobs.Worker(platform, interval=0.01)
+    real_tick, calls = worker.tick, []
+
+    def flaky_tick() -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database restarting")
+        return real_tick()
+
+    monkeypatch.setattr(worker, "tick", flaky_tick)
+    job_id = schedule(platform)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while job_row(platform, job_id)["status"] != "done" and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert len(calls) >= 2 and job_row(platform, job_id)["status"] == "done"
