@@ -129,9 +129,11 @@ def run_engine(label: str, url: str, raw_url: str, n: int, rounds: int, batch_to
         return len(todo)
 
     def ledger_loop(todo: list[EntryDraft]) -> int:
-        for draft in todo:
-            with db.transaction() as c:
-                book.post(c, draft)
+        # One connection kept open, like the raw loop's: this measures the ledger, not the pool.
+        with db.engine.connect() as conn:
+            for draft in todo:
+                with db.transaction_on(conn):
+                    book.post(conn, draft)
         return len(todo)
 
     def batch_loop(todo: list[EntryDraft]) -> int:

@@ -103,14 +103,19 @@ class Database:
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Connection]:
         """One database transaction: commits on success, rolls back on any error."""
-        with self.engine.connect() as conn:
-            token = _writing.set(write)
-            try:
-                trans = conn.begin()
-            finally:
-                _writing.reset(token)
-            with trans:
-                yield conn
+        with self.engine.connect() as conn, self.transaction_on(conn, write=write):
+            yield conn
+
+    @contextlib.contextmanager
+    def transaction_on(self, conn: Connection, *, write: bool = True) -> Iterator[Connection]:
+        """A transaction on a connection the caller keeps (long-lived loops, benchmarks)."""
+        token = _writing.set(write)
+        try:
+            trans = conn.begin()
+        finally:
+            _writing.reset(token)
+        with trans:
+            yield conn
 
     def run(self, fn: Callable[[Connection], T], *, write: bool = True, attempts: int = 8) -> T:
         """Run ``fn`` in a transaction, retrying deadlocks/serialization failures.

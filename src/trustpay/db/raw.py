@@ -41,6 +41,15 @@ class Raw:
         self.dbapi: Any = conn.connection.driver_connection
         self.is_pg = conn.dialect.name == "postgresql"
 
+    @classmethod
+    def of(cls, conn: Connection) -> Raw:
+        """The Raw for ``conn``'s driver connection, made once and kept with it."""
+        info = conn.info  # lives as long as the pooled DBAPI connection
+        raw: Raw | None = info.get("trustpay_raw")
+        if raw is None:
+            raw = info["trustpay_raw"] = cls(conn)
+        return raw
+
     def rows(self, sql: Sql, params: Params | None = None) -> list[tuple[Any, ...]]:
         cur = self.dbapi.execute(sql.pg if self.is_pg else sql.sqlite, params or {})
         return list(cur.fetchall())

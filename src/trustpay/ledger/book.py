@@ -28,7 +28,7 @@ from trustpay.db.raw import Raw, Sql
 from trustpay.db.schema import ledger_accounts, ledger_entries, ledger_holds, ledger_postings
 from trustpay.errors import TrustPayError
 from trustpay.ids import new_id
-from trustpay.ledger.chain import GENESIS, canonical_entry, chain_hash
+from trustpay.ledger.chain import GENESIS, canonical_entry, chain_hash, timestamp
 from trustpay.ledger.errors import (
     AccountClosed,
     AccountNotEmpty,
@@ -87,7 +87,9 @@ def _apply_sql(n: int) -> Sql:
     )
 
 
-_APPLY = {n: _apply_sql(n) for n in range(2, 9)}
+_MAX_ACCOUNTS = 16
+_APPLY = {n: _apply_sql(n) for n in range(1, _MAX_ACCOUNTS + 1)}
+_PARAM_NAMES = [(f"id{i}", f"ccy{i}", f"db{i}", f"dpo{i}", f"dpi{i}") for i in range(_MAX_ACCOUNTS)]
 _UNDO_ONE = Sql(
     "UPDATE ledger_accounts SET balance = balance - :db, pending_out = pending_out - :dpo, "
     "pending_in = pending_in - :dpi WHERE id = :id"
@@ -241,7 +243,7 @@ class Book:
         lines and each account's final totals in bulk. A refused entry
         changes nothing and reports its error; the others commit together.
         """
-        raw = Raw(conn)
+        raw = Raw.of(conn)
         prepared: list[tuple[EntryDraft, dict[str, int]] | TrustPayError] = []
         for draft in drafts:
             try:
@@ -250,6 +252,9 @@ class Book:
                 prepared.append(exc)
         totals = self._lock_totals(conn, raw, {a for p in prepared if not isinstance(p, TrustPayError) for a in p[1]})
         chain = _Chain.lock(raw)
+        now = self.clock.now()
+        at = (now, timestamp(now))  # one commit, one time for all its entries
+        db_time = raw.ts(now)
         results: list[BatchResult] = []
         entry_rows: list[tuple[Any, ...]] = []
         line_rows: list[tuple[Any, ...]] = []
@@ -265,8 +270,8 @@ class Book:
             except TrustPayError as exc:
                 results.append(BatchResult(None, exc))
                 continue
-            entry = self._seal(chain, draft.kind, draft.reference, None, draft.memo, lines)
-            entry_rows.append(_entry_row(raw, entry))
+            entry = self._seal(chain, draft.kind, draft.reference, None, draft.memo, lines, at)
+            entry_rows.append(_entry_row(raw, entry, db_time))
             line_rows.extend(_line_rows(entry))
             touched.update(net)
             results.append(BatchResult(entry, None))
@@ -440,7 +445,7 @@ class Book:
 
     def head(self, conn: Connection) -> tuple[int, str]:
         """(height, hash) of the journal's last entry; (0, GENESIS) when empty."""
-        last = Raw(conn).rows(_LAST_ENTRY)
+        last = Raw.of(conn).rows(_LAST_ENTRY)
         return (int(last[0][0]), str(last[0][1])) if last else (0, GENESIS)
 
     # ------------------------------------------------------------ internals
@@ -455,14 +460,15 @@ class Book:
         *,
         under_chain_lock: Callable[[Connection], None] | None = None,
     ) -> Entry:
-        raw = Raw(conn)
+        raw = Raw.of(conn)
         ids = sorted(changes)  # fixed order: by account id
         params: dict[str, Any] = {}
-        for i, account_id in enumerate(ids):
+        for names, account_id in zip(_PARAM_NAMES, ids, strict=False):
             (db, dpo, dpi), currency = changes[account_id]
-            params[f"id{i}"], params[f"ccy{i}"] = account_id, currency
-            params[f"db{i}"], params[f"dpo{i}"], params[f"dpi{i}"] = db, dpo, dpi
-        sql = _APPLY.get(len(ids)) or _apply_sql(len(ids))
+            params.update(zip(names, (account_id, currency, db, dpo, dpi), strict=True))
+        if len(ids) > len(_PARAM_NAMES):
+            raise MalformedEntry(f"an entry may touch at most {len(_PARAM_NAMES)} accounts")
+        sql = _APPLY[len(ids)]
         after = {row[0]: row[1:] for row in raw.rows(sql, params)}
         if len(after) != len(ids):
             # Some account refused: put back the ones that changed (the caller's
@@ -487,19 +493,25 @@ class Book:
 
     def _seal(
         self, chain: _Chain, kind: str, reference: str | None, hold_id: str | None, memo: str,
-        lines: list[Line],
+        lines: list[Line], at: tuple[datetime, str] | None = None,
     ) -> Entry:
-        """Give the entry the next place in the journal and chain its hash to the last."""
+        """Give the entry the next place in the journal and chain its hash to the last.
+
+        ``at``: (time, its canonical text), shared by all entries of a batch."""
         seq, prev_hash = chain.seq + 1, chain.hash
-        now = self.clock.now()
+        if at is None:
+            now = self.clock.now()
+            stamp = timestamp(now)
+        else:
+            now, stamp = at
         entry_id = new_id("txn", now)
         kind = str(kind)
         digest = chain_hash(
             prev_hash,
             canonical_entry(
                 seq=seq, id=entry_id, kind=kind, reference=reference, hold_id=hold_id, memo=memo,
-                created_at=now,
-                lines=[(ln.account_id, ln.field, ln.currency, ln.delta) for ln in lines],
+                created_at=stamp,
+                lines=[ln[:4] for ln in lines],
             ),
         )
         chain.seq, chain.hash = seq, digest
@@ -554,8 +566,9 @@ def _apply_in_memory(totals: dict[str, _Totals], net: dict[str, int], currency_o
     return lines
 
 
-def _entry_row(raw: Raw, e: Entry) -> tuple[Any, ...]:
-    return (e.seq, e.id, e.kind, e.reference, e.hold_id, e.memo, raw.ts(e.created_at), e.prev_hash, e.hash)
+def _entry_row(raw: Raw, e: Entry, db_time: Any = None) -> tuple[Any, ...]:
+    created = raw.ts(e.created_at) if db_time is None else db_time
+    return (e.seq, e.id, e.kind, e.reference, e.hold_id, e.memo, created, e.prev_hash, e.hash)
 
 
 def _line_rows(e: Entry) -> list[tuple[Any, ...]]:

@@ -29,18 +29,19 @@ def canonical_entry(
     reference: str | None,
     hold_id: str | None,
     memo: str,
-    created_at: datetime,
+    created_at: datetime | str,
     lines: Iterable[tuple[str, str, str, int]],
 ) -> bytes:
     """Deterministic bytes of an entry: exactly ``json.dumps(doc, sort_keys=True,
     separators=(",", ":"), ensure_ascii=False)`` of the entry and its sorted
     lines — written out by hand because this runs once per entry on the hot
     path (a test pins it to json.dumps)."""
+    stamp = created_at if isinstance(created_at, str) else _timestamp(created_at)
     body = ",".join(
         f"[{_s(a)},{_s(f)},{_s(c)},{int(d)}]" for a, f, c, d in sorted(lines)
     )
     return (
-        f'{{"created_at":"{_timestamp(created_at)}","hold_id":{_s(hold_id)},"id":{_s(id)},'
+        f'{{"created_at":"{stamp}","hold_id":{_s(hold_id)},"id":{_s(id)},'
         f'"kind":{_s(kind)},"lines":[{body}],"memo":{_s(memo)},"reference":{_s(reference)},'
         f'"seq":{int(seq)}}}'
     ).encode()
@@ -48,6 +49,11 @@ def canonical_entry(
 
 def _s(value: str | None) -> str:
     return "null" if value is None else encode_basestring(value)
+
+
+def timestamp(dt: datetime) -> str:
+    """The canonical text of an entry's time (what ``created_at`` is hashed as)."""
+    return _timestamp(dt)
 
 
 def _timestamp(dt: datetime) -> str:

@@ -13,7 +13,6 @@ running total equals the sum of its lines; that is what ``verify`` checks.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -183,15 +182,20 @@ def validate_draft(draft: EntryDraft, max_amount: int) -> dict[str, int]:
     if len(draft.postings) < 2:
         raise MalformedEntry("an entry needs at least two postings")
     net: dict[str, int] = {}
-    per_currency: dict[str, int] = defaultdict(int)
-    for p in draft.postings:
-        check_amount(p.amount, max_amount)
-        if not isinstance(p.side, Side):
-            raise MalformedEntry(f"unknown side {p.side!r}")
-        if p.account_id in net:
-            raise MalformedEntry(f"account {p.account_id} appears twice in one entry")
-        net[p.account_id] = p.delta
-        per_currency[p.currency] += p.delta
+    per_currency: dict[str, int] = {}
+    for account_id, side, amount, currency in draft.postings:
+        if type(amount) is not int or not 0 < amount <= max_amount:
+            check_amount(amount, max_amount)  # raises with the precise reason
+        if side is Side.CREDIT:
+            delta = amount
+        elif side is Side.DEBIT:
+            delta = -amount
+        else:
+            raise MalformedEntry(f"unknown side {side!r}")
+        if account_id in net:
+            raise MalformedEntry(f"account {account_id} appears twice in one entry")
+        net[account_id] = delta
+        per_currency[currency] = per_currency.get(currency, 0) + delta
     unbalanced = {c: s for c, s in per_currency.items() if s != 0}
     if unbalanced:
         raise UnbalancedEntry(f"debits and credits differ: {unbalanced}")

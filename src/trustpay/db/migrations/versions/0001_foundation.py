@@ -138,7 +138,8 @@ def upgrade() -> None:
     sa.Column('balance_after', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['ledger_accounts.id'], name=op.f('fk_ledger_postings_account_id_ledger_accounts')),
     sa.ForeignKeyConstraint(['entry_seq'], ['ledger_entries.seq'], name=op.f('fk_ledger_postings_entry_seq_ledger_entries')),
-    sa.PrimaryKeyConstraint('entry_seq', 'account_id', 'field', name=op.f('pk_ledger_postings'))
+    sa.PrimaryKeyConstraint('entry_seq', 'account_id', 'field', name=op.f('pk_ledger_postings')),
+    sqlite_with_rowid=False,
     )
     with op.batch_alter_table('ledger_postings', schema=None) as batch_op:
         batch_op.create_index('ix_ledger_postings_account_seq', ['account_id', 'entry_seq'], unique=False)
