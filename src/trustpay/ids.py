@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 PREFIXES = frozenset(
     {
@@ -40,7 +42,9 @@ def new_id(prefix: str, at: datetime | None = None) -> str:
     """
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
-    ms = int(at.timestamp() * 1000) if at is not None else time.time_ns() // 1_000_000
+    # Exact integer arithmetic: at.timestamp() * 1000 is a float and can land
+    # one millisecond low.
+    ms = (at - _EPOCH) // _MS if at is not None else time.time_ns() // 1_000_000
     n = ((ms & 0xFFFF_FFFF_FFFF) << 82) | (int.from_bytes(os.urandom(10), "big") << 2)
     p = _PAIRS
     return (

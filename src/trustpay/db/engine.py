@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
 T = TypeVar("T")
@@ -77,15 +78,14 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """True for errors that a fresh attempt of the same transaction may not hit."""
-    if isinstance(exc, DBAPIError):
-        orig = exc.orig
-        sqlstate = getattr(orig, "sqlstate", None)
-        if sqlstate in _RETRYABLE_PG:
-            return True
-        if isinstance(exc, OperationalError) and "database is locked" in str(orig):
-            return True
-    return False
+    """True for errors that a fresh attempt of the same transaction may not hit.
+
+    Covers both SQLAlchemy-wrapped errors and the driver's own (the ledger's
+    hot path talks to psycopg/sqlite3 directly, see ``db/raw.py``)."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if getattr(orig, "sqlstate", None) in _RETRYABLE_PG:
+        return True
+    return isinstance(orig, sqlite3.OperationalError) and "database is locked" in str(orig)
 
 
 class Database:
@@ -127,7 +127,7 @@ class Database:
             try:
                 with self.transaction(write=write) as conn:
                     return fn(conn)
-            except DBAPIError as exc:
+            except Exception as exc:
                 if attempt == attempts or not is_retryable(exc):
                     raise
                 time.sleep(random.uniform(0, 0.005 * 2**attempt))

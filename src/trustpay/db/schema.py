@@ -51,6 +51,9 @@ ledger_accounts = Table(
     Column("balance", Amount, nullable=False, server_default="0"),
     Column("pending_out", Amount, nullable=False, server_default="0"),
     Column("pending_in", Amount, nullable=False, server_default="0"),
+    # Journal position of the last entry that touched this account: lets
+    # verify name an entry missing from the end of the journal.
+    Column("last_seq", BigInteger, nullable=False, server_default="0"),
     Column("created_at", TS, nullable=False),
     Column("closed_at", TS, nullable=True),
     UniqueConstraint("owner_id", "kind", "currency", name="uq_ledger_accounts_owner_kind_ccy"),

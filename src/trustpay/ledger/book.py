@@ -82,8 +82,8 @@ def _apply_sql(n: int) -> Sql:
     )
     return Sql(
         f"UPDATE ledger_accounts SET balance = balance + {case('db')}, "
-        f"pending_out = pending_out + {case('dpo')}, pending_in = pending_in + {case('dpi')} "
-        f"WHERE {guards} RETURNING id, balance, pending_out, pending_in"
+        f"pending_out = pending_out + {case('dpo')}, pending_in = pending_in + {case('dpi')}, "
+        f"last_seq = :seq WHERE {guards} RETURNING id, balance, pending_out, pending_in, last_seq"
     )
 
 
@@ -92,7 +92,8 @@ _APPLY = {n: _apply_sql(n) for n in range(1, _MAX_ACCOUNTS + 1)}
 _PARAM_NAMES = [(f"id{i}", f"ccy{i}", f"db{i}", f"dpo{i}", f"dpi{i}") for i in range(_MAX_ACCOUNTS)]
 _UNDO_ONE = Sql(
     "UPDATE ledger_accounts SET balance = balance - :db, pending_out = pending_out - :dpo, "
-    "pending_in = pending_in - :dpi WHERE id = :id"
+    "pending_in = pending_in - :dpi, last_seq = COALESCE((SELECT MAX(entry_seq) FROM ledger_postings "
+    "WHERE account_id = :id), 0) WHERE id = :id"
 )
 # The chain's end is the last entry. SQLite's BEGIN IMMEDIATE already admits
 # one writer at a time; PostgreSQL serialises appenders on an advisory lock.
@@ -109,7 +110,7 @@ _INSERT_LINES = Sql(
 )
 _SET_TOTALS = Sql(
     "UPDATE ledger_accounts SET balance = :balance, pending_out = :pending_out, "
-    "pending_in = :pending_in WHERE id = :id"
+    "pending_in = :pending_in, last_seq = :last_seq WHERE id = :id"
 )
 
 
@@ -132,12 +133,14 @@ class _Chain:
 class _Totals:
     """An account's running totals, held in memory by a batch (rows locked)."""
 
-    __slots__ = ("allow_negative", "balance", "currency", "id", "is_open", "pending_in", "pending_out")
+    __slots__ = ("allow_negative", "balance", "currency", "id", "is_open", "last_seq", "pending_in",
+                 "pending_out")
 
     def __init__(self, row: Any) -> None:
         self.id, self.currency = row[0], row[1]
         self.allow_negative, self.is_open = bool(row[2]), row[3] is None
         self.balance, self.pending_out, self.pending_in = int(row[4]), int(row[5]), int(row[6])
+        self.last_seq = int(row[7])
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,8 +253,9 @@ class Book:
                 prepared.append((draft, validate_draft(draft, self.max_amount)))
             except TrustPayError as exc:
                 prepared.append(exc)
-        totals = self._lock_totals(conn, raw, {a for p in prepared if not isinstance(p, TrustPayError) for a in p[1]})
+        # Chain lock first, then the accounts: every appender takes them in this order.
         chain = _Chain.lock(raw)
+        totals = self._lock_totals(conn, raw, {a for p in prepared if not isinstance(p, TrustPayError) for a in p[1]})
         now = self.clock.now()
         at = (now, timestamp(now))  # one commit, one time for all its entries
         db_time = raw.ts(now)
@@ -266,7 +270,7 @@ class Book:
             draft, net = item
             currency_of = {p.account_id: p.currency for p in draft.postings}
             try:
-                lines = _apply_in_memory(totals, net, currency_of)
+                lines = _apply_in_memory(totals, net, currency_of, chain.seq + 1)
             except TrustPayError as exc:
                 results.append(BatchResult(None, exc))
                 continue
@@ -279,7 +283,8 @@ class Book:
             raw.many(_INSERT_ENTRY, entry_rows)
             raw.many(_INSERT_LINES, line_rows)
             raw.many(_SET_TOTALS, [
-                {"id": t.id, "balance": t.balance, "pending_out": t.pending_out, "pending_in": t.pending_in}
+                {"id": t.id, "balance": t.balance, "pending_out": t.pending_out, "pending_in": t.pending_in,
+                 "last_seq": t.last_seq}
                 for t in (totals[a] for a in sorted(touched))
             ])
         return results
@@ -291,7 +296,7 @@ class Book:
             q = (
                 select(ledger_accounts.c.id, ledger_accounts.c.currency, ledger_accounts.c.allow_negative,
                        ledger_accounts.c.closed_at, ledger_accounts.c.balance,
-                       ledger_accounts.c.pending_out, ledger_accounts.c.pending_in)
+                       ledger_accounts.c.pending_out, ledger_accounts.c.pending_in, ledger_accounts.c.last_seq)
                 .where(ledger_accounts.c.id.in_(ordered[i : i + 500]))
                 .order_by(ledger_accounts.c.id)
             )
@@ -312,7 +317,9 @@ class Book:
         changes = {ln.account_id: ((-ln.delta, 0, 0), ln.currency) for ln in moves}
 
         def not_yet_reversed(c: Connection) -> None:
-            # Runs under the chain lock, so two reversals of one entry cannot both pass.
+            # Runs under the chain lock and before any balance changes, so two
+            # reversals of one entry cannot both pass, and a refused second
+            # one says "already reversed" even if the money has moved on since.
             dup = c.execute(
                 select(ledger_entries.c.id).where(
                     ledger_entries.c.kind == EntryKind.REVERSAL,
@@ -346,6 +353,8 @@ class Book:
             raise MalformedEntry("a hold needs two different accounts")
         now = self.clock.now()
         hold_id = new_id("hold", now)
+        if expires_at is not None:
+            expires_at = to_utc(expires_at)  # SQLite keeps no offset: store UTC
         changes = {
             debit_account_id: ((0, amount, 0), currency),
             credit_account_id: ((0, 0, amount), currency),
@@ -461,13 +470,20 @@ class Book:
         under_chain_lock: Callable[[Connection], None] | None = None,
     ) -> Entry:
         raw = Raw.of(conn)
+        # The chain lock comes first (PostgreSQL: an advisory lock), then the
+        # account rows: all appenders queue on one lock, so their row locks
+        # can never form a cycle (no deadlocks between ledger writers), and a
+        # check made under it (e.g. "not reversed yet") precedes any change.
+        chain = _Chain.lock(raw)
+        if under_chain_lock is not None:
+            under_chain_lock(conn)
         ids = sorted(changes)  # fixed order: by account id
-        params: dict[str, Any] = {}
+        if len(ids) > len(_PARAM_NAMES):
+            raise MalformedEntry(f"an entry may touch at most {len(_PARAM_NAMES)} accounts")
+        params: dict[str, Any] = {"seq": chain.seq + 1}
         for names, account_id in zip(_PARAM_NAMES, ids, strict=False):
             (db, dpo, dpi), currency = changes[account_id]
             params.update(zip(names, (account_id, currency, db, dpo, dpi), strict=True))
-        if len(ids) > len(_PARAM_NAMES):
-            raise MalformedEntry(f"an entry may touch at most {len(_PARAM_NAMES)} accounts")
         sql = _APPLY[len(ids)]
         after = {row[0]: row[1:] for row in raw.rows(sql, params)}
         if len(after) != len(ids):
@@ -481,11 +497,8 @@ class Book:
         lines: list[Line] = []
         for account_id in ids:
             (db, dpo, dpi), currency = changes[account_id]
-            balance, pending_out, pending_in = after[account_id]
+            balance, pending_out, pending_in, _ = after[account_id]
             _add_lines(lines, account_id, currency, db, dpo, dpi, balance, pending_out, pending_in)
-        chain = _Chain.lock(raw)
-        if under_chain_lock is not None:
-            under_chain_lock(conn)
         entry = self._seal(chain, kind, reference, hold_id, memo, lines)
         raw.run(_INSERT_ENTRY, _entry_row(raw, entry))
         raw.many(_INSERT_LINES, _line_rows(entry))
@@ -545,7 +558,9 @@ def _add_lines(
         lines.append(Line(account_id, "pending_in", currency, dpi, int(pending_in)))
 
 
-def _apply_in_memory(totals: dict[str, _Totals], net: dict[str, int], currency_of: dict[str, str]) -> list[Line]:
+def _apply_in_memory(
+    totals: dict[str, _Totals], net: dict[str, int], currency_of: dict[str, str], seq: int
+) -> list[Line]:
     """The batch's twin of the guarded UPDATE: check every account, then apply all."""
     for account_id in sorted(net):
         t = totals.get(account_id)
@@ -562,6 +577,7 @@ def _apply_in_memory(totals: dict[str, _Totals], net: dict[str, int], currency_o
     for account_id in sorted(net):
         t = totals[account_id]
         t.balance += net[account_id]
+        t.last_seq = seq
         _add_lines(lines, account_id, t.currency, net[account_id], 0, 0, t.balance, t.pending_out, t.pending_in)
     return lines
 

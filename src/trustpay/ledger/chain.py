@@ -37,9 +37,7 @@ def canonical_entry(
     lines — written out by hand because this runs once per entry on the hot
     path (a test pins it to json.dumps)."""
     stamp = created_at if isinstance(created_at, str) else _timestamp(created_at)
-    body = ",".join(
-        f"[{_s(a)},{_s(f)},{_s(c)},{int(d)}]" for a, f, c, d in sorted(lines)
-    )
+    body = ",".join(f"[{_plain(a)},{_plain(f)},{_plain(c)},{int(d)}]" for a, f, c, d in sorted(lines))
     return (
         f'{{"created_at":"{stamp}","hold_id":{_s(hold_id)},"id":{_s(id)},'
         f'"kind":{_s(kind)},"lines":[{body}],"memo":{_s(memo)},"reference":{_s(reference)},'
@@ -49,6 +47,15 @@ def canonical_entry(
 
 def _s(value: str | None) -> str:
     return "null" if value is None else encode_basestring(value)
+
+
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def _plain(value: str) -> str:
+    # Account ids, field names and currency codes need no JSON escaping; the
+    # check keeps the output identical to json.dumps for anything else.
+    return f'"{value}"' if _SAFE.issuperset(value) else encode_basestring(value)
 
 
 def timestamp(dt: datetime) -> str:

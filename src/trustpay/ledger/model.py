@@ -196,8 +196,8 @@ def validate_draft(draft: EntryDraft, max_amount: int) -> dict[str, int]:
             raise MalformedEntry(f"account {account_id} appears twice in one entry")
         net[account_id] = delta
         per_currency[currency] = per_currency.get(currency, 0) + delta
-    unbalanced = {c: s for c, s in per_currency.items() if s != 0}
-    if unbalanced:
+    if any(per_currency.values()):
+        unbalanced = {c: s for c, s in per_currency.items() if s}
         raise UnbalancedEntry(f"debits and credits differ: {unbalanced}")
     if len(draft.memo) > 500:
         raise MalformedEntry("memo is longer than 500 characters", param="memo")

@@ -60,6 +60,7 @@ class Report:
 def verify(conn: Connection, *, chunk: int = 5000, max_problems: int = 50) -> Report:
     rep = Report()
     running: dict[tuple[str, str], int] = defaultdict(int)
+    last_line: dict[str, int] = {}  # account -> seq of its last line
     frontier = MerkleFrontier()
     expected_seq, prev_hash = 1, GENESIS
 
@@ -104,6 +105,7 @@ def verify(conn: Connection, *, chunk: int = 5000, max_problems: int = 50) -> Re
             for ln in lines:
                 key = (ln.account_id, ln.field)
                 running[key] += ln.delta
+                last_line[ln.account_id] = seq
                 if running[key] != ln.balance_after:
                     problem(seq, eid, f"balance_after of {key[0]}.{key[1]} is {ln.balance_after}, "
                                       f"running sum is {running[key]}")
@@ -123,8 +125,16 @@ def verify(conn: Connection, *, chunk: int = 5000, max_problems: int = 50) -> Re
     for seq in orphans:
         problem(int(seq), None, "has lines but its entry row is missing (entry deleted)")
 
+    height = expected_seq - 1
     for acc in conn.execute(select(ledger_accounts).order_by(ledger_accounts.c.id)).mappings():
         rep.accounts_checked += 1
+        last_seq = int(acc["last_seq"])
+        if last_seq > height:
+            problem(height + 1, None, f"missing: account {acc['id']} was last changed by entry #{last_seq}, "
+                                      f"but the journal ends at #{height} (entries deleted from its end)")
+        elif last_seq != last_line.get(acc["id"], 0):
+            problem(None, None, f"account {acc['id']} says entry #{last_seq} changed it last, its lines say "
+                                f"#{last_line.get(acc['id'], 0)}")
         for fld in Field:
             if acc[fld.value] != running.get((acc["id"], fld.value), 0):
                 problem(None, None, f"account {acc['id']} {fld.value} is {acc[fld.value]}, "

@@ -64,6 +64,7 @@ def upgrade() -> None:
     sa.Column('balance', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('pending_out', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('pending_in', sa.BigInteger(), server_default='0', nullable=False),
+    sa.Column('last_seq', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint('pending_out >= 0 AND pending_in >= 0', name=op.f('ck_ledger_accounts_pending_nonneg')),
