@@ -12,6 +12,8 @@ from trustpay.settings import get_settings
 app = typer.Typer(help="TrustPay payment platform", no_args_is_help=True, add_completion=False)
 ledger_app = typer.Typer(help="Ledger tools", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+ops_app = typer.Typer(help="Operator tools", no_args_is_help=True)
+app.add_typer(ops_app, name="ops")
 console = Console()
 
 
@@ -92,6 +94,29 @@ def ledger_verify() -> None:
     for p in rep.problems[:20]:
         console.print(f"  - {p}")
     sys.exit(1)
+
+
+@ops_app.command("create-user")
+def ops_create_user(
+    email: str = typer.Option(..., help="The operator's e-mail (their login)"),
+    password: str = typer.Option(..., help="At least 12 characters with letters and digits"),
+    name: str = typer.Option("", help="Display name"),
+) -> None:
+    """Create a user with the ops role (staff console access)."""
+    from trustpay.errors import TrustPayError
+    from trustpay.identity.service import create_ops_user
+    from trustpay.platform.context import Platform
+
+    platform = Platform.build()
+    try:
+        user = platform.db.run(lambda conn: create_ops_user(platform, conn, email=email, password=password,
+                                                            name=name))
+    except TrustPayError as exc:
+        console.print(f"[red]not created[/]: {exc.message}")
+        sys.exit(1)
+    finally:
+        platform.close()
+    console.print(f"[green]ops user created[/]: {user.id} {user.email}")
 
 
 def _safe(url: str) -> str:

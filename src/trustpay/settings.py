@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     worker_interval: float = Field(default=0.5, gt=0)
     idempotency_retention_hours: int = Field(default=48, ge=24)
     log_level: str = "INFO"
+    # Login and payment password: tries before a lock, and the lock's length
+    # (API.md: never above 10 tries, never below 30 minutes).
+    login_max_attempts: int = Field(default=5, ge=1, le=10)
+    lockout_minutes: int = Field(default=30, ge=30)
+    # Per-IP fixed window on sign-up and login: at most this many requests per window.
+    # Generous by default (many users share one NAT or test host); the per-account
+    # lock is the real defence against password guessing.
+    auth_rate_limit: int = Field(default=120, ge=1, le=10_000)
+    auth_rate_window_seconds: int = Field(default=60, ge=1, le=3600)
 
     @field_validator("default_currency")
     @classmethod

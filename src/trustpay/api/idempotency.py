@@ -51,6 +51,10 @@ def set_scope_resolver(platform: Platform, resolver: ScopeResolver) -> None:
     platform.extras[_RESOLVER] = resolver
 
 
+def has_scope_resolver(platform: Platform) -> bool:
+    return _RESOLVER in platform.extras
+
+
 def scope_for(request: Request, platform: Platform) -> str:
     resolver: ScopeResolver = platform.extras.get(_RESOLVER, default_scope)
     return resolver(request, platform)

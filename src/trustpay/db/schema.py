@@ -168,3 +168,77 @@ platform_clock = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("offset_ms", BigInteger, nullable=False, server_default="0"),
 )
+
+# --- identity -------------------------------------------------------------
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    # Stored lower-cased, so uniqueness is case-insensitive on both engines.
+    Column("email", String(254), nullable=False, unique=True),
+    Column("name", String(120), nullable=False, server_default=""),
+    # personal | merchant | ops
+    Column("kind", String(10), nullable=False),
+    # No plaintext phone: a keyed HMAC enforces uniqueness, the mask is what we show.
+    Column("phone_hmac", String(64), nullable=True, unique=True),
+    Column("phone_masked", String(32), nullable=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("payment_password_hash", String(255), nullable=True),
+    Column("email_verified_at", TS, nullable=True),
+    Column("phone_verified_at", TS, nullable=True),
+    Column("kyc_tier", Integer, nullable=False, server_default="0"),
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("login_locked_until", TS, nullable=True),
+    Column("failed_payment_passwords", Integer, nullable=False, server_default="0"),
+    Column("payment_locked_until", TS, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("deleted_at", TS, nullable=True),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id"), nullable=False, index=True),
+    # sha256 of the bearer token: a database leak hands out no live sessions.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", TS, nullable=False),
+    Column("last_seen_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("revoked_at", TS, nullable=True),
+    Column("ip", String(64), nullable=False, server_default=""),
+    Column("user_agent", String(512), nullable=False, server_default=""),
+)
+
+verification_codes = Table(
+    "verification_codes",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("user_id", String(32), ForeignKey("users.id"), nullable=False),
+    # email | phone
+    Column("channel", String(10), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("used_at", TS, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Index("ix_verification_codes_user_channel", "user_id", "channel"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    # seq orders rows written in the same instant (ids only sort to the millisecond).
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    # No foreign key: failed logins for unknown e-mails are audited too.
+    Column("user_id", String(32), nullable=True),
+    Column("event", String(64), nullable=False),
+    # success | failure
+    Column("outcome", String(16), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("ip", String(64), nullable=False, server_default=""),
+    Column("user_agent", String(512), nullable=False, server_default=""),
+    Column("resource", String(128), nullable=True),
+    Index("ix_audit_log_user_seq", "user_id", "seq"),
+)

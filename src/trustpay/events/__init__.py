@@ -1,0 +1,1 @@
+"""Events: the outbox lives in platform/; user notifications here."""

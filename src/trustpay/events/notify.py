@@ -1,0 +1,69 @@
+"""User notifications (codes, security alerts) to the sink in ``TRUSTPAY_NOTIFY_SINK``.
+
+``console`` prints; ``file:PATH`` appends one JSON object per line
+(``{"channel", "to", "subject", "body", "code"}``, ``code`` only when the
+message carries a one-time code) — what outside tests read codes from;
+``smtp://[user:pass@]host[:port]`` (or ``smtps://``) sends e-mail.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import threading
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+_file_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Notification:
+    channel: str  # email | phone
+    to: str
+    subject: str
+    body: str
+    code: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        d = {"channel": self.channel, "to": self.to, "subject": self.subject, "body": self.body}
+        if self.code is not None:
+            d["code"] = self.code
+        return d
+
+
+def send(sink: str, note: Notification) -> None:
+    if sink == "console":
+        print(json.dumps(note.as_dict(), ensure_ascii=False), flush=True)
+    elif sink.startswith("file:"):
+        _append(Path(sink.removeprefix("file:")), note)
+    elif sink.startswith(("smtp://", "smtps://")):
+        _smtp(sink, note)
+    else:
+        raise ValueError(f"unknown notify sink {sink!r}: use console, file:PATH or smtp://host")
+
+
+def _append(path: Path, note: Notification) -> None:
+    # json.dumps escapes newlines, so one message is always exactly one line.
+    line = json.dumps(note.as_dict(), ensure_ascii=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock, path.open("a", encoding="utf-8") as f:
+        f.write(line)
+
+
+def _smtp(url: str, note: Notification) -> None:
+    if note.channel != "email":
+        return  # no SMS gateway behind an SMTP sink
+    u = urlsplit(url)
+    msg = EmailMessage()
+    msg["From"] = f"TrustPay <no-reply@{u.hostname}>"
+    msg["To"] = note.to
+    msg["Subject"] = note.subject
+    msg.set_content(note.body)
+    cls = smtplib.SMTP_SSL if u.scheme == "smtps" else smtplib.SMTP
+    with cls(u.hostname or "localhost", u.port or (465 if u.scheme == "smtps" else 25), timeout=10) as s:
+        if u.username:
+            s.login(unquote(u.username), unquote(u.password or ""))
+        s.send_message(msg)

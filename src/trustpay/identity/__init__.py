@@ -1,0 +1,1 @@
+"""Users, credentials, sessions, lockout, verification codes and the audit log."""

@@ -1,0 +1,318 @@
+"""Identity use cases: sign-up, login/logout, sessions, codes, payment password.
+
+Each takes the platform and a connection (the caller's unit of work).
+
+Refusals that must be remembered — a wrong password, a wrong code — write
+their bookkeeping (failure count, lock, audit row) on ``conn`` and then
+raise. Rolling that back would give an attacker unlimited tries, so callers
+run these in a transaction that commits even on refusal:
+:func:`run_keeping_refusal` here, ``refusals_commit`` in the API layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
+
+from sqlalchemy import Connection
+
+from trustpay.errors import (
+    AccountLocked,
+    AuthenticationFailed,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PaymentFailed,
+    TrustPayError,
+)
+from trustpay.events import notify
+from trustpay.identity import audit, crypto, store
+from trustpay.identity.audit import Origin
+from trustpay.identity.model import (
+    CODE_MAX_ATTEMPTS,
+    CODE_TTL,
+    SESSION_ABSOLUTE,
+    Channel,
+    Lockout,
+    Outcome,
+    Session,
+    User,
+    UserKind,
+    check_password_strength,
+    check_payment_password_format,
+    is_code_shaped,
+    log_safe,
+    mask_phone,
+    normalize_email,
+    normalize_phone,
+)
+from trustpay.ids import new_id
+
+if TYPE_CHECKING:
+    from trustpay.platform.context import Platform
+
+T = TypeVar("T")
+WALLET_CURRENCY = "CNY"
+
+
+@dataclass(frozen=True)
+class NewSession:
+    token: str  # shown once; only its hash is stored
+    session: Session
+    user: User
+
+
+def _lock_for(p: Platform) -> timedelta:
+    return timedelta(minutes=p.settings.lockout_minutes)
+
+
+def _notify(p: Platform, user: User, subject: str, body: str, code: str | None = None) -> None:
+    notify.send(p.settings.notify_sink, notify.Notification("email", user.email, subject, body, code))
+
+
+def run_keeping_refusal(p: Platform, fn: Callable[[Connection], T]) -> T:
+    """Run ``fn`` in its own transaction; on a domain refusal, commit what it
+    recorded, then raise the refusal."""
+    def work(conn: Connection) -> tuple[T | None, TrustPayError | None]:
+        try:
+            return fn(conn), None
+        except TrustPayError as exc:
+            return None, exc
+
+    result, refusal = p.db.run(work)
+    if refusal is not None:
+        raise refusal
+    return result  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------ sign-up
+def sign_up(p: Platform, conn: Connection, *, email: str, password: str, name: str = "",
+            kind: UserKind = UserKind.PERSONAL, phone: str | None = None,
+            origin: Origin = Origin()) -> User:
+    """Create the user and its CNY wallet in one transaction, then mail the e-mail code."""
+    email = normalize_email(email)
+    check_password_strength(password)
+    now = p.clock.now()
+    user_id = new_id("usr", now)
+    phone_values: dict[str, str | None] = {"phone_hmac": None, "phone_masked": None}
+    if phone:
+        normalized = normalize_phone(phone)
+        phone_values = {"phone_hmac": crypto.keyed_hash(p.settings.secret_key, "phone", normalized),
+                        "phone_masked": mask_phone(normalized)}
+    inserted = store.insert_user(conn, {
+        "id": user_id, "email": email, "name": name.strip()[:120], "kind": kind.value,
+        "password_hash": crypto.hash_password(password), "created_at": now,
+        "email_verified_at": now if kind is UserKind.OPS else None, **phone_values,
+    })
+    if not inserted:
+        # Deliberately vague: which field collided would tell who has an account.
+        raise Conflict("an account with these details already exists; sign in instead",
+                       code="already_exists")
+    if kind is not UserKind.OPS:
+        p.book.open_account(conn, currency=WALLET_CURRENCY, kind="wallet", owner_id=user_id)
+    audit.record(conn, event="user.signed_up", outcome=Outcome.SUCCESS, user_id=user_id, origin=origin,
+                 now=now, resource=user_id)
+    user = store.get_user(conn, user_id)
+    if kind is not UserKind.OPS:  # an operator-created account is vouched for already
+        _send_code(p, conn, user, Channel.EMAIL, now)
+    return user
+
+
+def create_ops_user(p: Platform, conn: Connection, *, email: str, password: str, name: str = "") -> User:
+    return sign_up(p, conn, email=email, password=password, name=name, kind=UserKind.OPS,
+                   origin=Origin(ip="", user_agent="trustpay-cli"))
+
+
+# ------------------------------------------------------------------ login
+def _check_login_password(p: Platform, conn: Connection, user: User, password_hash: str, password: str,
+                          origin: Origin, now: datetime) -> None:
+    """Refuses while locked (unchecked, not counted); counts a wrong password toward the lock."""
+    if user.login.is_locked(now):
+        audit.record(conn, event="session.login", outcome=Outcome.FAILURE, user_id=user.id,
+                     origin=origin, now=now, resource="locked")
+        raise AccountLocked("too many failed attempts; try again later")
+    if crypto.verify_password(password_hash, password):
+        if user.login != Lockout.cleared():
+            store.save_login_lockout(conn, user.id, Lockout.cleared())
+        return
+    lock = user.login.after_failure(now, max_attempts=p.settings.login_max_attempts, lock_for=_lock_for(p))
+    store.save_login_lockout(conn, user.id, lock)
+    audit.record(conn, event="session.login", outcome=Outcome.FAILURE, user_id=user.id, origin=origin,
+                 now=now, resource="wrong_password")
+    if lock.is_locked(now):
+        audit.record(conn, event="user.locked", outcome=Outcome.SUCCESS, user_id=user.id, origin=origin,
+                     now=now, resource="login")
+        raise AccountLocked("too many failed attempts; try again later")
+    raise AuthenticationFailed("e-mail or password is wrong")
+
+
+def log_in(p: Platform, conn: Connection, *, email: str, password: str, origin: Origin) -> NewSession:
+    """Mint a new session token (every login gets its own). Refusals must commit (module doc)."""
+    now = p.clock.now()
+    try:
+        row = store.user_row(conn, email=normalize_email(email), for_update=True)
+    except InvalidRequest:
+        row = None
+    if row is None:
+        crypto.verify_password(None, password)  # same work as for a real account
+        audit.record(conn, event="session.login", outcome=Outcome.FAILURE, user_id=None, origin=origin,
+                     now=now, resource="unknown_email")
+        raise AuthenticationFailed("e-mail or password is wrong")
+    user = store.as_user(row)
+    _check_login_password(p, conn, user, row.password_hash, password, origin, now)
+    token = crypto.new_session_token()
+    session = Session(id=new_id("ses", now), user_id=user.id, created_at=now, last_seen_at=now,
+                      expires_at=now + SESSION_ABSOLUTE, revoked_at=None,
+                      ip=log_safe(origin.ip, limit=64), user_agent=log_safe(origin.user_agent))
+    store.insert_session(conn, {
+        "id": session.id, "user_id": user.id, "token_hash": crypto.token_hash(token),
+        "created_at": now, "last_seen_at": now, "expires_at": session.expires_at, "revoked_at": None,
+        "ip": session.ip, "user_agent": session.user_agent,
+    })
+    audit.record(conn, event="session.login", outcome=Outcome.SUCCESS, user_id=user.id, origin=origin,
+                 now=now, resource=session.id)
+    return NewSession(token, session, store.get_user(conn, user.id))
+
+
+def authenticate(p: Platform, conn: Connection, token: str) -> tuple[User, Session]:
+    """The bearer token's user and session; refreshes the idle timer."""
+    now = p.clock.now()
+    session = store.session_by_token_hash(conn, crypto.token_hash(token))
+    if session is None:
+        raise AuthenticationFailed("unknown token; sign in again")
+    if not session.alive(now):
+        raise AuthenticationFailed("the session has ended; sign in again", code="session_expired")
+    row = store.user_row(conn, user_id=session.user_id)
+    if row is None:
+        raise AuthenticationFailed("unknown token; sign in again")
+    store.touch_session(conn, session.id, now)
+    return store.as_user(row), session
+
+
+def token_owner(p: Platform, conn: Connection, token: str) -> str | None:
+    """Whose live session this is, without touching it (idempotency scoping)."""
+    session = store.session_by_token_hash(conn, crypto.token_hash(token))
+    return session.user_id if session is not None and session.alive(p.clock.now()) else None
+
+
+def log_out(p: Platform, conn: Connection, user: User, session: Session, origin: Origin) -> None:
+    now = p.clock.now()
+    store.revoke_session(conn, session.id, user.id, now)
+    audit.record(conn, event="session.logout", outcome=Outcome.SUCCESS, user_id=user.id, origin=origin,
+                 now=now, resource=session.id)
+
+
+def revoke_session(p: Platform, conn: Connection, user: User, session_id: str, origin: Origin) -> None:
+    now = p.clock.now()
+    if not store.revoke_session(conn, session_id, user.id, now):
+        raise NotFound(f"no session {session_id}")  # another user's session looks like none
+    audit.record(conn, event="session.revoked", outcome=Outcome.SUCCESS, user_id=user.id, origin=origin,
+                 now=now, resource=session_id)
+
+
+def list_sessions(p: Platform, conn: Connection, user: User, *, limit: int,
+                  starting_after: str | None) -> tuple[list[Session], bool]:
+    return store.list_sessions(conn, user.id, now=p.clock.now(), limit=limit, starting_after=starting_after)
+
+
+# ------------------------------------------------------ verification codes
+def _send_code(p: Platform, conn: Connection, user: User, channel: Channel, now: datetime) -> None:
+    code = crypto.new_code()
+    store.replace_code(conn, user_id=user.id, channel=channel, now=now, expires_at=now + CODE_TTL,
+                       code_hash=crypto.keyed_hash(p.settings.secret_key, f"code:{user.id}", code))
+    # Sent last, after every write: if the commit still fails, the mail names a code that never existed.
+    _notify(p, user, "Your TrustPay verification code",
+            f"Your TrustPay code is {code}. It expires in 15 minutes. Never share it.", code)
+
+
+def _email_only(channel: Channel) -> None:
+    if channel is not Channel.EMAIL:
+        # Phone numbers are kept only as an HMAC and a mask until encrypted PII storage lands.
+        raise InvalidRequest("phone verification is not available yet", param="channel")
+
+
+def request_code(p: Platform, conn: Connection, user: User, channel: Channel) -> None:
+    _email_only(channel)
+    if user.email_verified:
+        raise Conflict("the e-mail address is already verified")
+    _send_code(p, conn, user, channel, p.clock.now())
+
+
+def confirm_code(p: Platform, conn: Connection, user: User, channel: Channel, code: str,
+                 origin: Origin) -> None:
+    """Refusals must commit (module doc): a wrong code uses up one of five attempts."""
+    _email_only(channel)
+    now = p.clock.now()
+    row = store.live_code(conn, user.id, channel, now)
+    wrong = InvalidRequest("the code is wrong or has expired", code="invalid_code", param="code")
+    if row is None:
+        raise wrong
+    expected = crypto.keyed_hash(p.settings.secret_key, f"code:{user.id}", code)
+    if not is_code_shaped(code) or not crypto.same(expected, row.code_hash):
+        attempts = int(row.attempts) + 1
+        store.set_code_fields(conn, row.seq, attempts=attempts,
+                              **({"expires_at": now} if attempts >= CODE_MAX_ATTEMPTS else {}))
+        audit.record(conn, event="verification.confirm", outcome=Outcome.FAILURE, user_id=user.id,
+                     origin=origin, now=now, resource=channel.value)
+        raise wrong
+    store.set_code_fields(conn, row.seq, used_at=now)
+    store.set_user_fields(conn, user.id, email_verified_at=now, kyc_tier=max(user.kyc_tier, 1))
+    audit.record(conn, event="verification.confirm", outcome=Outcome.SUCCESS, user_id=user.id,
+                 origin=origin, now=now, resource=channel.value)
+
+
+# -------------------------------------------------------- payment password
+def set_payment_password(p: Platform, conn: Connection, user: User, *, password: str,
+                         payment_password: str, origin: Origin) -> None:
+    """Needs the login password (a wrong one counts toward the login lock; refusals must commit)."""
+    check_payment_password_format(payment_password)
+    now = p.clock.now()
+    row = store.user_row(conn, user_id=user.id, for_update=True)
+    if row is None:
+        raise NotFound("no such user")
+    current = store.as_user(row)
+    _check_login_password(p, conn, current, row.password_hash, password, origin, now)
+    store.set_user_fields(conn, user.id, payment_password_hash=crypto.hash_password(payment_password))
+    store.save_payment_lockout(conn, user.id, Lockout.cleared())
+    audit.record(conn, event="payment_password.changed", outcome=Outcome.SUCCESS, user_id=user.id,
+                 origin=origin, now=now, resource=user.id)
+    _notify(p, current, "Your TrustPay payment password was changed",
+            "Your payment password was just changed. If this was not you, freeze your account now.")
+
+
+def check_payment_password(p: Platform, conn: Connection, user_id: str, payment_password: str,
+                           origin: Origin = Origin()) -> None:
+    """402 ``payment_password_invalid`` on a wrong one, 423 once locked.
+
+    Refusals must commit (module doc); the wallet calls :func:`require_payment_password`,
+    which does that, before its money transaction.
+    """
+    now = p.clock.now()
+    row = store.user_row(conn, user_id=user_id, for_update=True)
+    if row is None:
+        raise NotFound(f"no user {user_id}")
+    user = store.as_user(row)
+    user.payment.check(now)
+    if row.payment_password_hash is None:
+        raise PaymentFailed("set a payment password first", code="payment_password_invalid")
+    if crypto.verify_password(row.payment_password_hash, payment_password):
+        if user.payment != Lockout.cleared():
+            store.save_payment_lockout(conn, user_id, Lockout.cleared())
+        return
+    lock = user.payment.after_failure(now, max_attempts=p.settings.login_max_attempts, lock_for=_lock_for(p))
+    store.save_payment_lockout(conn, user_id, lock)
+    audit.record(conn, event="payment_password.check", outcome=Outcome.FAILURE, user_id=user_id,
+                 origin=origin, now=now)
+    if lock.is_locked(now):
+        audit.record(conn, event="user.locked", outcome=Outcome.SUCCESS, user_id=user_id, origin=origin,
+                     now=now, resource="payment_password")
+        raise AccountLocked("too many wrong payment passwords; try again later")
+    raise PaymentFailed("the payment password is wrong", code="payment_password_invalid")
+
+
+def require_payment_password(p: Platform, user_id: str, payment_password: str,
+                             origin: Origin = Origin()) -> None:
+    """:func:`check_payment_password` in its own transaction, failures kept."""
+    run_keeping_refusal(p, lambda conn: check_payment_password(p, conn, user_id, payment_password, origin))

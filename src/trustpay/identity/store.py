@@ -1,0 +1,157 @@
+"""SQL for the identity tables; rows in, domain objects out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from trustpay.clock import to_utc
+from trustpay.db.schema import sessions, users, verification_codes
+from trustpay.errors import NotFound
+from trustpay.identity.model import Channel, Lockout, Session, User, UserKind
+
+
+def _ts(v: datetime | None) -> datetime | None:
+    return to_utc(v) if v is not None else None
+
+
+def _user(r: Any) -> User:
+    return User(
+        id=r.id, email=r.email, name=r.name, kind=UserKind(r.kind), kyc_tier=int(r.kyc_tier),
+        created_at=to_utc(r.created_at), phone_masked=r.phone_masked,
+        email_verified_at=_ts(r.email_verified_at), phone_verified_at=_ts(r.phone_verified_at),
+        has_payment_password=r.payment_password_hash is not None,
+        login=Lockout(int(r.failed_logins), _ts(r.login_locked_until)),
+        payment=Lockout(int(r.failed_payment_passwords), _ts(r.payment_locked_until)),
+    )
+
+
+# ----------------------------------------------------------------- users
+def insert_user(conn: Connection, values: Mapping[str, Any]) -> bool:
+    """True if inserted; False when the e-mail or phone is taken.
+
+    ON CONFLICT DO NOTHING (any unique column) rather than catching
+    IntegrityError: on PostgreSQL a failed INSERT would abort the transaction.
+    """
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(users).values(**values).on_conflict_do_nothing().returning(users.c.id)
+    return conn.execute(stmt).first() is not None
+
+
+def user_row(conn: Connection, *, user_id: str | None = None, email: str | None = None,
+             for_update: bool = False) -> Any | None:
+    q = select(users).where(users.c.deleted_at.is_(None))
+    q = q.where(users.c.id == user_id) if user_id is not None else q.where(users.c.email == email)
+    if for_update:
+        q = q.with_for_update()
+    return conn.execute(q).first()
+
+
+def get_user(conn: Connection, user_id: str, *, for_update: bool = False) -> User:
+    row = user_row(conn, user_id=user_id, for_update=for_update)
+    if row is None:
+        raise NotFound(f"no user {user_id}")
+    return _user(row)
+
+
+def as_user(row: Any) -> User:
+    return _user(row)
+
+
+def save_login_lockout(conn: Connection, user_id: str, lock: Lockout) -> None:
+    conn.execute(update(users).where(users.c.id == user_id)
+                 .values(failed_logins=lock.failures, login_locked_until=lock.locked_until))
+
+
+def save_payment_lockout(conn: Connection, user_id: str, lock: Lockout) -> None:
+    conn.execute(update(users).where(users.c.id == user_id)
+                 .values(failed_payment_passwords=lock.failures, payment_locked_until=lock.locked_until))
+
+
+def set_user_fields(conn: Connection, user_id: str, **values: Any) -> None:
+    conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+def count_users(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(users)).scalar_one())
+
+
+# -------------------------------------------------------------- sessions
+def _session(r: Any) -> Session:
+    return Session(
+        id=r.id, user_id=r.user_id, created_at=to_utc(r.created_at), last_seen_at=to_utc(r.last_seen_at),
+        expires_at=to_utc(r.expires_at), revoked_at=_ts(r.revoked_at), ip=r.ip, user_agent=r.user_agent,
+    )
+
+
+def insert_session(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(sessions.insert().values(**values))
+
+
+def session_by_token_hash(conn: Connection, token_hash: str) -> Session | None:
+    row = conn.execute(select(sessions).where(sessions.c.token_hash == token_hash)).first()
+    return _session(row) if row is not None else None
+
+
+def touch_session(conn: Connection, session_id: str, now: datetime) -> None:
+    conn.execute(update(sessions).where(sessions.c.id == session_id).values(last_seen_at=now))
+
+
+def revoke_session(conn: Connection, session_id: str, user_id: str, now: datetime) -> bool:
+    """Revoke the user's session; False when it is not theirs (or does not exist)."""
+    found = conn.execute(
+        select(sessions.c.revoked_at).where(sessions.c.id == session_id, sessions.c.user_id == user_id)
+    ).first()
+    if found is None:
+        return False
+    conn.execute(update(sessions).where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+                 .values(revoked_at=now))
+    return True
+
+
+def list_sessions(conn: Connection, user_id: str, *, now: datetime, limit: int,
+                  starting_after: str | None) -> tuple[list[Session], bool]:
+    """The user's sessions that still work, newest first."""
+    q = select(sessions).where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None),
+                               sessions.c.expires_at > now)
+    if starting_after is not None:
+        cur = conn.execute(select(sessions.c.created_at).where(
+            sessions.c.id == starting_after, sessions.c.user_id == user_id)).scalar()
+        if cur is None:
+            raise NotFound(f"no session {starting_after}", param="starting_after")
+        q = q.where(tuple_(sessions.c.created_at, sessions.c.id) < tuple_(cur, starting_after))
+    rows = conn.execute(q.order_by(sessions.c.created_at.desc(), sessions.c.id.desc())).all()
+    # Idle expiry depends on "now", so it is filtered here rather than in SQL.
+    live = [s for s in map(_session, rows) if s.alive(now)]
+    return live[:limit], len(live) > limit
+
+
+# ----------------------------------------------------- verification codes
+def replace_code(conn: Connection, *, user_id: str, channel: Channel, code_hash: str,
+                 now: datetime, expires_at: datetime) -> None:
+    """A new code retires every earlier unused one for the same channel."""
+    conn.execute(update(verification_codes).where(
+        verification_codes.c.user_id == user_id, verification_codes.c.channel == channel.value,
+        verification_codes.c.used_at.is_(None), verification_codes.c.expires_at > now,
+    ).values(expires_at=now))
+    conn.execute(verification_codes.insert().values(
+        user_id=user_id, channel=channel.value, code_hash=code_hash, created_at=now,
+        expires_at=expires_at, used_at=None, attempts=0,
+    ))
+
+
+def live_code(conn: Connection, user_id: str, channel: Channel, now: datetime) -> Any | None:
+    return conn.execute(
+        select(verification_codes)
+        .where(verification_codes.c.user_id == user_id, verification_codes.c.channel == channel.value,
+               verification_codes.c.used_at.is_(None), verification_codes.c.expires_at > now)
+        .order_by(verification_codes.c.seq.desc()).limit(1).with_for_update()
+    ).first()
+
+
+def set_code_fields(conn: Connection, seq: int, **values: Any) -> None:
+    conn.execute(update(verification_codes).where(verification_codes.c.seq == seq).values(**values))

@@ -1,0 +1,118 @@
+"""Sessions on the platform clock: login/logout, expiry, listing and revoking, on both engines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.integration.identity_support import Env, bearer, make_env
+
+
+@pytest.fixture
+def env(db_url: str, tmp_path: Path) -> Iterator[Env]:
+    for e in make_env(db_url, tmp_path):  # one Env; the loop's end closes it
+        e.sign_up("u@example.com")
+        yield e
+
+
+def err(r: object) -> tuple[int, str]:
+    return r.status_code, r.json()["error"]["code"]  # type: ignore[attr-defined]
+
+
+def test_login_returns_a_token_for_the_user(env: Env) -> None:
+    r = env.login("U@example.com")
+    assert r.status_code == 201
+    body = r.json()
+    assert body["expires_at"] == "2026-01-01T12:00:00Z"
+    assert body["user"]["email"] == "u@example.com" and len(body["token"]) >= 40
+    assert env.me(body["token"]).json()["email"] == "u@example.com"
+
+
+def test_every_login_mints_a_new_token_and_both_work(env: Env) -> None:
+    a, b = env.token("u@example.com"), env.token("u@example.com")
+    assert a != b
+    assert env.me(a).status_code == env.me(b).status_code == 200
+
+
+def test_logout_kills_the_token_at_once(env: Env) -> None:
+    a, b = env.token("u@example.com"), env.token("u@example.com")
+    assert env.client.delete("/v1/sessions/current", headers=bearer(a)).status_code == 204
+    assert err(env.me(a)) == (401, "session_expired")
+    assert env.me(b).status_code == 200  # only the current session ends
+
+
+def test_missing_or_unknown_token_is_invalid_credentials(env: Env) -> None:
+    assert err(env.client.get("/v1/users/me")) == (401, "invalid_credentials")
+    assert err(env.me("not-a-real-token")) == (401, "invalid_credentials")
+
+
+def test_idle_session_lives_at_14_59_and_dies_at_15_00(env: Env) -> None:
+    token = env.token("u@example.com")
+    env.advance(minutes=14, seconds=59)
+    assert env.me(token).status_code == 200  # and this use restarts the idle timer
+    env.advance(minutes=14, seconds=59)
+    assert env.me(token).status_code == 200
+    env.advance(minutes=15)
+    assert err(env.me(token)) == (401, "session_expired")
+    env.advance(seconds=1)
+    assert err(env.me(token)) == (401, "session_expired")
+
+
+def test_session_ends_after_12_hours_however_busy(env: Env) -> None:
+    token = env.token("u@example.com")
+    for _ in range(71):  # 71 x 10 min = 11 h 50 min, always active
+        env.advance(minutes=10)
+        assert env.me(token).status_code == 200
+    env.advance(minutes=9, seconds=59)
+    assert env.me(token).status_code == 200
+    env.advance(seconds=1)
+    assert err(env.me(token)) == (401, "session_expired")
+
+
+def test_list_and_revoke_sessions(env: Env) -> None:
+    a = env.token("u@example.com")
+    env.advance(seconds=1)
+    b = env.token("u@example.com")
+    r = env.client.get("/v1/users/me/sessions", headers=bearer(a, **{"user-agent": "lister"}))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["object"] == "list" and body["has_more"] is False
+    assert [s["current"] for s in body["data"]] == [False, True]  # newest (b) first
+    assert all(s["ip"] == "testclient" and s["user_agent"] == "pytest-agent/1.0" for s in body["data"])
+    page = env.client.get("/v1/users/me/sessions?limit=1", headers=bearer(a)).json()
+    assert page["has_more"] is True and len(page["data"]) == 1
+    rest = env.client.get(f"/v1/users/me/sessions?limit=1&starting_after={page['data'][0]['id']}",
+                          headers=bearer(a)).json()
+    assert rest["has_more"] is False and rest["data"][0]["id"] == body["data"][1]["id"]
+
+    b_id = body["data"][0]["id"]
+    assert env.client.delete(f"/v1/users/me/sessions/{b_id}", headers=bearer(a)).status_code == 204
+    assert err(env.me(b)) == (401, "session_expired")
+    left = env.client.get("/v1/users/me/sessions", headers=bearer(a)).json()["data"]
+    assert [s["current"] for s in left] == [True]
+
+
+def test_another_users_session_is_404_and_untouched(env: Env) -> None:
+    env.sign_up("other@example.com")
+    theirs = env.token("other@example.com")
+    mine = env.token("u@example.com")
+    their_id = env.client.get("/v1/users/me/sessions", headers=bearer(theirs)).json()["data"][0]["id"]
+    r = env.client.delete(f"/v1/users/me/sessions/{their_id}", headers=bearer(mine))
+    assert err(r) == (404, "not_found")
+    assert env.me(theirs).status_code == 200
+    assert err(env.client.delete("/v1/users/me/sessions/ses_nope", headers=bearer(mine))) == (404, "not_found")
+
+
+def test_idempotency_keys_are_scoped_to_the_user_not_the_token(env: Env) -> None:
+    a, b = env.token("u@example.com"), env.token("u@example.com")
+    body = {"channel": "email"}
+    first = env.client.post("/v1/users/me/verifications", json=body, headers=bearer(a, **{"Idempotency-Key": "v1"}))
+    second = env.client.post("/v1/users/me/verifications", json=body, headers=bearer(b, **{"Idempotency-Key": "v1"}))
+    assert first.status_code == second.status_code == 202
+    assert second.headers.get("idempotent-replayed") == "true"
+    assert len([n for n in env.notes() if n["to"] == "u@example.com"]) == 2  # sign-up + one resend
+    env.sign_up("v@example.com")
+    c = env.token("v@example.com")
+    third = env.client.post("/v1/users/me/verifications", json=body, headers=bearer(c, **{"Idempotency-Key": "v1"}))
+    assert third.status_code == 202 and "idempotent-replayed" not in third.headers
