@@ -1,19 +1,22 @@
 """Demo data for ``make run``: idempotent, safe to run on every start.
 
-Until sign-up and log-in land (the identity capability), the demo consists of
-the platform's own ledger accounts and three demo wallets — a buyer, a second
-buyer and a shop — funded from the sandbox bank's clearing account through
-real ledger entries, so the published digest and ``trustpay ledger verify``
-have something to show.
+Creates three demo people who can log in (a buyer, a second buyer and a
+shop), with verified e-mail, a payment password, and wallets funded from the
+sandbox bank's clearing account through real ledger entries — plus the
+platform's own accounts (bank clearing, escrow, fee revenue).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import Connection, select
 
 from trustpay.db.schema import ledger_entries
+from trustpay.identity import crypto, store
+from trustpay.identity.model import UserKind
+from trustpay.identity.service import sign_up
 from trustpay.ledger.model import AccountKind, EntryDraft, credit, debit
 from trustpay.money import Money
 from trustpay.platform.context import Platform
@@ -23,17 +26,30 @@ PLATFORM_ACCOUNTS = [
     (AccountKind.ESCROW, "Escrow: buyers' money held for trades", False),
     (AccountKind.FEE_REVENUE, "Fee revenue", False),
 ]
-# (owner id, display name, opening balance in minor units)
-DEMO_WALLETS = [
-    ("demo_alice", "Alice (buyer)", 500_000),
-    ("demo_bob", "Bob (buyer)", 200_000),
-    ("demo_shop", "Lotus Tea Shop (merchant)", 0),
+# Demo credentials are printed on purpose: this is local demo data only.
+DEMO_PASSWORD = "trustpay-demo-2026"  # noqa: S105
+DEMO_PAYMENT_PASSWORD = "246810"  # noqa: S105
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    email: str
+    name: str
+    kind: UserKind
+    opening: int  # minor units
+
+
+DEMO_USERS = [
+    DemoUser("alice@demo.trustpay.test", "Alice (buyer)", UserKind.PERSONAL, 500_000),
+    DemoUser("bob@demo.trustpay.test", "Bob (buyer)", UserKind.PERSONAL, 200_000),
+    DemoUser("shop@demo.trustpay.test", "Lotus Tea Shop", UserKind.MERCHANT, 0),
 ]
 
 
-def seed(console: Console) -> None:
-    p = Platform.build()
+def seed(console: Console, platform: Platform | None = None) -> None:
+    p = platform or Platform.build()
     try:
+        rows = []
         with p.db.transaction() as conn:
             ccy = p.settings.default_currency
             accounts = {
@@ -41,25 +57,37 @@ def seed(console: Console) -> None:
                 for kind, name, neg in PLATFORM_ACCOUNTS
             }
             bank = accounts[AccountKind.BANK_CLEARING]
-            rows = []
-            for owner, name, opening in DEMO_WALLETS:
-                wallet = p.book.open_account(conn, currency=ccy, kind=AccountKind.WALLET, owner_id=owner, name=name)
-                ref = f"demo:opening:{owner}"
-                if opening and not _posted(conn, ref):
-                    p.book.post(conn, EntryDraft((debit(bank.id, opening, ccy), credit(wallet.id, opening, ccy)),
+            for demo in DEMO_USERS:
+                user_id = _ensure_user(p, conn, demo)
+                wallet = p.book.open_account(conn, currency=ccy, kind=AccountKind.WALLET, owner_id=user_id)
+                ref = f"demo:opening:{demo.email}"
+                if demo.opening and not _posted(conn, ref):
+                    p.book.post(conn, EntryDraft((debit(bank.id, demo.opening, ccy),
+                                                  credit(wallet.id, demo.opening, ccy)),
                                                  reference=ref, memo="demo opening balance"))
-                rows.append((name, wallet.id, Money(ccy, p.book.account(conn, wallet.id).balance)))
-        table = Table(title="TrustPay demo wallets (ledger accounts)")
-        for col in ("who", "ledger account", "balance"):
-            table.add_column(col)
-        for name, acc_id, bal in rows:
-            table.add_row(name, acc_id, bal.format("en"))
-        console.print(table)
-        console.print("[green]demo data ready[/] (running this again changes nothing).")
-        console.print("Demo log-ins: sign-up and log-in arrive with the accounts & security capability; "
-                      "until then the demo is the ledger above and the public pages.")
+                rows.append((demo, Money(ccy, p.book.account(conn, wallet.id).balance)))
+        console.print("[bold]TrustPay demo log-ins[/] (local demo data)", soft_wrap=True)
+        console.print(f"  password: {DEMO_PASSWORD}    payment password: {DEMO_PAYMENT_PASSWORD}", soft_wrap=True)
+        for demo, balance in rows:
+            console.print(f"  {demo.email:<28} {demo.name:<16} {demo.kind.value:<9} {balance.format('en')}",
+                          soft_wrap=True, highlight=False)
+        console.print("[green]demo data ready[/] (running this again changes nothing). "
+                      "Log in: POST /v1/sessions {email, password} — or open http://127.0.0.1:8000", soft_wrap=True)
     finally:
-        p.close()
+        if platform is None:
+            p.close()
+
+
+def _ensure_user(p: Platform, conn: Connection, demo: DemoUser) -> str:
+    row = store.user_row(conn, email=demo.email)
+    if row is not None:
+        return str(row.id)
+    # Sign-up mails a verification code (to the console sink); the demo marks the
+    # address verified straight away so the accounts are ready to use.
+    user = sign_up(p, conn, email=demo.email, password=DEMO_PASSWORD, name=demo.name, kind=demo.kind)
+    store.set_user_fields(conn, user.id, email_verified_at=p.clock.now(), kyc_tier=1,
+                          payment_password_hash=crypto.hash_password(DEMO_PAYMENT_PASSWORD))
+    return user.id
 
 
 def _posted(conn: Connection, reference: str) -> bool:
