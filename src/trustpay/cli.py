@@ -119,6 +119,27 @@ def ops_create_user(
     console.print(f"[green]ops user created[/]: {user.id} {user.email}")
 
 
+@ops_app.command("unfreeze")
+def ops_unfreeze(
+    email: str = typer.Option(..., help="The frozen user's e-mail"),
+    reason: str = typer.Option(..., help="Why (kept in the user's audit log)"),
+) -> None:
+    """Unfreeze a user's account (lost-phone freeze) after an out-of-band check; audited."""
+    from trustpay.errors import TrustPayError
+    from trustpay.identity.freeze import ops_unfreeze as unfreeze
+    from trustpay.platform.context import Platform
+
+    platform = Platform.build()
+    try:
+        user = platform.db.run(lambda conn: unfreeze(platform, conn, email=email, reason=reason))
+    except TrustPayError as exc:
+        console.print(f"[red]not unfrozen[/]: {exc.message}")
+        sys.exit(1)
+    finally:
+        platform.close()
+    console.print(f"[green]unfrozen[/]: {user.id} {user.email}")
+
+
 def _safe(url: str) -> str:
     from sqlalchemy.engine import make_url
 

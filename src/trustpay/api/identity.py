@@ -37,8 +37,8 @@ class SignUpIn(BaseModel):
 class LoginIn(BaseModel):
     email: str = Field(max_length=320)
     password: str = Field(max_length=1024)
-    # Accepted now so clients can send it; checked once TOTP lands (no user can enable it yet).
-    totp_code: str | None = Field(default=None, max_length=16)
+    # Required once MFA is on (401 mfa_required without it); a recovery code may stand in.
+    totp_code: str | None = Field(default=None, max_length=32)
 
 
 class VerificationIn(BaseModel):
@@ -118,7 +118,7 @@ def user_out(u: User) -> UserOut:
 def me_out(u: User) -> MeOut:
     return MeOut(**user_out(u).model_dump(), email_verified=u.email_verified,
                  phone_verified=u.phone_verified_at is not None, phone=u.phone_masked,
-                 mfa_enabled=False, frozen=False)
+                 mfa_enabled=u.mfa_enabled, frozen=u.frozen)
 
 
 def session_out(s: Session, current_id: str) -> SessionOut:
@@ -162,6 +162,9 @@ def install(app: FastAPI, platform: Platform) -> None:
     if not has_scope_resolver(platform):  # a caller (a test, an embedding app) may have chosen one
         set_scope_resolver(platform, user_scope)
     app.include_router(router)
+    from trustpay.api import security  # imports this module's helpers
+
+    security.install(app, platform)
 
 
 # ---------------------------------------------------------------- routes
@@ -180,7 +183,8 @@ def log_in(body: LoginIn, request: Request, p: PlatformDep, origin: OriginDep) -
     rate_limit(p, "login", origin)
 
     def effect(conn: Connection) -> EffectResult:
-        s = identity.log_in(p, conn, email=body.email, password=body.password, origin=origin)
+        s = identity.log_in(p, conn, email=body.email, password=body.password, origin=origin,
+                            totp_code=body.totp_code)
         return 201, NewSessionOut(token=s.token, expires_at=rfc3339(s.session.expires_at),
                                   user=user_out(s.user))
     return idempotent(request, p, effect=refusals_commit(effect))

@@ -193,6 +193,13 @@ users = Table(
     Column("payment_locked_until", TS, nullable=True),
     Column("created_at", TS, nullable=False),
     Column("deleted_at", TS, nullable=True),
+    # 0003: TOTP secret sealed with AES-GCM (identity.crypto.seal); set at enrolment,
+    # in force once mfa_enabled_at is set. The last accepted time step stops replays.
+    Column("totp_secret_enc", Text, nullable=True),
+    Column("totp_last_step", BigInteger, nullable=True),
+    Column("mfa_enabled_at", TS, nullable=True),
+    # Lost-phone freeze: no money out while set.
+    Column("frozen_at", TS, nullable=True),
 )
 
 sessions = Table(
@@ -241,4 +248,15 @@ audit_log = Table(
     Column("user_agent", String(512), nullable=False, server_default=""),
     Column("resource", String(128), nullable=True),
     Index("ix_audit_log_user_seq", "user_id", "seq"),
+)
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("user_id", String(32), ForeignKey("users.id"), nullable=False, index=True),
+    # Keyed HMAC of the one-time MFA recovery code; the code itself is shown once.
+    Column("code_hash", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("used_at", TS, nullable=True),
 )

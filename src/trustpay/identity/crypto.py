@@ -3,6 +3,7 @@ short codes and phone numbers."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -10,6 +11,9 @@ from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 # argon2-cffi's defaults are RFC 9106's low-memory profile, argon2id.
 _hasher = PasswordHasher()
@@ -54,3 +58,24 @@ def keyed_hash(key: str, purpose: str, value: str) -> str:
 
 def same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+@lru_cache(maxsize=16)
+def _aead_key(secret_key: str, purpose: str) -> bytes:
+    """A 256-bit AES key per purpose, derived (HKDF-SHA256) from the operator's secret key."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=f"trustpay:{purpose}".encode()).derive(secret_key.encode())
+
+
+def seal(secret_key: str, purpose: str, plaintext: str, *, bound_to: str) -> str:
+    """AES-256-GCM with a random 96-bit nonce; ``bound_to`` (e.g. the user id) is the
+    associated data, so a sealed value copied onto another row does not open."""
+    nonce = secrets.token_bytes(12)
+    ct = AESGCM(_aead_key(secret_key, purpose)).encrypt(nonce, plaintext.encode(), bound_to.encode())
+    return base64.urlsafe_b64encode(nonce + ct).decode()
+
+
+def unseal(secret_key: str, purpose: str, sealed: str, *, bound_to: str) -> str:
+    """Raises ``cryptography.exceptions.InvalidTag`` if the value or key does not match."""
+    raw = base64.urlsafe_b64decode(sealed.encode())
+    return AESGCM(_aead_key(secret_key, purpose)).decrypt(raw[:12], raw[12:], bound_to.encode()).decode()

@@ -152,10 +152,20 @@ class User:
     has_payment_password: bool = False
     login: Lockout = Lockout()
     payment: Lockout = Lockout()
+    mfa_enabled_at: datetime | None = None
+    frozen_at: datetime | None = None
 
     @property
     def email_verified(self) -> bool:
         return self.email_verified_at is not None
+
+    @property
+    def mfa_enabled(self) -> bool:
+        return self.mfa_enabled_at is not None
+
+    @property
+    def frozen(self) -> bool:
+        return self.frozen_at is not None
 
     def require_email_verified(self) -> None:
         """Money leaves a wallet only once the e-mail is verified (API.md)."""

@@ -28,7 +28,7 @@ from trustpay.errors import (
     TrustPayError,
 )
 from trustpay.events import notify
-from trustpay.identity import audit, crypto, store
+from trustpay.identity import audit, crypto, mfa, store
 from trustpay.identity.audit import Origin
 from trustpay.identity.model import (
     CODE_MAX_ATTEMPTS,
@@ -127,14 +127,18 @@ def create_ops_user(p: Platform, conn: Connection, *, email: str, password: str,
 
 # ------------------------------------------------------------------ login
 def _check_login_password(p: Platform, conn: Connection, user: User, password_hash: str, password: str,
-                          origin: Origin, now: datetime) -> None:
-    """Refuses while locked (unchecked, not counted); counts a wrong password toward the lock."""
+                          origin: Origin, now: datetime, *, clear: bool = True) -> None:
+    """Refuses while locked (unchecked, not counted); counts a wrong password toward the lock.
+
+    ``clear=False`` leaves the failure count alone on success: with MFA on, only a
+    right password *and* a right second factor reset it (else a thief with the
+    password could guess codes forever)."""
     if user.login.is_locked(now):
         audit.record(conn, event="session.login", outcome=Outcome.FAILURE, user_id=user.id,
                      origin=origin, now=now, resource="locked")
         raise AccountLocked("too many failed attempts; try again later")
     if crypto.verify_password(password_hash, password):
-        if user.login != Lockout.cleared():
+        if clear and user.login != Lockout.cleared():
             store.save_login_lockout(conn, user.id, Lockout.cleared())
         return
     lock = user.login.after_failure(now, max_attempts=p.settings.login_max_attempts, lock_for=_lock_for(p))
@@ -148,8 +152,12 @@ def _check_login_password(p: Platform, conn: Connection, user: User, password_ha
     raise AuthenticationFailed("e-mail or password is wrong")
 
 
-def log_in(p: Platform, conn: Connection, *, email: str, password: str, origin: Origin) -> NewSession:
-    """Mint a new session token (every login gets its own). Refusals must commit (module doc)."""
+def log_in(p: Platform, conn: Connection, *, email: str, password: str, origin: Origin,
+           totp_code: str | None = None) -> NewSession:
+    """Mint a new session token (every login gets its own). Refusals must commit (module doc).
+
+    With MFA on: no ``totp_code`` gives 401 ``mfa_required`` (nothing counted); a
+    wrong one (TOTP or recovery code) counts toward the lock like a wrong password."""
     now = p.clock.now()
     try:
         row = store.user_row(conn, email=normalize_email(email), for_update=True)
@@ -161,7 +169,16 @@ def log_in(p: Platform, conn: Connection, *, email: str, password: str, origin: 
                      now=now, resource="unknown_email")
         raise AuthenticationFailed("e-mail or password is wrong")
     user = store.as_user(row)
-    _check_login_password(p, conn, user, row.password_hash, password, origin, now)
+    _check_login_password(p, conn, user, row.password_hash, password, origin, now, clear=not user.mfa_enabled)
+    if user.mfa_enabled:
+        if not totp_code:
+            audit.record(conn, event="session.login", outcome=Outcome.FAILURE, user_id=user.id, origin=origin,
+                         now=now, resource="mfa_required")
+            raise AuthenticationFailed("enter the code from your authenticator app", code="mfa_required")
+        if not mfa.second_factor_ok(p, conn, row, totp_code=totp_code, recovery_code=None, origin=origin):
+            mfa.count_login_failure(p, conn, user, origin, now, "wrong_totp")
+        if user.login != Lockout.cleared():
+            store.save_login_lockout(conn, user.id, Lockout.cleared())
     token = crypto.new_session_token()
     session = Session(id=new_id("ses", now), user_id=user.id, created_at=now, last_seen_at=now,
                       expires_at=now + SESSION_ABSOLUTE, revoked_at=None,

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from trustpay.clock import to_utc
-from trustpay.db.schema import sessions, users, verification_codes
+from trustpay.db.schema import recovery_codes, sessions, users, verification_codes
 from trustpay.errors import NotFound
 from trustpay.identity.model import Channel, Lockout, Session, User, UserKind
 
@@ -27,6 +27,7 @@ def _user(r: Any) -> User:
         has_payment_password=r.payment_password_hash is not None,
         login=Lockout(int(r.failed_logins), _ts(r.login_locked_until)),
         payment=Lockout(int(r.failed_payment_passwords), _ts(r.payment_locked_until)),
+        mfa_enabled_at=_ts(r.mfa_enabled_at), frozen_at=_ts(r.frozen_at),
     )
 
 
@@ -113,6 +114,14 @@ def revoke_session(conn: Connection, session_id: str, user_id: str, now: datetim
     return True
 
 
+def revoke_sessions(conn: Connection, user_id: str, now: datetime, *, keep: str | None = None) -> int:
+    """Revoke every live session of the user except ``keep``; how many were revoked."""
+    q = update(sessions).where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+    if keep is not None:
+        q = q.where(sessions.c.id != keep)
+    return int(conn.execute(q.values(revoked_at=now)).rowcount or 0)
+
+
 def list_sessions(conn: Connection, user_id: str, *, now: datetime, limit: int,
                   starting_after: str | None) -> tuple[list[Session], bool]:
     """The user's sessions that still work, newest first."""
@@ -155,3 +164,45 @@ def live_code(conn: Connection, user_id: str, channel: Channel, now: datetime) -
 
 def set_code_fields(conn: Connection, seq: int, **values: Any) -> None:
     conn.execute(update(verification_codes).where(verification_codes.c.seq == seq).values(**values))
+
+
+def replace_purpose_code(conn: Connection, *, user_id: str, purpose: str, code_hash: str,
+                         now: datetime, expires_at: datetime) -> None:
+    """:func:`replace_code` for codes that are not a verification channel ("reset", "unfreeze")."""
+    conn.execute(update(verification_codes).where(
+        verification_codes.c.user_id == user_id, verification_codes.c.channel == purpose,
+        verification_codes.c.used_at.is_(None), verification_codes.c.expires_at > now,
+    ).values(expires_at=now))
+    conn.execute(verification_codes.insert().values(
+        user_id=user_id, channel=purpose, code_hash=code_hash, created_at=now,
+        expires_at=expires_at, used_at=None, attempts=0,
+    ))
+
+
+def live_purpose_code(conn: Connection, user_id: str, purpose: str, now: datetime) -> Any | None:
+    return conn.execute(
+        select(verification_codes)
+        .where(verification_codes.c.user_id == user_id, verification_codes.c.channel == purpose,
+               verification_codes.c.used_at.is_(None), verification_codes.c.expires_at > now)
+        .order_by(verification_codes.c.seq.desc()).limit(1).with_for_update()
+    ).first()
+
+
+# ------------------------------------------------------- MFA recovery codes
+def replace_recovery_codes(conn: Connection, user_id: str, code_hashes: list[str], now: datetime) -> None:
+    conn.execute(recovery_codes.delete().where(recovery_codes.c.user_id == user_id))
+    conn.execute(recovery_codes.insert(), [
+        {"user_id": user_id, "code_hash": h, "created_at": now, "used_at": None} for h in code_hashes
+    ])
+
+
+def use_recovery_code(conn: Connection, user_id: str, code_hash: str, now: datetime) -> bool:
+    """Mark the matching unused code used; False when there is none (wrong or spent)."""
+    res = conn.execute(update(recovery_codes).where(
+        recovery_codes.c.user_id == user_id, recovery_codes.c.code_hash == code_hash,
+        recovery_codes.c.used_at.is_(None)).values(used_at=now))
+    return bool(res.rowcount)
+
+
+def delete_recovery_codes(conn: Connection, user_id: str) -> None:
+    conn.execute(recovery_codes.delete().where(recovery_codes.c.user_id == user_id))

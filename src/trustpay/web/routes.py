@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from trustpay.api.deps import PlatformDep
+from trustpay.web import account, protection
 from trustpay.web.templating import STATIC_DIR, render
 
 router = APIRouter(include_in_schema=False)
@@ -39,4 +40,6 @@ def ledger_digest_fragment(request: Request, p: PlatformDep) -> HTMLResponse:
 def install(app: FastAPI) -> None:
     """Add the pages and ``/static`` to ``app``."""
     app.include_router(router)
+    app.include_router(account.router)
+    app.include_router(protection.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

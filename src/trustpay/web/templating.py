@@ -16,6 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from trustpay.web import auth
 from trustpay.web.i18n import (
     COOKIE_MAX_AGE,
     COOKIE_NAME,
@@ -88,13 +89,23 @@ def render(
     """Render ``template`` in the request's language; remember a ``?lang=`` choice."""
     choice = choice or language_of(request)
     page = environment(choice.lang).get_template(template)
+    values = dict(context or {})
+    viewer = values.pop("viewer") if "viewer" in values else auth.current_viewer(request, touch=False)
+    new_cookies: dict[str, str] = {}
     html = page.render(
         request=request,
         languages=language_links(request, choice.lang),
-        **(context or {}),
+        viewer=viewer,
+        # Called by templates with a POST form: the CSRF token (a nonce cookie is minted if needed).
+        csrf=lambda: auth.form_token(request, viewer, new_cookies),
+        **values,
     )
     response = HTMLResponse(html, status_code=status_code)
+    for nonce in new_cookies.values():
+        auth.set_nonce_cookie(request, response, nonce)
     response.headers["Content-Language"] = choice.lang
+    if viewer is not None:
+        response.headers["Cache-Control"] = "no-store"
     response.headers["Vary"] = "Accept-Language, Cookie"
     if choice.remember:
         response.set_cookie(
@@ -102,3 +113,8 @@ def render(
             httponly=True, secure=request.url.scheme == "https",
         )
     return response
+
+
+def gettext(request: Request, message: str) -> str:
+    """``message`` translated into the request's language (for text chosen in Python)."""
+    return str(translations(language_of(request).lang).gettext(message))

@@ -1,0 +1,266 @@
+"""Broken object-level authorisation (QUALITY.md, Security): for every /v1 path that carries an id,
+another user's token gets 404 ``not_found`` and changes nothing; an id that does not exist gets the
+very same 404, so the answer is no oracle for "does this object exist".
+
+The route table is read from the live app, so a new route with an id is picked up by itself.
+Each such route needs an entry in ``PATH_OBJECTS`` (how user A makes an object the route
+addresses); list routes with an id-bearing query parameter (``starting_after`` …) need one in
+``QUERY_OBJECTS``. A route without an entry fails ``test_every_id_route_has_a_bola_entry``.
+Runs on SQLite and PostgreSQL (the ``db_url`` fixture).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+from sqlalchemy import or_, select
+from tests.integration.identity_support import Env, bearer, make_env
+
+from trustpay.db.schema import audit_log, idempotency_keys, metadata
+from trustpay.ids import new_id
+
+PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
+# Query parameters that name an object (pagination cursors, filters by id).
+ID_QUERY = re.compile(r"^(starting_after|ending_before|.+_id)$")
+
+
+@dataclass(frozen=True)
+class Actor:
+    email: str
+    user_id: str
+    token: str
+
+
+@dataclass
+class Owned:
+    """An object owned by user A, as a route addresses it."""
+
+    params: dict[str, str]  # path or query parameter -> A's object id
+    still_works: Callable[[], None]  # asserts A's object is still there and usable
+    # Bodies a legitimate caller would send, per method (None: no body).
+    bodies: Mapping[str, Any] = field(default_factory=dict)
+
+
+Maker = Callable[[Env, Actor], Owned]
+
+
+# ------------------------------------------------------------ registry: sessions
+def _new_session_of(env: Env, a: Actor) -> tuple[str, str]:
+    """A fresh login of A: its token and its session id."""
+    token = env.token(a.email)
+    data = env.client.get("/v1/users/me/sessions", headers=bearer(token)).json()["data"]
+    (current,) = [s["id"] for s in data if s["current"]]
+    return token, str(current)
+
+
+def _session_still_works(env: Env, a: Actor, token: str, session_id: str) -> Callable[[], None]:
+    def check() -> None:
+        assert env.me(token).status_code == 200, "A's session token stopped working"
+        listed = env.client.get("/v1/users/me/sessions", headers=bearer(a.token)).json()["data"]
+        assert session_id in [s["id"] for s in listed], "A's session disappeared from A's list"
+    return check
+
+
+def make_session(env: Env, a: Actor) -> Owned:
+    token, session_id = _new_session_of(env, a)
+    return Owned({"session_id": session_id}, _session_still_works(env, a, token, session_id))
+
+
+def make_session_cursor(env: Env, a: Actor) -> Owned:
+    token, session_id = _new_session_of(env, a)
+    return Owned({"starting_after": session_id}, _session_still_works(env, a, token, session_id))
+
+
+def make_audit_cursor(env: Env, a: Actor) -> Owned:
+    rows = env.client.get("/v1/users/me/audit-log", headers=bearer(a.token)).json()["data"]
+    entry = str(rows[0]["id"])
+
+    def check() -> None:
+        listed = env.client.get("/v1/users/me/audit-log?limit=100", headers=bearer(a.token)).json()["data"]
+        assert entry in [r["id"] for r in listed], "A's audit entry disappeared"
+    return Owned({"starting_after": entry}, check)
+
+
+# Path pattern (exactly as in the route table) -> how A makes an object it addresses.
+# A NEW ROUTE WITH AN ID IN ITS PATH NEEDS AN ENTRY HERE.
+PATH_OBJECTS: dict[str, Maker] = {
+    "/v1/users/me/sessions/{session_id}": make_session,
+}
+# List routes whose query names an object (a cursor, an id filter) -> A's object for it.
+QUERY_OBJECTS: dict[str, Maker] = {
+    "/v1/users/me/sessions": make_session_cursor,
+    "/v1/users/me/audit-log": make_audit_cursor,
+}
+
+
+# ------------------------------------------------------------------- machinery
+@dataclass(frozen=True)
+class RouteInfo:
+    path: str
+    methods: frozenset[str]
+    path_params: tuple[str, ...]
+    id_query_params: tuple[str, ...]
+
+
+def v1_routes(app: FastAPI) -> dict[str, RouteInfo]:
+    """Every APIRoute under /v1, merged by path (one path may have several methods)."""
+    found: dict[str, RouteInfo] = {}
+    for ctx in iter_route_contexts(app.routes):
+        route = ctx.original_route
+        path = ctx.path
+        if not isinstance(route, APIRoute) or not isinstance(path, str) or not path.startswith("/v1"):
+            continue
+        methods = frozenset(ctx.methods or ()) - {"HEAD", "OPTIONS"}
+        queries = tuple(q.alias for q in route.dependant.query_params if ID_QUERY.match(q.alias))
+        prev = found.get(path)
+        if prev is not None:
+            methods |= prev.methods
+            queries = tuple(sorted(set(queries) | set(prev.id_query_params)))
+        found[path] = RouteInfo(path, methods, tuple(PARAM.findall(path)), queries)
+    return found
+
+
+def fill(path: str, params: Mapping[str, str]) -> str:
+    return PARAM.sub(lambda m: params[m.group(1)], path)
+
+
+def missing_like(object_id: str, env: Env) -> str:
+    """A well-formed id of the same kind that names nothing."""
+    prefix, sep, _ = object_id.partition("_")
+    try:
+        return new_id(prefix, env.clock.now()) if sep else object_id + "x"
+    except ValueError:
+        return prefix + "_doesnotexist0000000000000000"
+
+
+def snapshot(env: Env, ignore_user: str) -> dict[str, list[str]]:
+    """Every row of every table, except what the caller B may legitimately leave behind
+    about themselves (their own audit rows and idempotency keys)."""
+    out: dict[str, list[str]] = {}
+    with env.platform.db.transaction(write=False) as conn:
+        for table in metadata.sorted_tables:
+            if table is idempotency_keys:
+                continue
+            q = select(table)
+            if table is audit_log:
+                q = q.where(or_(audit_log.c.user_id.is_(None), audit_log.c.user_id != ignore_user))
+            out[table.name] = sorted(repr(tuple(r)) for r in conn.execute(q).all())
+    return out
+
+
+def call(env: Env, method: str, url: str, token: str, body: Any) -> httpx.Response:
+    r: httpx.Response = env.client.request(method, url, headers=bearer(token), json=body)
+    return r
+
+
+def error_of(r: httpx.Response, *ids: str) -> dict[str, Any]:
+    """The JSON error, with the ids it was asked about masked (so two answers compare)."""
+    assert r.headers.get("content-type", "").startswith("application/json"), r.text
+    err: dict[str, Any] = dict(r.json()["error"])
+    assert set(err) <= {"type", "code", "message", "param"} and {"type", "code", "message"} <= set(err), err
+    for i in ids:
+        err["message"] = str(err["message"]).replace(i, "<id>")
+    return err
+
+
+def assert_not_found(r: httpx.Response, what: str, *ids: str) -> dict[str, Any]:
+    assert r.status_code == 404, f"{what}: expected 404, got {r.status_code} {r.text}"
+    err = error_of(r, *ids)
+    assert (err["type"], err["code"]) == ("not_found_error", "not_found"), f"{what}: {err}"
+    return err
+
+
+# -------------------------------------------------------------------- fixtures
+@dataclass
+class World:
+    env: Env
+    a: Actor
+    b: Actor
+    routes: dict[str, RouteInfo]
+
+
+def _actor(env: Env, email: str) -> Actor:
+    user = env.sign_up(email)
+    return Actor(email, str(user["id"]), env.token(email))
+
+
+@pytest.fixture
+def world(db_url: str, tmp_path: Path) -> Iterator[World]:
+    # test_clock on: the widest route table the app can have.
+    for env in make_env(db_url, tmp_path, test_clock=True):
+        a, b = _actor(env, "alice@example.com"), _actor(env, "bob@example.com")
+        yield World(env, a, b, v1_routes(env.app))
+
+
+# ----------------------------------------------------------------------- tests
+def test_every_id_route_has_a_bola_entry(world: World) -> None:
+    with_path_ids = {p for p, r in world.routes.items() if r.path_params}
+    with_query_ids = {p for p, r in world.routes.items() if r.id_query_params}
+    assert "/v1/users/me/sessions/{session_id}" in with_path_ids  # the table is really being read
+    missing = sorted(with_path_ids - PATH_OBJECTS.keys())
+    assert not missing, (
+        f"routes with an id in the path but no BOLA entry: {missing}. Add each to PATH_OBJECTS in "
+        "tests/integration/test_bola.py with a function that creates the object as user A and returns "
+        "its id(s), so the test can check that user B gets 404 and changes nothing."
+    )
+    missing_q = sorted(with_query_ids - QUERY_OBJECTS.keys())
+    assert not missing_q, (
+        f"list routes with an id query parameter but no BOLA entry: {missing_q}. Add each to "
+        "QUERY_OBJECTS in tests/integration/test_bola.py (an object of user A to pass as that parameter)."
+    )
+    stale = sorted((PATH_OBJECTS.keys() - with_path_ids) | (QUERY_OBJECTS.keys() - with_query_ids))
+    assert not stale, f"BOLA entries for routes that no longer exist: {stale}; remove or rename them"
+
+
+def _check_route(world: World, path: str, maker: Maker, params_of: Callable[[RouteInfo], tuple[str, ...]],
+                 url_of: Callable[[Mapping[str, str]], str]) -> None:
+    env, a, b = world.env, world.a, world.b
+    info = world.routes.get(path)
+    assert info is not None, f"{path} is not in the route table (see test_every_id_route_has_a_bola_entry)"
+    assert info.methods, path
+    for method in sorted(info.methods):
+        owned = maker(env, a)
+        names = params_of(info)
+        assert set(names) <= owned.params.keys(), f"{path}: the maker must return ids for {names}"
+        ids = {n: owned.params[n] for n in names}
+        ghost = {n: missing_like(i, env) for n, i in ids.items()}
+        body = owned.bodies.get(method)
+        what = f"{method} {path} as another user"
+
+        before = snapshot(env, ignore_user=b.user_id)
+        theirs = assert_not_found(call(env, method, url_of(ids), b.token, body), what, *ids.values())
+        nobodys = assert_not_found(call(env, method, url_of(ghost), b.token, body),
+                                   f"{method} {path} with an id that does not exist", *ghost.values())
+        assert theirs == nobodys, f"{what}: differs from a missing id (an existence oracle): {theirs} {nobodys}"
+        after = snapshot(env, ignore_user=b.user_id)
+        changed = {t for t in before if before[t] != after[t]}
+        assert not changed, f"{what} changed rows in {sorted(changed)}"
+        owned.still_works()
+
+        # The owner, same missing id: the same answer (so B learns nothing B could not learn alone).
+        own_missing = assert_not_found(call(env, method, url_of(ghost), a.token, body),
+                                       f"{method} {path} by the owner with a missing id", *ghost.values())
+        assert own_missing == nobodys
+        # Control: the URL really reaches the route and names a real object (else the 404s prove nothing).
+        mine = call(env, method, url_of(ids), a.token, body)
+        assert mine.status_code < 400, f"{method} {path} by its owner: {mine.status_code} {mine.text}"
+
+
+@pytest.mark.parametrize("path", sorted(PATH_OBJECTS))
+def test_another_users_object_in_the_path_is_404_and_untouched(world: World, path: str) -> None:
+    _check_route(world, path, PATH_OBJECTS[path], lambda r: r.path_params, lambda ids: fill(path, ids))
+
+
+@pytest.mark.parametrize("path", sorted(QUERY_OBJECTS))
+def test_another_users_object_in_the_query_is_404_and_untouched(world: World, path: str) -> None:
+    def url(ids: Mapping[str, str]) -> str:
+        return str(httpx.URL(path, params=dict(ids)))
+    _check_route(world, path, QUERY_OBJECTS[path], lambda r: r.id_query_params, url)
