@@ -68,9 +68,11 @@ def test_enrol_verify_and_me_shows_mfa(env: Env) -> None:
     assert qr.status_code == 200 and qr.headers["content-type"].startswith("image/svg+xml")
     assert b"<svg" in qr.content
     assert env.me(token).json()["mfa_enabled"] is False  # not before verification
-    bad = env.client.post("/v1/users/me/mfa/totp/verify", json={"code": "000000"}, headers=bearer(token))
-    if bad.status_code == 200:  # one in a million: 000000 was the right code
-        pytest.skip("random secret happened to match 000000")
+    # A code that is wrong for sure: none of the codes valid within ±2 steps of now.
+    totp, now = pyotp.TOTP(secret), time.time()
+    valid = {totp.at(now + k * 30) for k in range(-2, 3)}
+    wrong = next(c for c in (f"{n:06d}" for n in range(1_000_000)) if c not in valid)
+    bad = env.client.post("/v1/users/me/mfa/totp/verify", json={"code": wrong}, headers=bearer(token))
     assert err(bad) == (400, "invalid_code")
     v = env.client.post("/v1/users/me/mfa/totp/verify", json={"code": pyotp.TOTP(secret).now()},
                         headers=bearer(token))
