@@ -89,6 +89,16 @@ def login_redirect() -> RedirectResponse:
     return redirect("/login?notice=expired")
 
 
+def form_viewer(request: Request, csrf_token: str) -> Viewer | Response:
+    """The signed-in person behind a form POST, or the response to send instead:
+    the log-in page when the session is gone, the CSRF refusal when the token is wrong."""
+    viewer = signed_in(request)
+    if viewer is None:
+        return login_redirect()
+    refused = check_form(request, viewer, csrf_token)
+    return viewer if refused is None else refused
+
+
 # ------------------------------------------------------------------ sign-up
 @router.get("/signup", response_class=HTMLResponse)
 def signup_page(request: Request) -> Response:
@@ -152,12 +162,9 @@ def verify_page(request: Request, notice: str = "") -> Response:
 
 @router.post("/verify", response_class=HTMLResponse)
 def verify_submit(request: Request, csrf_token: FormText = "", code: FormText = "") -> Response:
-    viewer = signed_in(request)
-    if viewer is None:
-        return login_redirect()
-    refused = check_form(request, viewer, csrf_token)
-    if refused is not None:
-        return refused
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
     p = auth.platform_of(request)
     origin = get_origin(request)
     try:
@@ -172,12 +179,9 @@ def verify_submit(request: Request, csrf_token: FormText = "", code: FormText = 
 
 @router.post("/verify/resend", response_class=HTMLResponse)
 def verify_resend(request: Request, csrf_token: FormText = "") -> Response:
-    viewer = signed_in(request)
-    if viewer is None:
-        return login_redirect()
-    refused = check_form(request, viewer, csrf_token)
-    if refused is not None:
-        return refused
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
     p = auth.platform_of(request)
     try:
         rate_limit(p, "verification", get_origin(request))
@@ -337,12 +341,9 @@ def security_page(request: Request, notice: str = "") -> Response:
 @router.post("/security/payment-password", response_class=HTMLResponse)
 def payment_password_submit(request: Request, csrf_token: FormText = "", password: FormText = "",
                             payment_password: FormText = "", confirm: FormText = "") -> Response:
-    viewer = signed_in(request)
-    if viewer is None:
-        return login_redirect()
-    refused = check_form(request, viewer, csrf_token)
-    if refused is not None:
-        return refused
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
     p = auth.platform_of(request)
     origin = get_origin(request)
     status, error, info = 200, None, None
@@ -369,12 +370,9 @@ def payment_password_submit(request: Request, csrf_token: FormText = "", passwor
 
 @router.post("/security/sessions/{session_id}/revoke", response_class=HTMLResponse)
 def revoke_session(request: Request, session_id: str, csrf_token: FormText = "") -> Response:
-    viewer = signed_in(request)
-    if viewer is None:
-        return login_redirect()
-    refused = check_form(request, viewer, csrf_token)
-    if refused is not None:
-        return refused
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
     p = auth.platform_of(request)
     origin = get_origin(request)
     try:

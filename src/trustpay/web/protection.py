@@ -21,11 +21,12 @@ from trustpay.web.account import (
     _locked_until,
     _security_context,
     check_form,
-    login_redirect,
+    form_viewer,
     message,
     redirect,
     signed_in,
 )
+from trustpay.web.auth import Viewer
 from trustpay.web.templating import gettext, render
 
 router = APIRouter(include_in_schema=False)
@@ -57,12 +58,9 @@ def _refusal(request: Request, exc: TrustPayError, email: str) -> str:
 # ----------------------------------------------------------- freeze
 @router.post("/security/freeze", response_class=HTMLResponse)
 def freeze_submit(request: Request, csrf_token: FormText = "", password: FormText = "") -> Response:
-    viewer = signed_in(request)
-    if viewer is None:
-        return login_redirect()
-    refused = check_form(request, viewer, csrf_token)
-    if refused is not None:
-        return refused
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
     p, origin = auth.platform_of(request), get_origin(request)
     try:
         identity.run_keeping_refusal(p, lambda conn: freeze.freeze(
@@ -75,12 +73,9 @@ def freeze_submit(request: Request, csrf_token: FormText = "", password: FormTex
 
 @router.post("/security/unfreeze/code", response_class=HTMLResponse)
 def unfreeze_code(request: Request, csrf_token: FormText = "") -> Response:
-    viewer = signed_in(request)
-    if viewer is None:
-        return login_redirect()
-    refused = check_form(request, viewer, csrf_token)
-    if refused is not None:
-        return refused
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
     p = auth.platform_of(request)
     try:
         rate_limit(p, "verification", get_origin(request))
@@ -96,12 +91,9 @@ def unfreeze_code(request: Request, csrf_token: FormText = "") -> Response:
 @router.post("/security/unfreeze", response_class=HTMLResponse)
 def unfreeze_submit(request: Request, csrf_token: FormText = "", password: FormText = "",
                     code: FormText = "") -> Response:
-    viewer = signed_in(request)
-    if viewer is None:
-        return login_redirect()
-    refused = check_form(request, viewer, csrf_token)
-    if refused is not None:
-        return refused
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
     p, origin = auth.platform_of(request), get_origin(request)
     code = code.strip()
     uses_app = viewer.user.mfa_enabled
@@ -120,12 +112,9 @@ def unfreeze_submit(request: Request, csrf_token: FormText = "", password: FormT
 # ------------------------------------------------- two-step verification
 @router.post("/security/mfa/start", response_class=HTMLResponse)
 def mfa_start(request: Request, csrf_token: FormText = "") -> Response:
-    viewer = signed_in(request)
-    if viewer is None:
-        return login_redirect()
-    refused = check_form(request, viewer, csrf_token)
-    if refused is not None:
-        return refused
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
     p, origin = auth.platform_of(request), get_origin(request)
 
     def work(conn: object) -> tuple[str, bytes]:
@@ -143,12 +132,9 @@ def mfa_start(request: Request, csrf_token: FormText = "") -> Response:
 
 @router.post("/security/mfa/confirm", response_class=HTMLResponse)
 def mfa_confirm(request: Request, csrf_token: FormText = "", code: FormText = "") -> Response:
-    viewer = signed_in(request)
-    if viewer is None:
-        return login_redirect()
-    refused = check_form(request, viewer, csrf_token)
-    if refused is not None:
-        return refused
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
     p, origin = auth.platform_of(request), get_origin(request)
     try:
         codes = identity.run_keeping_refusal(p, lambda conn: mfa.confirm_enrolment(
