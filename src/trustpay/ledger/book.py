@@ -51,14 +51,13 @@ from trustpay.ledger.model import (
     Hold,
     HoldStatus,
     Line,
-    check_amount,
     check_hold_postable,
     check_resolvable,
     is_expired,
     may_change,
     validate_draft,
 )
-from trustpay.money import check_currency
+from trustpay.money import check_amount, check_currency
 
 # (balance delta, pending_out delta, pending_in delta) for one account.
 Deltas = tuple[int, int, int]

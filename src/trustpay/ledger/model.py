@@ -22,10 +22,10 @@ from trustpay.ledger.errors import (
     HoldAlreadyResolved,
     HoldAmountExceeded,
     HoldExpired,
-    InvalidAmount,
     MalformedEntry,
     UnbalancedEntry,
 )
+from trustpay.money import check_amount
 
 
 class Side(StrEnum):
@@ -161,16 +161,6 @@ class Hold:
     reference: str | None
     created_at: datetime
     resolved_at: datetime | None
-
-
-def check_amount(amount: object, max_amount: int) -> int:
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise InvalidAmount("amount must be an integer number of minor units", param="amount")
-    if amount <= 0:
-        raise InvalidAmount("amount must be greater than zero", param="amount")
-    if amount > max_amount:
-        raise InvalidAmount(f"amount must not exceed {max_amount} minor units", param="amount")
-    return amount
 
 
 def validate_draft(draft: EntryDraft, max_amount: int) -> dict[str, int]:
