@@ -1,0 +1,1 @@
+"""Wallet: bank cards, top-ups, withdrawals, transfers, statements and receipts."""
