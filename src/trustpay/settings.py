@@ -6,11 +6,29 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB_PATH = Path("var") / "trustpay.db"
+
+
+class TierLimit(BaseModel):
+    """One KYC tier's limits, in minor units of the currency at hand (identity.limits)."""
+
+    balance: int = Field(ge=0)
+    single: int = Field(ge=0)
+    daily: int = Field(ge=0)
+
+
+# Tier 0 unverified, 1 e-mail/phone verified, 2 identity submitted. The same figures
+# apply in every currency (¥1,000 at tier 0 is 1,000.00 of whatever the wallet holds).
+DEFAULT_TIER_LIMITS = {
+    0: TierLimit(balance=100_000, single=0, daily=0),
+    1: TierLimit(balance=2_000_000, single=500_000, daily=1_000_000),
+    2: TierLimit(balance=100_000_000, single=5_000_000, daily=20_000_000),
+}
 
 
 class Settings(BaseSettings):
@@ -27,6 +45,10 @@ class Settings(BaseSettings):
     # Largest amount (in minor units) any single money movement may carry.
     max_amount: int = Field(default=10_000_000_000, gt=0)
     tier_limits: Literal["on", "off"] = "on"
+    # Per-tier limits as JSON, e.g. {"0": {"balance": 100000, "single": 0, "daily": 0}, "1": …, "2": …}.
+    tier_limit_table: dict[int, TierLimit] = Field(default_factory=lambda: dict(DEFAULT_TIER_LIMITS))
+    # Where the daily-outflow day starts and ends (an IANA zone name).
+    limits_timezone: str = "Asia/Shanghai"
     risk_rules: Literal["on", "off"] = "on"
     # Signs cookies and CSRF tokens. Unset: a random key per process (sessions
     # then end on restart) — set it in production.
@@ -50,6 +72,22 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, v: str) -> str:
         return v.upper()
+
+    @field_validator("tier_limit_table")
+    @classmethod
+    def _every_tier(cls, v: dict[int, TierLimit]) -> dict[int, TierLimit]:
+        if set(v) != {0, 1, 2}:
+            raise ValueError("tier_limit_table needs exactly the tiers 0, 1 and 2")
+        return v
+
+    @field_validator("limits_timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}") from exc
+        return v
 
     @property
     def is_sqlite(self) -> bool:

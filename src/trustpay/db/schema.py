@@ -107,6 +107,8 @@ ledger_holds = Table(
     Column("created_at", TS, nullable=False),
     Column("resolved_at", TS, nullable=True),
     Index("ix_ledger_holds_status_expires", "status", "expires_at"),
+    # 0004: the tier limits sum a wallet's pending holds (identity.limits).
+    Index("ix_ledger_holds_debit_status", "debit_account_id", "status"),
     CheckConstraint("amount > 0", name="amount_positive"),
 )
 
@@ -200,6 +202,16 @@ users = Table(
     Column("mfa_enabled_at", TS, nullable=True),
     # Lost-phone freeze: no money out while set.
     Column("frozen_at", TS, nullable=True),
+    # 0004: PII sealed with AES-GCM bound to the user id (identity.crypto.seal) plus
+    # the masks we show. The phone is sealed so a code can be texted to it.
+    Column("phone_enc", Text, nullable=True),
+    Column("legal_name_enc", Text, nullable=True),
+    Column("legal_name_masked", String(64), nullable=True),
+    # prc_resident | passport
+    Column("id_type", String(16), nullable=True),
+    Column("id_number_enc", Text, nullable=True),
+    Column("id_number_masked", String(32), nullable=True),
+    Column("identity_submitted_at", TS, nullable=True),
 )
 
 sessions = Table(
