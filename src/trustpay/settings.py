@@ -58,6 +58,16 @@ class Settings(BaseSettings):
     worker_interval: float = Field(default=0.5, gt=0)
     idempotency_retention_hours: int = Field(default=48, ge=24)
     log_level: str = "INFO"
+    # Sandbox bank (banks/). Empty URL: it runs inside this process, mounted at
+    # /sandbox-bank, with its own SQLite file under bank_sandbox_data_dir.
+    bank_sandbox_url: str = ""
+    # Shared with the bank: API credential and callback signing key. The default is
+    # public and fit only for the sandbox (which moves no real money).
+    bank_sandbox_secret: str = Field(default="sandbox-bank-dev-secret", repr=False)
+    bank_sandbox_data_dir: str = str(Path("var") / "sandbox-bank")
+    bank_sandbox_settle_seconds: float = Field(default=2.0, ge=0, le=3600)
+    # Where a sandbox bank in another process posts callbacks (empty: none; the platform polls).
+    bank_sandbox_callback_url: str = ""
     # Login and payment password: tries before a lock, and the lock's length
     # (API.md: never above 10 tries, never below 30 minutes).
     login_max_attempts: int = Field(default=5, ge=1, le=10)
