@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from trustpay import __version__
-from trustpay.api import errors, identity, system, test_clock
+from trustpay.api import errors, identity, system, test_clock, transactions
 from trustpay.jobs.worker import Worker
 from trustpay.platform.context import Platform
 from trustpay.settings import Settings
@@ -44,6 +44,7 @@ def create_app(
     errors.install(app)
     app.include_router(system.router)
     identity.install(app, platform)
+    app.include_router(transactions.router)
     web.install(app)
     if platform.settings.test_clock:  # otherwise the path does not exist (404)
         app.include_router(test_clock.router)

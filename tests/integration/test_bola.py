@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import or_, select
 from tests.integration.identity_support import Env, bearer, make_env
+from tests.integration.statement_support import top_up
 
 from trustpay.db.schema import audit_log, idempotency_keys, metadata
 from trustpay.ids import new_id
@@ -89,15 +90,38 @@ def make_audit_cursor(env: Env, a: Actor) -> Owned:
     return Owned({"starting_after": entry}, check)
 
 
+# ------------------------------------------------------ registry: statement lines
+def _statement_line_of(env: Env, a: Actor) -> tuple[str, Callable[[], None]]:
+    top_up(env.platform, a.user_id, 1_000)
+    line = str(env.client.get("/v1/transactions", headers=bearer(a.token)).json()["data"][0]["id"])
+
+    def check() -> None:
+        listed = env.client.get("/v1/transactions?limit=100", headers=bearer(a.token)).json()["data"]
+        assert line in [t["id"] for t in listed], "A's statement line disappeared"
+    return line, check
+
+
+def make_transaction(env: Env, a: Actor) -> Owned:
+    line, check = _statement_line_of(env, a)
+    return Owned({"transaction_id": line}, check)
+
+
+def make_transaction_cursor(env: Env, a: Actor) -> Owned:
+    line, check = _statement_line_of(env, a)
+    return Owned({"starting_after": line}, check)
+
+
 # Path pattern (exactly as in the route table) -> how A makes an object it addresses.
 # A NEW ROUTE WITH AN ID IN ITS PATH NEEDS AN ENTRY HERE.
 PATH_OBJECTS: dict[str, Maker] = {
     "/v1/users/me/sessions/{session_id}": make_session,
+    "/v1/transactions/{transaction_id}/receipt": make_transaction,
 }
 # List routes whose query names an object (a cursor, an id filter) -> A's object for it.
 QUERY_OBJECTS: dict[str, Maker] = {
     "/v1/users/me/sessions": make_session_cursor,
     "/v1/users/me/audit-log": make_audit_cursor,
+    "/v1/transactions": make_transaction_cursor,
 }
 
 

@@ -70,6 +70,10 @@ class MeOut(UserOut):
     phone: str | None  # masked
     mfa_enabled: bool
     frozen: bool
+    # KYC tier 2, masked: "张*", "1101**********1234"; the full values are never returned.
+    legal_name: str | None
+    id_type: str | None
+    id_number: str | None
 
 
 class NewSessionOut(BaseModel):
@@ -118,7 +122,8 @@ def user_out(u: User) -> UserOut:
 def me_out(u: User) -> MeOut:
     return MeOut(**user_out(u).model_dump(), email_verified=u.email_verified,
                  phone_verified=u.phone_verified_at is not None, phone=u.phone_masked,
-                 mfa_enabled=u.mfa_enabled, frozen=u.frozen)
+                 mfa_enabled=u.mfa_enabled, frozen=u.frozen, legal_name=u.legal_name_masked,
+                 id_type=u.id_type, id_number=u.id_number_masked)
 
 
 def session_out(s: Session, current_id: str) -> SessionOut:

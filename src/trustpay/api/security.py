@@ -9,16 +9,19 @@ in the clear, and those secrets must only ever be shown once.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from trustpay.api.deps import CurrentUser, OriginDep, PlatformDep
 from trustpay.api.idempotency import idempotent
-from trustpay.api.identity import rate_limit, refusals_commit
+from trustpay.api.identity import MeOut, me_out, rate_limit, refusals_commit
 from trustpay.errors import InvalidRequest
-from trustpay.identity import freeze, mfa, recovery
+from trustpay.identity import freeze, kyc_service, mfa, recovery
 from trustpay.identity import service as identity
+from trustpay.identity.kyc import IdType
 from trustpay.identity.model import normalize_email
 from trustpay.identity.ratelimit import FixedWindowLimiter
 from trustpay.platform.context import Platform
@@ -61,6 +64,13 @@ class UnfreezeIn(BaseModel):
     recovery_code: str | None = Field(default=None, max_length=32)
     # Without MFA: the 6-digit code from POST /v1/users/me/unfreeze/code.
     code: str | None = Field(default=None, max_length=16)
+
+
+class IdentityIn(BaseModel):
+    legal_name: str = Field(max_length=120, description="As on the identity document")
+    id_number: str = Field(max_length=32, description="18-character PRC resident ID number, or a passport "
+                                                      "number when id_type is passport")
+    id_type: Literal["prc_resident", "passport"] = "prc_resident"
 
 
 class ResetIn(BaseModel):
@@ -143,6 +153,23 @@ def unfreeze_account(body: UnfreezeIn, request: Request, me: CurrentUser, p: Pla
                         recovery_code=body.recovery_code, code=body.code, origin=origin)
         return 204, None
     return idempotent(request, p, effect=refusals_commit(effect))
+
+
+# -------------------------------------------------------------------- KYC
+@router.post("/users/me/identity", response_model=MeOut, responses={
+    400: {"description": "invalid_id_number or invalid_legal_name"},
+    403: {"description": "email_unverified: verify the e-mail address or phone first (tier 1)"},
+    409: {"description": "the identity is already on file"}})
+def submit_identity(body: IdentityIn, request: Request, me: CurrentUser, p: PlatformDep,
+                    origin: OriginDep) -> Response:
+    """KYC tier 2: legal name and ID number, stored encrypted; the response shows them masked
+    (`legal_name` "张*", `id_number` "1101**********1234") with `kyc_tier` 2."""
+    def effect(conn: Connection) -> EffectResult:
+        user = kyc_service.submit_identity(p, conn, me.user, legal_name=body.legal_name,
+                                           id_number=body.id_number, id_type=IdType(body.id_type),
+                                           origin=origin)
+        return 200, me_out(user)
+    return idempotent(request, p, effect=effect)
 
 
 # --------------------------------------------------------- password reset

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from trustpay.errors import AccountLocked, Forbidden, InvalidRequest
+from trustpay.identity.kyc import kyc_tier
 
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 256  # argon2 takes any length; this only bounds the work per request
@@ -154,10 +155,23 @@ class User:
     payment: Lockout = Lockout()
     mfa_enabled_at: datetime | None = None
     frozen_at: datetime | None = None
+    legal_name_masked: str | None = None
+    id_type: str | None = None
+    id_number_masked: str | None = None
+    identity_submitted_at: datetime | None = None
 
     @property
     def email_verified(self) -> bool:
         return self.email_verified_at is not None
+
+    @property
+    def phone_verified(self) -> bool:
+        return self.phone_verified_at is not None
+
+    @property
+    def contact_verified(self) -> bool:
+        """E-mail or phone: either one reaches tier 1."""
+        return self.email_verified or self.phone_verified
 
     @property
     def mfa_enabled(self) -> bool:
@@ -172,6 +186,12 @@ class User:
         if not self.email_verified:
             raise Forbidden("verify your e-mail address before moving money out",
                             code="email_unverified")
+
+
+def tier_of(user: User) -> int:
+    """The KYC tier the user has reached (identity.kyc), from what they have verified."""
+    return kyc_tier(email_verified=user.email_verified, phone_verified=user.phone_verified,
+                    identity_submitted=user.identity_submitted_at is not None)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ def _user(r: Any) -> User:
         login=Lockout(int(r.failed_logins), _ts(r.login_locked_until)),
         payment=Lockout(int(r.failed_payment_passwords), _ts(r.payment_locked_until)),
         mfa_enabled_at=_ts(r.mfa_enabled_at), frozen_at=_ts(r.frozen_at),
+        legal_name_masked=r.legal_name_masked, id_type=r.id_type, id_number_masked=r.id_number_masked,
+        identity_submitted_at=_ts(r.identity_submitted_at),
     )
 
 
