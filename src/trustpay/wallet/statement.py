@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, false, not_, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, Connection, Row, Select, and_, exists, false, not_, or_, select, true, tuple_
 from sqlalchemy.orm import aliased
 
 from trustpay.clock import rfc3339, to_utc
@@ -199,7 +200,7 @@ def _type_condition(t: LineType) -> ColumnElement[bool]:
     return and_(not_reversal, or_(*clauses)) if clauses else false()
 
 
-def _select_lines(wallets: Sequence[str]):  # type: ignore[no-untyped-def]
+def _select_lines(wallets: Sequence[str]) -> Select[Any]:
     return (
         select(_p.entry_seq, _p.account_id, _p.currency, _p.delta, _p.balance_after,
                _e.id, _e.kind, _e.reference, _e.memo, _e.created_at,
@@ -209,16 +210,15 @@ def _select_lines(wallets: Sequence[str]):  # type: ignore[no-untyped-def]
     )
 
 
-def _line(conn: Connection, user_id: str, row: object, with_counterparty: bool = True) -> StatementLine:
-    seq, account_id, currency, delta, after, entry_id, kind, reference, memo, created_at, to_fee = row  # type: ignore[misc]
-    amount = int(delta)
+def _line(conn: Connection, user_id: str, row: Row[Any]) -> StatementLine:
+    amount, reference = int(row.delta), row.reference
     return StatementLine(
-        id=line_id(entry_id, account_id),
-        type=classify(reference, kind, amount, to_fee_account=bool(to_fee)),
-        amount=amount, currency=currency, balance_after=int(after),
-        counterparty=counterparty_of(conn, reference, user_id) if with_counterparty else None,
-        reference=reference, memo=memo, created_at=to_utc(created_at),
-        entry_id=entry_id, entry_seq=int(seq), account_id=account_id,
+        id=line_id(row.id, row.account_id),
+        type=classify(reference, row.kind, amount, to_fee_account=bool(row.to_fee)),
+        amount=amount, currency=row.currency, balance_after=int(row.balance_after),
+        counterparty=counterparty_of(conn, reference, user_id),
+        reference=reference, memo=row.memo, created_at=to_utc(row.created_at),
+        entry_id=row.id, entry_seq=int(row.entry_seq), account_id=row.account_id,
     )
 
 
