@@ -1,4 +1,4 @@
-"""``trustpay`` command line: serve, worker, migrate, demo, ledger verify."""
+"""``trustpay`` command line: serve, worker, migrate, demo, ledger verify, sandbox-bank."""
 
 from __future__ import annotations
 
@@ -73,6 +73,33 @@ def demo() -> None:
     from trustpay.demo import seed
 
     seed(console)
+
+
+@app.command("sandbox-bank")
+def sandbox_bank(
+    host: str = "127.0.0.1",
+    port: int = 8100,
+    data: str = typer.Option("", help="The bank's data dir (default: settings bank_sandbox_data_dir)"),
+    settle_seconds: float | None = typer.Option(None, help="Seconds before an operation completes"),
+) -> None:
+    """Run the sandbox bank alone (its own SQLite file, accounts, callbacks and statements)."""
+    import uvicorn
+
+    from trustpay.banks.sandbox.app import create_sandbox_app
+    from trustpay.banks.sandbox.bank import SandboxBank
+
+    settings = get_settings()
+    bank = SandboxBank(
+        data or settings.bank_sandbox_data_dir,
+        secret=settings.bank_sandbox_secret,
+        settle_seconds=settings.bank_sandbox_settle_seconds if settle_seconds is None else settle_seconds,
+    )
+    bank.start_background()
+    console.print(f"Sandbox bank listening on http://{host}:{port} (data in {bank.data_dir})")
+    try:
+        uvicorn.run(create_sandbox_app(bank), host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        bank.close()
 
 
 @ledger_app.command("verify")
