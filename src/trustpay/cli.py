@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -14,6 +15,8 @@ ledger_app = typer.Typer(help="Ledger tools", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 ops_app = typer.Typer(help="Operator tools", no_args_is_help=True)
 app.add_typer(ops_app, name="ops")
+receipt_app = typer.Typer(help="Receipts: check one offline", no_args_is_help=True)
+app.add_typer(receipt_app, name="receipt")
 console = Console()
 
 
@@ -165,6 +168,40 @@ def ops_unfreeze(
     finally:
         platform.close()
     console.print(f"[green]unfrozen[/]: {user.id} {user.email}")
+
+
+@receipt_app.command("verify")
+def receipt_verify(
+    file: Path = typer.Argument(..., help="A receipt saved from GET /v1/transactions/{id}/receipt"),
+    digest_url: str = typer.Option("", help="Also compare with a published digest, e.g. "
+                                            "https://host/v1/ledger/digest"),
+) -> None:
+    """Check a receipt offline: entry hash, the line against its entry, the Merkle inclusion proof."""
+    import json
+
+    from trustpay.wallet import receipt
+
+    try:
+        doc = json.loads(file.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        console.print(f"[red]cannot read receipt[/]: {exc}")
+        sys.exit(2)
+    if not isinstance(doc, dict):
+        console.print("[red]cannot read receipt[/]: not a JSON object")
+        sys.exit(2)
+    published = None
+    if digest_url:
+        import httpx
+
+        try:
+            published = httpx.get(digest_url, timeout=10.0).raise_for_status().json()
+        except (httpx.HTTPError, ValueError) as exc:
+            console.print(f"[red]cannot fetch the published digest[/]: {exc}")
+            sys.exit(2)
+    result = receipt.verify(doc, published=published)
+    for line in receipt.report_lines(result, doc, lambda ok: "[green]✓[/]" if ok else "[red]✗[/]"):
+        console.print(line, highlight=False, markup=True)
+    sys.exit(0 if result.ok else 1)
 
 
 def _safe(url: str) -> str:
