@@ -1,0 +1,165 @@
+"""Per-tier money limits: one function the wallet and trades call.
+
+:func:`enforce_limits` runs inside the money-moving transaction, before the
+ledger posts, and raises 402 ``limit_exceeded`` naming the limit in ``param``
+(``single_payment``, ``daily_outflow`` or ``balance``). The figures live in
+settings (``tier_limit_table``, minor units, the same figures in every
+currency); ``TRUSTPAY_TIER_LIMITS=off`` turns them off.
+
+It only reads the ledger tables. The daily outflow is what left the user's
+wallet today (posted debits of entries stamped today) plus what is reserved
+to leave it (holds still pending that were created today); "today" is the
+platform clock's day in ``limits_timezone``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, func, select
+
+from trustpay.clock import to_utc
+from trustpay.db.schema import ledger_accounts, ledger_entries, ledger_holds, ledger_postings
+from trustpay.errors import PaymentFailed
+from trustpay.identity import store
+from trustpay.identity.kyc import TIER_CONTACT_VERIFIED, TIER_UNVERIFIED
+from trustpay.identity.model import tier_of
+from trustpay.money import exponent
+
+if TYPE_CHECKING:
+    from trustpay.platform.context import Platform
+    from trustpay.settings import Settings
+
+WALLET = "wallet"
+
+
+@dataclass(frozen=True)
+class TierLimits:
+    """Minor units of whatever currency is moving."""
+
+    balance: int
+    single_payment: int
+    daily_outflow: int
+
+
+def limits_for(settings: Settings, tier: int) -> TierLimits:
+    row = settings.tier_limit_table[tier]
+    return TierLimits(balance=row.balance, single_payment=row.single, daily_outflow=row.daily)
+
+
+def day_bounds(now: datetime, zone: str) -> tuple[datetime, datetime]:
+    """[start, end) of the local calendar day containing ``now``, in UTC (DST-safe)."""
+    tz = ZoneInfo(zone)
+    local = to_utc(now).astimezone(tz)
+    start = datetime(local.year, local.month, local.day, tzinfo=tz)
+    end = (start + timedelta(days=1)).replace(tzinfo=tz)  # wall-clock midnight, whatever the offset
+    return start.astimezone(ZoneInfo("UTC")), end.astimezone(ZoneInfo("UTC"))
+
+
+def format_amount(amount: int, currency: str) -> str:
+    exp = exponent(currency)
+    return f"{currency} {Decimal(amount).scaleb(-exp):,.{exp}f}"
+
+
+def how_to_raise(tier: int) -> str:
+    if tier == TIER_UNVERIFIED:
+        return "verify your e-mail address or phone number to raise it"
+    if tier == TIER_CONTACT_VERIFIED:
+        return "verify your identity (legal name and ID number) in the security centre to raise it"
+    return "this is the highest tier; wait until tomorrow or contact support"
+
+
+def check_limits(limits: TierLimits, tier: int, currency: str, *, outflow: int, inflow: int,
+                 spent_today: int, balance: int) -> None:
+    """The rule itself, with the ledger figures already read: raises the first limit broken."""
+    def refuse(param: str, what: str, limit: int) -> PaymentFailed:
+        return PaymentFailed(f"{what}: the limit at tier {tier} is {format_amount(limit, currency)}; "
+                             f"{how_to_raise(tier)}", code="limit_exceeded", param=param)
+
+    if outflow > 0:
+        if outflow > limits.single_payment:
+            raise refuse("single_payment", f"{format_amount(outflow, currency)} is above your "
+                         "single-payment limit", limits.single_payment)
+        if spent_today + outflow > limits.daily_outflow:
+            raise refuse("daily_outflow", f"this would take today's outflow to "
+                         f"{format_amount(spent_today + outflow, currency)}, above your daily limit",
+                         limits.daily_outflow)
+    if inflow > 0 and balance + inflow > limits.balance:
+        raise refuse("balance", f"this would take your balance to {format_amount(balance + inflow, currency)}, "
+                     "above your balance limit", limits.balance)
+
+
+# ------------------------------------------------------------ ledger reads
+def _wallet_ids(conn: Connection, user_id: str, currency: str) -> list[str]:
+    return list(conn.execute(select(ledger_accounts.c.id).where(
+        ledger_accounts.c.owner_id == user_id, ledger_accounts.c.kind == WALLET,
+        ledger_accounts.c.currency == currency)).scalars())
+
+
+def wallet_total(conn: Connection, user_id: str, currency: str) -> int:
+    """Posted balance (available + held) plus money on its way in (pending credits)."""
+    total = conn.execute(select(func.coalesce(func.sum(ledger_accounts.c.balance + ledger_accounts.c.pending_in), 0))
+                         .where(ledger_accounts.c.owner_id == user_id, ledger_accounts.c.kind == WALLET,
+                                ledger_accounts.c.currency == currency)).scalar_one()
+    return int(total)
+
+
+def outflow_between(conn: Connection, account_ids: list[str], currency: str, start: datetime,
+                    end: datetime) -> int:
+    """Debits posted to the accounts' balances by entries stamped in [start, end), plus
+    holds on them still pending that were created in [start, end).
+
+    A hold that is later posted stops counting as pending and counts as the
+    posting's debit instead, so nothing is counted twice. Reads one wallet's
+    postings through their (account_id, entry_seq) index.
+    """
+    if not account_ids:
+        return 0
+    start, end = to_utc(start), to_utc(end)
+    posted = conn.execute(
+        select(func.coalesce(func.sum(-ledger_postings.c.delta), 0))
+        .select_from(ledger_postings.join(ledger_entries, ledger_entries.c.seq == ledger_postings.c.entry_seq))
+        .where(ledger_postings.c.account_id.in_(account_ids), ledger_postings.c.field == "balance",
+               ledger_postings.c.currency == currency, ledger_postings.c.delta < 0,
+               ledger_entries.c.created_at >= start, ledger_entries.c.created_at < end)
+    ).scalar_one()
+    held = conn.execute(
+        select(func.coalesce(func.sum(ledger_holds.c.amount), 0))
+        .where(ledger_holds.c.debit_account_id.in_(account_ids), ledger_holds.c.status == "pending",
+               ledger_holds.c.currency == currency,
+               ledger_holds.c.created_at >= start, ledger_holds.c.created_at < end)
+    ).scalar_one()
+    return int(posted) + int(held)
+
+
+def daily_outflow(p: Platform, conn: Connection, user_id: str, currency: str) -> int:
+    start, end = day_bounds(p.clock.now(), p.settings.limits_timezone)
+    return outflow_between(conn, _wallet_ids(conn, user_id, currency), currency, start, end)
+
+
+# --------------------------------------------------------------- the hook
+def enforce_limits(p: Platform, conn: Connection, user_id: str, *, currency: str, outflow: int = 0,
+                   inflow: int = 0) -> None:
+    """Call inside the money-moving transaction, before the ledger posts.
+
+    ``outflow``: the amount about to leave the user's wallet in this action
+    (single-payment and daily-outflow limits); ``inflow``: the amount about
+    to arrive (balance limit). Raises :class:`PaymentFailed` ``limit_exceeded``.
+    """
+    if p.settings.tier_limits == "off" or (outflow <= 0 and inflow <= 0):
+        return
+    tier = tier_of(store.get_user(conn, user_id))
+    limits = limits_for(p.settings, tier)
+    spent = daily_outflow(p, conn, user_id, currency) if outflow > 0 else 0
+    balance = wallet_total(conn, user_id, currency) if inflow > 0 else 0
+    check_limits(limits, tier, currency, outflow=outflow, inflow=inflow, spent_today=spent, balance=balance)
+
+
+def user_limits(p: Platform, conn: Connection, user_id: str, currency: str) -> tuple[int, TierLimits, int]:
+    """(tier, its limits, today's outflow so far): what the security centre shows."""
+    tier = tier_of(store.get_user(conn, user_id))
+    return tier, limits_for(p.settings, tier), daily_outflow(p, conn, user_id, currency)
