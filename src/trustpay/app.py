@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from trustpay import __version__
 from trustpay.api import errors, identity, system, test_clock, transactions
+from trustpay.banks import registry as banks
 from trustpay.jobs.worker import Worker
 from trustpay.platform.context import Platform
 from trustpay.settings import Settings
@@ -27,11 +28,13 @@ def create_app(
         worker = Worker(platform) if start_worker else None
         if worker is not None:
             worker.start()
+            banks.start(platform)  # the in-process sandbox bank's back office, if any
         try:
             yield
         finally:
             if worker is not None:
                 worker.stop()
+            banks.stop(platform)
             platform.close()
 
     app = FastAPI(
@@ -44,6 +47,7 @@ def create_app(
     errors.install(app)
     app.include_router(system.router)
     identity.install(app, platform)
+    banks.install(app, platform)  # mounts the sandbox bank at /sandbox-bank unless it runs elsewhere
     app.include_router(transactions.router)
     web.install(app)
     if platform.settings.test_clock:  # otherwise the path does not exist (404)

@@ -31,6 +31,8 @@ INPROCESS_ORIGIN = "http://trustpay.internal"
 _BANK_KEY = "banks.sandbox.bank"
 _APP_KEY = "banks.sandbox.app"
 _CONNECTOR_KEY = "banks.sandbox.connector"
+_DELIVER_KEY = "banks.sandbox.deliver"
+_BACKGROUND_KEY = "banks.sandbox.background"
 
 
 def is_inprocess(platform: Platform) -> bool:
@@ -49,9 +51,11 @@ def sandbox_bank(platform: Platform) -> SandboxBank:
             secret=s.bank_sandbox_secret,
             settle_seconds=s.bank_sandbox_settle_seconds,
             clock=platform.clock,  # one process, one time: the test clock settles the bank too
-            deliver=None,  # until an app is there to receive callbacks (see install)
+            deliver=platform.extras.get(_DELIVER_KEY),  # None until an app receives callbacks (install)
         )
         platform.extras[_BANK_KEY] = bank
+        if platform.extras.get(_BACKGROUND_KEY):
+            bank.start_background()
     return bank
 
 
@@ -71,7 +75,7 @@ def connector_for(platform: Platform, bank: str = SANDBOX) -> BankConnector:
         s = platform.settings
         if is_inprocess(platform):
             connector = SandboxBankClient(
-                INPROCESS_ORIGIN + MOUNT_PATH,
+                INPROCESS_ORIGIN,  # the bridge serves the bank's own app: paths start at its root
                 s.bank_sandbox_secret,
                 AsgiBridgeTransport(sandbox_app(platform)),
                 callback_url=INPROCESS_ORIGIN + callback_path(SANDBOX),
@@ -85,10 +89,17 @@ def connector_for(platform: Platform, bank: str = SANDBOX) -> BankConnector:
 
 
 def install(app: Any, platform: Platform) -> None:
-    """Mount the in-process sandbox bank and let it call the platform back in-process."""
+    """Mount the in-process sandbox bank and let it call the platform back in-process.
+
+    Lazy: the bank (and its SQLite file) is built on first use, so an app that
+    never touches a bank creates no bank files."""
     if not is_inprocess(platform):
         return
-    app.mount(MOUNT_PATH, sandbox_app(platform))
+
+    async def mounted(scope: Any, receive: Any, send: Any) -> None:
+        await sandbox_app(platform)(scope, receive, send)
+
+    app.mount(MOUNT_PATH, mounted)
     to_platform = AsgiBridgeTransport(app)
 
     def deliver(url: str, headers: Any, body: bytes) -> int:
@@ -97,15 +108,21 @@ def install(app: Any, platform: Platform) -> None:
         with httpx.Client(transport=to_platform, timeout=10.0) as client:
             return client.post(url, headers=dict(headers), content=body).status_code
 
-    sandbox_bank(platform).deliver = deliver
+    platform.extras[_DELIVER_KEY] = deliver
+    if _BANK_KEY in platform.extras:
+        sandbox_bank(platform).deliver = deliver
 
 
 def start(platform: Platform) -> None:
-    """Start the in-process bank's back office (settling, callbacks); no-op otherwise."""
+    """Run the in-process bank's back office (settling, callbacks) from its first use on."""
     if is_inprocess(platform):
-        sandbox_bank(platform).start_background()
+        platform.extras[_BACKGROUND_KEY] = True
+        if _BANK_KEY in platform.extras:
+            sandbox_bank(platform).start_background()
 
 
 def stop(platform: Platform) -> None:
-    if is_inprocess(platform) and _BANK_KEY in platform.extras:
-        sandbox_bank(platform).stop_background()
+    platform.extras.pop(_BACKGROUND_KEY, None)
+    bank = platform.extras.get(_BANK_KEY)
+    if bank is not None:
+        bank.stop_background()

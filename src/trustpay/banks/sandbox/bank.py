@@ -267,7 +267,7 @@ class SandboxBank:
         with self._tx() as db:
             due = db.execute(
                 "SELECT o.*, c.last4, c.revoked FROM operations o JOIN cards c ON c.token = o.token"
-                " WHERE o.status = 'pending' AND o.due_at <= ? ORDER BY o.due_at, o.bank_ref",
+                " WHERE o.status = 'pending' AND o.due_at <= ? ORDER BY o.due_at, o.rowid",
                 (_ts(now),),
             ).fetchall()
             for op in due:
@@ -370,7 +370,7 @@ class SandboxBank:
     def statement_lines(self, business_date: date) -> list[StatementLine]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM operations WHERE business_date = ? ORDER BY completed_at, bank_ref",
+                "SELECT * FROM operations WHERE business_date = ? ORDER BY completed_at, rowid",
                 (business_date.isoformat(),),
             ).fetchall()
         return [
