@@ -5,6 +5,7 @@ errors and its signature scheme onto the protocol)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
@@ -80,11 +81,33 @@ class SandboxBankClient:
 
     @staticmethod
     def _error(response: httpx.Response) -> tuple[str, str, str | None]:
+        """(code, message, param) of a bank's refusal; the message is scrubbed of
+        long digit runs, since a bank may quote back the card number it refused."""
         try:
             err = response.json()["error"]
-            return str(err.get("code", "")), str(err.get("message", "")), err.get("param")
+            param = err.get("param")
+            return (str(err.get("code", "")), scrub(str(err.get("message", ""))[:300]),
+                    param if isinstance(param, str) else None)
         except (ValueError, KeyError, TypeError, AttributeError):
             return "", f"The bank answered HTTP {response.status_code}.", None
+
+    @staticmethod
+    def _operation(response: httpx.Response) -> BankOperation:
+        try:
+            return operation_from_json(response.json())
+        except (ValueError, KeyError, TypeError, AttributeError):
+            # Accepted or not, we cannot tell: the same as no answer.
+            raise BankUnavailable("The bank's answer could not be read; the outcome is unknown.") from None
+
+    def _card(self, response: httpx.Response) -> CardToken:
+        try:
+            data = response.json()
+            token, last4, brand = data["token"], data["last4"], data["brand"]
+            if not (isinstance(token, str) and isinstance(last4, str) and len(last4) == 4 and last4.isdigit()):
+                raise ValueError("not a card token")
+            return CardToken(token=token, last4=last4, brand=str(brand))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise BankUnavailable("The bank's answer could not be read; the card was not bound.") from None
 
     # -------------------------------------------------------------------- cards
     def tokenize_card(self, card_number: str, holder_name: str) -> CardToken:
@@ -95,8 +118,7 @@ class SandboxBankClient:
             if code == "invalid_card_number":
                 raise InvalidCardNumber(message)
             raise BankRejected(message or "The bank refused the card.", param=param)
-        data = response.json()
-        return CardToken(token=data["token"], last4=data["last4"], brand=data["brand"])
+        return self._card(response)
 
     def revoke_card(self, token: str) -> None:
         response = self._call("DELETE", f"/cards/{token}")
@@ -117,7 +139,7 @@ class SandboxBankClient:
             payload["callback_url"] = self.callback_url
         response = self._call("POST", "/operations", payload)
         if response.status_code in (200, 201):
-            return operation_from_json(response.json())
+            return self._operation(response)
         _code, message, param = self._error(response)
         if response.status_code == 409:
             raise BankReferenceConflict(message or f"Reference {reference} was used for another operation.")
@@ -129,7 +151,7 @@ class SandboxBankClient:
             raise UnknownBankOperation(f"The bank has no operation {reference[:100]}.")
         if response.status_code != 200:
             raise BankRejected(self._error(response)[1] or "The bank refused the query.")
-        return operation_from_json(response.json())
+        return self._operation(response)
 
     # ---------------------------------------------------------------- callbacks
     def verify_callback(self, headers: Mapping[str, str], body: bytes) -> BankCallback:
@@ -164,6 +186,14 @@ class SandboxBankClient:
         if strays:
             raise BankRejected(f"The statement for {business_date} holds lines of other dates: {strays[:3]}")
         return lines
+
+
+_DIGIT_RUN = re.compile(r"\d[\d -]{10,}\d")
+
+
+def scrub(text: str) -> str:
+    """Text with every run of 12 or more digits (spaces and dashes allowed) masked."""
+    return _DIGIT_RUN.sub("[redacted]", text)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
