@@ -19,11 +19,12 @@ from sqlalchemy import Connection
 from trustpay.api.deps import get_origin
 from trustpay.api.identity import rate_limit
 from trustpay.errors import AccountLocked, TrustPayError
-from trustpay.identity import audit, store
+from trustpay.identity import audit, limits, store
 from trustpay.identity import service as identity
 from trustpay.identity.model import Channel, UserKind, normalize_email
 from trustpay.identity.service import NewSession
 from trustpay.web import auth
+from trustpay.web.audit_labels import EVENT_LABELS, UNKNOWN_EVENT
 from trustpay.web.auth import Viewer
 from trustpay.web.i18n import format_timestamp
 from trustpay.web.templating import gettext, language_of, render
@@ -323,8 +324,13 @@ def _security_context(request: Request, viewer: Viewer, **extra: Any) -> dict[st
                                                  starting_after=None)
         events, _older = audit.list_for_user(conn, viewer.user.id, limit=AUDIT_SHOWN)
         row = store.user_row(conn, user_id=viewer.user.id)
+        currency = p.settings.default_currency
+        tier, tier_limits, spent_today = limits.user_limits(p, conn, viewer.user.id, currency)
     user = store.as_user(row) if row is not None else viewer.user
     return {"viewer": viewer, "user": user, "sessions": sessions, "events": events,
+            "event_labels": EVENT_LABELS, "unknown_event": UNKNOWN_EVENT, "tier": tier,
+            "limits": tier_limits if p.settings.tier_limits == "on" else None, "currency": currency,
+            "spent_today": spent_today, "kyc_error": None, "kyc_info": None, "kyc_form": None,
             "pay_error": None, "pay_info": None, "notice": None, "freeze_error": None, "freeze_info": None,
             "enrol": None, "recovery_codes": None, "mfa_error": None, "mfa_info": None, **extra}
 
