@@ -1,0 +1,195 @@
+"""Wallet pages: the statement (交易管理) with filters and CSV export, and a
+line's receipt with its "verify" view.
+
+Same data and rules as ``GET /v1/transactions`` and its receipts (the
+statement and receipt modules are called directly); the verify view checks
+the receipt with the very function ``trustpay receipt verify`` uses, then
+compares its root with the digest published right now.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from trustpay.api.transactions import csv_response
+from trustpay.errors import TrustPayError
+from trustpay.ledger.model import AccountKind
+from trustpay.wallet import receipt as receipts
+from trustpay.wallet import statement
+from trustpay.wallet.statement import Filters, LineType
+from trustpay.web import auth
+from trustpay.web.account import login_redirect, signed_in
+from trustpay.web.auth import Viewer
+from trustpay.web.notfound import not_found_page
+from trustpay.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 20
+
+
+def _(message: str) -> str:
+    """Marks ``message`` for the catalogs; translated when rendered."""
+    return message
+
+
+TYPE_LABELS = {
+    LineType.TOPUP: _("Top-up"),
+    LineType.WITHDRAWAL: _("Withdrawal"),
+    LineType.WITHDRAWAL_FEE: _("Withdrawal fee"),
+    LineType.TRANSFER_IN: _("Transfer received"),
+    LineType.TRANSFER_OUT: _("Transfer sent"),
+    LineType.PAYMENT: _("Payment"),
+    LineType.SALE: _("Sale"),
+    LineType.REFUND: _("Refund"),
+    LineType.REVERSAL: _("Reversal"),
+    LineType.ADJUSTMENT: _("Adjustment"),
+}
+
+# What each receipt check proves, in words (trustpay.wallet.receipt names them).
+CHECK_LABELS = {
+    "entry hash": _("The entry's hash matches its contents and the entry before it"),
+    "line id": _("The line belongs to this entry and your wallet"),
+    "amount": _("The amount is exactly what the entry moved in your wallet"),
+    "reference": _("The reference is the entry's"),
+    "memo": _("The note is the entry's"),
+    "created_at": _("The time is the entry's"),
+    "type": _("The type fits the entry"),
+    "leaf index": _("The entry sits at its place in the journal"),
+    "inclusion proof": _("The inclusion proof leads to the ledger's Merkle root"),
+    "published digest": _("That root is the one published now"),
+    "receipt format": _("The receipt is complete and well-formed"),
+}
+
+
+def _day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _filters(type: str, start: str, end: str) -> tuple[Filters, dict[str, str]]:
+    """Filters from the form (days are UTC days; ``end`` is inclusive); unusable values are dropped
+    and shown as dropped, never an error page."""
+    kind = type if type in {t.value for t in LineType} else ""
+    first, last = _day(start), _day(end)
+    return Filters(
+        type=LineType(kind) if kind else None,
+        created_gte=datetime.combine(first, time(), UTC) if first else None,
+        created_lt=datetime.combine(last + timedelta(days=1), time(), UTC) if last else None,
+    ), {"type": kind, "start": first.isoformat() if first else "", "end": last.isoformat() if last else ""}
+
+
+def _query(form: dict[str, str], **extra: str) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode({k: v for k, v in {**form, **extra}.items() if v})
+
+
+def _balances(request: Request, viewer: Viewer) -> list[dict[str, Any]]:
+    p = auth.platform_of(request)
+    with p.db.transaction(write=False) as conn:
+        accounts = [a for a in p.book.accounts_of(conn, viewer.user.id) if a.kind == AccountKind.WALLET]
+    return [{"currency": a.currency, "available": a.available, "held": a.pending_out,
+             "pending_in": a.pending_in} for a in accounts]
+
+
+@router.get("/wallet/statement", response_class=HTMLResponse)
+def statement_page(request: Request, type: str = "", start: str = "", end: str = "",
+                   after: str = "") -> Response:
+    viewer = signed_in(request)
+    if viewer is None:
+        return login_redirect()
+    filters, form = _filters(type, start, end)
+    p = auth.platform_of(request)
+    try:
+        with p.db.transaction(write=False) as conn:
+            lines, more = statement.list_lines(conn, viewer.user.id, filters, limit=PAGE_SIZE,
+                                               starting_after=after or None)
+    except TrustPayError:  # a stale or foreign "older" link: start from the newest
+        after = ""
+        with p.db.transaction(write=False) as conn:
+            lines, more = statement.list_lines(conn, viewer.user.id, filters, limit=PAGE_SIZE)
+    return render(request, "statement.html", {
+        "viewer": viewer, "lines": lines, "more": more, "form": form,
+        "types": TYPE_LABELS, "balances": _balances(request, viewer),
+        "csv_url": "/wallet/statement.csv?" + _query(form),
+        "older_url": "/wallet/statement?" + _query(form, after=lines[-1].id) if more and lines else None,
+        "first_page_url": "/wallet/statement?" + _query(form) if after else None,
+    })
+
+
+@router.get("/wallet/statement.csv")
+def statement_csv(request: Request, type: str = "", start: str = "", end: str = "") -> Response:
+    viewer = signed_in(request)
+    if viewer is None:
+        return login_redirect()
+    filters, _form = _filters(type, start, end)
+    p = auth.platform_of(request)
+    return csv_response(p, viewer.user.id, filters, f"trustpay-statement-{p.clock.now().date().isoformat()}.csv")
+
+
+def _receipt(request: Request, viewer: Viewer, line_id: str) -> dict[str, Any] | None:
+    p = auth.platform_of(request)
+    try:
+        with p.db.transaction(write=False) as conn:
+            return receipts.make_receipt(p, conn, viewer.user.id, line_id)
+    except TrustPayError:
+        return None
+
+
+@router.get("/wallet/transactions/{line_id}", response_class=HTMLResponse)
+def receipt_page(request: Request, line_id: str) -> Response:
+    viewer = signed_in(request)
+    if viewer is None:
+        return login_redirect()
+    doc = _receipt(request, viewer, line_id)
+    if doc is None:
+        return not_found_page(request)
+    return render(request, "receipt.html", _receipt_context(viewer, doc, verification=None))
+
+
+@router.get("/wallet/transactions/{line_id}/verify", response_class=HTMLResponse)
+def verify_page(request: Request, line_id: str) -> Response:
+    viewer = signed_in(request)
+    if viewer is None:
+        return login_redirect()
+    doc = _receipt(request, viewer, line_id)
+    if doc is None:
+        return not_found_page(request)
+    p = auth.platform_of(request)
+    with p.db.transaction(write=False) as conn:
+        now = p.digest.current(conn)
+    result = receipts.verify(doc, published={"height": now.height, "root": now.root})
+    return render(request, "receipt.html", _receipt_context(viewer, doc, verification=result))
+
+
+@router.get("/wallet/transactions/{line_id}/receipt.json")
+def receipt_download(request: Request, line_id: str) -> Response:
+    viewer = signed_in(request)
+    if viewer is None:
+        return login_redirect()
+    doc = _receipt(request, viewer, line_id)
+    if doc is None:
+        return not_found_page(request)
+    return Response(json.dumps(doc, ensure_ascii=False, indent=2), media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="receipt-{line_id}.json"',
+                             "Cache-Control": "no-store"})
+
+
+def _receipt_context(viewer: Viewer, doc: dict[str, Any], verification: receipts.Verification | None
+                     ) -> dict[str, Any]:
+    checks = None
+    if verification is not None:
+        checks = [{"label": CHECK_LABELS.get(c.name, c.name), "ok": c.ok, "name": c.name}
+                  for c in verification.checks]
+    return {
+        "viewer": viewer, "doc": doc, "type_label": TYPE_LABELS[LineType(doc["type"])],
+        "created": datetime.fromisoformat(doc["created_at"]),
+        "verification": verification, "checks": checks, "not_covered": receipts.NOT_COVERED,
+    }
