@@ -33,7 +33,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from trustpay.banks.connector import OperationKind
-from trustpay.banks.sandbox.bank import SandboxBank, operation_json
+from trustpay.banks.sandbox.bank import SandboxBank
+from trustpay.banks.sandbox.wire import operation_json
 from trustpay.errors import TrustPayError
 
 

@@ -1,17 +1,10 @@
-"""The sandbox bank's behaviour, independent of HTTP.
+"""The sandbox bank's behaviour, independent of HTTP: cards, card accounts,
+operations, settling, callbacks and statement files (outcome rules in :mod:`.rules`).
 
 Like a real card bank it is asynchronous: an operation is accepted as
 ``pending`` and completed ``settle_seconds`` later (by the background settler,
 or on the first poll after that), then announced by a signed callback to the
-URL the platform gave when starting it. Test cards (API.md), by last four digits:
-
-* ``…0002``: declined (the operation fails with ``card_declined``);
-* ``…0028``: the bank completes the operation (money moves, it is on the
-  statement as ``succeeded``) but never answers: no callback, and polling keeps
-  reporting ``pending``. The platform learns the outcome only from the daily
-  statement at reconciliation — which is exactly the case reconciliation exists for;
-* anything else succeeds (a debit fails with ``insufficient_funds`` if the card
-  account, opened with ``opening_balance``, cannot cover it).
+URL the platform gave when starting it.
 """
 
 from __future__ import annotations
@@ -19,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import os
 import secrets
@@ -34,8 +26,6 @@ from pathlib import Path
 from trustpay.banks import cards
 from trustpay.banks.connector import (
     CARD_REVOKED,
-    DECLINED,
-    INSUFFICIENT_FUNDS,
     SIGNATURE_HEADER,
     BankOperation,
     CardToken,
@@ -44,7 +34,9 @@ from trustpay.banks.connector import (
     StatementLine,
 )
 from trustpay.banks.errors import BankReferenceConflict, BankRejected, UnknownBankOperation
+from trustpay.banks.sandbox import rules
 from trustpay.banks.sandbox.store import open_db
+from trustpay.banks.sandbox.wire import callback_body
 from trustpay.banks.signing import sign
 from trustpay.banks.statement import to_csv
 from trustpay.clock import Clock, SystemClock, rfc3339, to_utc
@@ -112,12 +104,18 @@ class SandboxBank:
 
     # ----------------------------------------------------------------- storage
     def _load_key(self) -> bytes:
-        """The bank's own key for hashing card numbers, made once per data dir."""
+        """The bank's own key for hashing card numbers, made once per data dir.
+        Written to a private temp file, then linked into place: a second process
+        starting at the same moment sees either no key or the whole key."""
         path = self.data_dir / "bank.key"
-        with contextlib.suppress(FileExistsError):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if not path.exists():
+            tmp = path.with_name(f".bank.key.{os.getpid()}.{threading.get_ident()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(32))
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+            tmp.unlink()
         return bytes.fromhex(path.read_text().strip())
 
     @contextlib.contextmanager
@@ -213,7 +211,7 @@ class SandboxBank:
                 "INSERT INTO operations (bank_ref, reference, kind, token, amount, currency, status, answers,"
                 " callback_url, created_at, due_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (bank_ref, reference, kind.value, token, amount, currency, OperationStatus.PENDING.value,
-                 0 if card["last4"] == cards.NO_ANSWER_SUFFIX else 1, callback_url, _ts(now), _ts(due)),
+                 int(rules.answers(card["last4"])), callback_url, _ts(now), _ts(due)),
             )
             row = db.execute("SELECT * FROM operations WHERE bank_ref = ?", (bank_ref,)).fetchone()
         log.info("operation accepted bank_ref=%s reference=%s kind=%s amount=%s %s",
@@ -293,27 +291,22 @@ class SandboxBank:
         return done
 
     def _complete(self, db: sqlite3.Connection, op: sqlite3.Row) -> tuple[OperationStatus, str | None]:
-        if op["revoked"]:
-            return OperationStatus.FAILED, CARD_REVOKED
-        if op["last4"] == cards.DECLINED_SUFFIX:
-            return OperationStatus.FAILED, DECLINED
-        token, currency, amount = op["token"], op["currency"], int(op["amount"])
+        kind, token, currency, amount = OperationKind(op["kind"]), op["token"], op["currency"], int(op["amount"])
         db.execute(
             "INSERT OR IGNORE INTO accounts (token, currency, balance) VALUES (?,?,?)",
             (token, currency, self.opening_balance),
         )
-        if op["kind"] == OperationKind.DEBIT.value:
-            moved = db.execute(
-                "UPDATE accounts SET balance = balance - ? WHERE token = ? AND currency = ? AND balance >= ?",
-                (amount, token, currency, amount),
-            ).rowcount
-            if not moved:
-                return OperationStatus.FAILED, INSUFFICIENT_FUNDS
-        else:
+        balance = db.execute(
+            "SELECT balance FROM accounts WHERE token = ? AND currency = ?", (token, currency)
+        ).fetchone()["balance"]
+        status, reason = rules.outcome(kind, last4=op["last4"], revoked=bool(op["revoked"]),
+                                       balance=int(balance), amount=amount)
+        if status is OperationStatus.SUCCEEDED:
             db.execute(
-                "UPDATE accounts SET balance = balance + ? WHERE token = ? AND currency = ?", (amount, token, currency)
+                "UPDATE accounts SET balance = balance + ? WHERE token = ? AND currency = ?",
+                (rules.balance_change(kind, amount), token, currency),
             )
-        return OperationStatus.SUCCEEDED, None
+        return status, reason
 
     # --------------------------------------------------------------- callbacks
     def deliver_callbacks(self) -> int:
@@ -427,24 +420,3 @@ class SandboxBank:
         self._stop.set()
         self._thread.join(timeout=5)
         self._thread = self._stop = None
-
-
-def callback_body(op: BankOperation) -> bytes:
-    return json.dumps(
-        {
-            "bank_ref": op.bank_ref,
-            "reference": op.reference,
-            "kind": op.kind.value,
-            "status": op.status.value,
-            "amount": op.amount,
-            "currency": op.currency,
-            "failure_reason": op.failure_reason,
-            "completed_at": rfc3339(op.completed_at) if op.completed_at else None,
-        },
-        separators=(",", ":"),
-        sort_keys=True,
-    ).encode()
-
-
-def operation_json(op: BankOperation) -> dict[str, object]:
-    return json.loads(callback_body(op))  # type: ignore[no-any-return]
