@@ -84,7 +84,8 @@ def test_sign_up_verify_secure_and_manage_sessions(
     page.click("#payment-password button[type=submit]")
     expect(page.get_by_test_id("alert-info")).to_contain_text("payment password is set")
     expect(page.get_by_test_id("payment-status")).to_have_text("Set")
-    expect(page.get_by_test_id("audit-log")).to_contain_text("payment_password.changed")
+    expect(page.get_by_test_id("audit-log")).to_contain_text("Payment password changed")
+    expect(page.locator("[data-testid=audit-log] [title='payment_password.changed']")).to_have_count(1)
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(shots / "security-mobile.png"), full_page=True)
 
