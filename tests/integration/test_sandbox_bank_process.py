@@ -25,6 +25,7 @@ from trustpay.banks.connector import OperationStatus
 
 SECRET = "process-test-secret"
 WAIT = 20.0  # seconds: an upper bound, the loops below return as soon as the thing happened
+STARTUP = 60.0  # a cold start imports the whole app; shared test machines are slow
 T = TypeVar("T")
 
 
@@ -96,7 +97,7 @@ def bank_process(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[b
             except httpx.TransportError:
                 return None
 
-        wait_for("the sandbox bank to listen", up)
+        wait_for("the sandbox bank to listen", up, STARTUP)
         yield base, data, proc
     finally:
         proc.terminate()
@@ -108,6 +109,7 @@ def bank_process(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[b
         log.close()
 
 
+@pytest.mark.slow
 def test_the_bank_process_settles_calls_back_and_writes_its_statement(
     bank_process: tuple[str, Path, subprocess.Popen[bytes]], receiver: Receiver
 ) -> None:
@@ -138,3 +140,45 @@ def test_the_bank_process_settles_calls_back_and_writes_its_statement(
     assert (data / "statements" / f"{today.isoformat()}.csv").exists()
     assert (data / "bank.db").exists()
     client.close()
+
+
+@pytest.mark.slow
+def test_trustpay_serve_has_the_bank_mounted_in_process(tmp_path: Path) -> None:
+    port = free_port()
+    script = Path(sys.executable).with_name("trustpay")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "trustpay.cli"]
+    env = {**os.environ, "TRUSTPAY_DATABASE_URL": f"sqlite:///{tmp_path / 'platform.db'}",
+           "TRUSTPAY_BANK_SANDBOX_SECRET": SECRET, "TRUSTPAY_BANK_SANDBOX_SETTLE_SECONDS": "0"}
+    env.pop("TRUSTPAY_BANK_SANDBOX_URL", None)
+    subprocess.run([*command, "migrate"], env=env, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/sandbox-bank"
+    try:
+        def up() -> bool | None:
+            if proc.poll() is not None:
+                raise AssertionError(f"serve exited: {(tmp_path / 'serve.log').read_text()}")
+            try:
+                return httpx.get(base + "/healthz", timeout=1).status_code == 200 or None
+            except httpx.TransportError:
+                return None
+
+        wait_for("trustpay serve to listen", up, STARTUP)
+        client = SandboxBankClient(base, SECRET, timeout=5)
+        card = client.tokenize_card(sample_card_number("4242"), "Li Lei")
+        client.start_payout(card.token, 100, "CNY", "wd_serve")
+        done = wait_for("the payout to settle", lambda: (
+            op if (op := client.get_operation("wd_serve")).status is OperationStatus.SUCCEEDED else None))
+        assert done.completed_at is not None
+        # The bank keeps its own file under the server's working directory, not in the platform database.
+        assert (tmp_path / "var" / "sandbox-bank" / "bank.db").exists()
+        client.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
