@@ -25,7 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, and_, exists, false, not_, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, Connection, Row, Select, and_, exists, false, not_, or_, select, true
 from sqlalchemy.orm import aliased
 
 from trustpay.clock import rfc3339, to_utc
@@ -250,7 +250,10 @@ def list_lines(conn: Connection, user_id: str, filters: Filters = Filters(), *, 
         return [], False
     q = _select_lines(wallets)
     if starting_after is not None:
-        q = q.where(tuple_(_p.entry_seq, _p.account_id) < tuple_(*cursor))
+        seq, account = cursor
+        # The plain upper bound on entry_seq is what lets the (account_id, entry_seq)
+        # index start at the cursor; the rest orders lines of one entry.
+        q = q.where(_p.entry_seq <= seq, or_(_p.entry_seq < seq, _p.account_id < account))
     q = q.where(*_filter_conditions(filters))
     rows = conn.execute(q.order_by(_p.entry_seq.desc(), _p.account_id.desc()).limit(limit + 1)).all()
     return [_line(conn, user_id, r) for r in rows[:limit]], len(rows) > limit
