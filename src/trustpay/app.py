@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from trustpay import __version__
-from trustpay.api import errors, identity, system, test_clock, transactions
+from trustpay.api import banking, errors, identity, system, test_clock, transactions, wallet
 from trustpay.banks import registry as banks
 from trustpay.jobs.worker import Worker
 from trustpay.platform.context import Platform
@@ -48,6 +48,8 @@ def create_app(
     app.include_router(system.router)
     identity.install(app, platform)
     banks.install(app, platform)  # mounts the sandbox bank at /sandbox-bank unless it runs elsewhere
+    wallet.install(app)
+    banking.install(app)
     app.include_router(transactions.router)
     web.install(app)
     if platform.settings.test_clock:  # otherwise the path does not exist (404)

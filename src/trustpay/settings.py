@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -77,6 +78,17 @@ class Settings(BaseSettings):
     # lock is the real defence against password guessing.
     auth_rate_limit: int = Field(default=120, ge=1, le=10_000)
     auth_rate_window_seconds: int = Field(default=60, ge=1, le=3600)
+
+    # Wallet. Transfers: seconds the sender may undo (0 = no undo window) and
+    # hours a require_acceptance transfer waits for the recipient.
+    transfer_undo_seconds: int = Field(default=10, ge=0, le=3600)
+    transfer_acceptance_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # Withdrawal fee = fixed + amount × (bank base rate + platform margin), round half up,
+    # never below the minimum. Rates as decimal strings: "0.001" is 0.1 %.
+    withdrawal_fee_fixed: int = Field(default=0, ge=0)
+    withdrawal_fee_bank_rate: Decimal = Field(default=Decimal("0.0006"), ge=0, lt=1)
+    withdrawal_fee_margin: Decimal = Field(default=Decimal("0.0004"), ge=0, lt=1)
+    withdrawal_fee_minimum: int = Field(default=10, ge=0)
 
     @field_validator("default_currency")
     @classmethod

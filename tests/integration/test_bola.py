@@ -22,7 +22,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import or_, select
-from tests.integration.identity_support import Env, bearer, make_env
+from tests.integration.identity_support import PASSWORD, Env, bearer, make_env
 from tests.integration.statement_support import top_up
 
 from trustpay.db.schema import audit_log, idempotency_keys, metadata
@@ -111,17 +111,125 @@ def make_transaction_cursor(env: Env, a: Actor) -> Owned:
     return Owned({"starting_after": line}, check)
 
 
+# ------------------------------------------------------------ registry: wallet
+PAY_PW = "246810"
+
+
+def _ready_to_pay(env: Env, a: Actor, fund: int = 100_000) -> None:
+    """A verified e-mail, a payment password and money in the wallet."""
+    if not env.me(a.token).json()["email_verified"]:
+        code = env.last_code(a.email)
+        r = env.client.post("/v1/users/me/verifications/confirm", json={"channel": "email", "code": code},
+                            headers=bearer(a.token))
+        assert r.status_code == 204, r.text
+    r = env.client.put("/v1/users/me/payment-password", json={"password": PASSWORD, "payment_password": PAY_PW},
+                       headers=bearer(a.token))
+    assert r.status_code == 204, r.text
+    top_up(env.platform, a.user_id, fund)
+
+
+def _third_party(env: Env) -> Actor:
+    email = f"carol-{new_id('usr', env.clock.now())[4:].lower()}@example.com"
+    return _actor(env, email)
+
+
+def _transfer(env: Env, sender: Actor, to: Actor, **extra: Any) -> str:
+    _ready_to_pay(env, sender)
+    r = env.client.post("/v1/transfers", headers=bearer(sender.token),
+                        json={"to": to.user_id, "amount": 100, "payment_password": PAY_PW, **extra})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _transfer_still_there(env: Env, a: Actor, transfer_id: str) -> Callable[[], None]:
+    status = env.client.get(f"/v1/transfers/{transfer_id}", headers=bearer(a.token)).json()["status"]
+
+    def check() -> None:
+        r = env.client.get(f"/v1/transfers/{transfer_id}", headers=bearer(a.token))
+        assert r.status_code == 200 and r.json()["status"] == status, r.text
+    return check
+
+
+def make_sent_transfer(env: Env, a: Actor) -> Owned:
+    """A's transfer to someone else, still inside its undo window."""
+    tr = _transfer(env, a, _third_party(env))
+    return Owned({"transfer_id": tr}, _transfer_still_there(env, a, tr))
+
+
+def make_sent_transfer_cursor(env: Env, a: Actor) -> Owned:
+    tr = _transfer(env, a, _third_party(env))
+    return Owned({"starting_after": tr}, _transfer_still_there(env, a, tr))
+
+
+def make_incoming_transfer(env: Env, a: Actor) -> Owned:
+    """A transfer to A awaiting A's answer (accept/decline are the recipient's)."""
+    tr = _transfer(env, _third_party(env), a, require_acceptance=True)
+    return Owned({"transfer_id": tr}, _transfer_still_there(env, a, tr))
+
+
+def _card(env: Env, a: Actor) -> str:
+    r = env.client.post("/v1/bank-cards", json={"card_number": "4111111111111111", "holder_name": "A"},
+                        headers=bearer(a.token))
+    if r.status_code == 409:  # bound by an earlier maker call of this test
+        return str(env.client.get("/v1/bank-cards", headers=bearer(a.token)).json()["data"][0]["id"])
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def make_card(env: Env, a: Actor) -> Owned:
+    card = _card(env, a)
+
+    def check() -> None:
+        listed = env.client.get("/v1/bank-cards", headers=bearer(a.token)).json()["data"]
+        assert card in [c["id"] for c in listed], "A's card was unbound"
+    return Owned({"card_id": card}, check)
+
+
+def _get_works(env: Env, a: Actor, path: str) -> Callable[[], None]:
+    def check() -> None:
+        assert env.client.get(path, headers=bearer(a.token)).status_code == 200, path
+    return check
+
+
+def make_topup(env: Env, a: Actor) -> Owned:
+    r = env.client.post("/v1/topups", json={"card": _card(env, a), "amount": 1_000}, headers=bearer(a.token))
+    assert r.status_code == 201, r.text
+    top = str(r.json()["id"])
+    return Owned({"topup_id": top}, _get_works(env, a, f"/v1/topups/{top}"))
+
+
+def make_withdrawal(env: Env, a: Actor) -> Owned:
+    _ready_to_pay(env, a)
+    r = env.client.post("/v1/withdrawals", headers=bearer(a.token),
+                        json={"card": _card(env, a), "amount": 1_000, "payment_password": PAY_PW})
+    assert r.status_code == 201, r.text
+    wd = str(r.json()["id"])
+    return Owned({"withdrawal_id": wd}, _get_works(env, a, f"/v1/withdrawals/{wd}"))
+
+
 # Path pattern (exactly as in the route table) -> how A makes an object it addresses.
 # A NEW ROUTE WITH AN ID IN ITS PATH NEEDS AN ENTRY HERE.
 PATH_OBJECTS: dict[str, Maker] = {
     "/v1/users/me/sessions/{session_id}": make_session,
     "/v1/transactions/{transaction_id}/receipt": make_transaction,
+    "/v1/transfers/{transfer_id}": make_sent_transfer,
+    "/v1/transfers/{transfer_id}/undo": make_sent_transfer,
+    "/v1/transfers/{transfer_id}/accept": make_incoming_transfer,
+    "/v1/transfers/{transfer_id}/decline": make_incoming_transfer,
+    "/v1/bank-cards/{card_id}": make_card,
+    "/v1/topups/{topup_id}": make_topup,
+    "/v1/withdrawals/{withdrawal_id}": make_withdrawal,
+}
+# Routes whose path parameter is not a user's object, and what authenticates them instead.
+NOT_USER_OBJECTS: dict[str, str] = {
+    "/v1/bank-callbacks/{bank}": "a bank's callback, authenticated by the bank's signature; {bank} is a bank name",
 }
 # List routes whose query names an object (a cursor, an id filter) -> A's object for it.
 QUERY_OBJECTS: dict[str, Maker] = {
     "/v1/users/me/sessions": make_session_cursor,
     "/v1/users/me/audit-log": make_audit_cursor,
     "/v1/transactions": make_transaction_cursor,
+    "/v1/transfers": make_sent_transfer_cursor,
 }
 
 
@@ -132,6 +240,9 @@ class RouteInfo:
     methods: frozenset[str]
     path_params: tuple[str, ...]
     id_query_params: tuple[str, ...]
+    # The methods whose route takes an id query parameter (a GET list and a POST
+    # create may share a path; only the list reads ``starting_after``).
+    query_methods: frozenset[str] = frozenset()
 
 
 def v1_routes(app: FastAPI) -> dict[str, RouteInfo]:
@@ -144,11 +255,13 @@ def v1_routes(app: FastAPI) -> dict[str, RouteInfo]:
             continue
         methods = frozenset(ctx.methods or ()) - {"HEAD", "OPTIONS"}
         queries = tuple(q.alias for q in route.dependant.query_params if ID_QUERY.match(q.alias))
+        query_methods = methods if queries else frozenset()
         prev = found.get(path)
         if prev is not None:
             methods |= prev.methods
+            query_methods |= prev.query_methods
             queries = tuple(sorted(set(queries) | set(prev.id_query_params)))
-        found[path] = RouteInfo(path, methods, tuple(PARAM.findall(path)), queries)
+        found[path] = RouteInfo(path, methods, tuple(PARAM.findall(path)), queries, query_methods)
     return found
 
 
@@ -219,7 +332,7 @@ def _actor(env: Env, email: str) -> Actor:
 @pytest.fixture
 def world(db_url: str, tmp_path: Path) -> Iterator[World]:
     # test_clock on: the widest route table the app can have.
-    for env in make_env(db_url, tmp_path, test_clock=True):
+    for env in make_env(db_url, tmp_path, test_clock=True, bank_sandbox_data_dir=str(tmp_path / "bank")):
         a, b = _actor(env, "alice@example.com"), _actor(env, "bob@example.com")
         yield World(env, a, b, v1_routes(env.app))
 
@@ -229,7 +342,7 @@ def test_every_id_route_has_a_bola_entry(world: World) -> None:
     with_path_ids = {p for p, r in world.routes.items() if r.path_params}
     with_query_ids = {p for p, r in world.routes.items() if r.id_query_params}
     assert "/v1/users/me/sessions/{session_id}" in with_path_ids  # the table is really being read
-    missing = sorted(with_path_ids - PATH_OBJECTS.keys())
+    missing = sorted(with_path_ids - PATH_OBJECTS.keys() - NOT_USER_OBJECTS.keys())
     assert not missing, (
         f"routes with an id in the path but no BOLA entry: {missing}. Add each to PATH_OBJECTS in "
         "tests/integration/test_bola.py with a function that creates the object as user A and returns "
@@ -240,17 +353,19 @@ def test_every_id_route_has_a_bola_entry(world: World) -> None:
         f"list routes with an id query parameter but no BOLA entry: {missing_q}. Add each to "
         "QUERY_OBJECTS in tests/integration/test_bola.py (an object of user A to pass as that parameter)."
     )
-    stale = sorted((PATH_OBJECTS.keys() - with_path_ids) | (QUERY_OBJECTS.keys() - with_query_ids))
+    stale = sorted((PATH_OBJECTS.keys() - with_path_ids) | (QUERY_OBJECTS.keys() - with_query_ids)
+                   | (NOT_USER_OBJECTS.keys() - with_path_ids))
     assert not stale, f"BOLA entries for routes that no longer exist: {stale}; remove or rename them"
 
 
 def _check_route(world: World, path: str, maker: Maker, params_of: Callable[[RouteInfo], tuple[str, ...]],
-                 url_of: Callable[[Mapping[str, str]], str]) -> None:
+                 url_of: Callable[[Mapping[str, str]], str], *, query: bool = False) -> None:
     env, a, b = world.env, world.a, world.b
     info = world.routes.get(path)
     assert info is not None, f"{path} is not in the route table (see test_every_id_route_has_a_bola_entry)"
-    assert info.methods, path
-    for method in sorted(info.methods):
+    methods = info.query_methods if query else info.methods
+    assert methods, path
+    for method in sorted(methods):
         owned = maker(env, a)
         names = params_of(info)
         assert set(names) <= owned.params.keys(), f"{path}: the maker must return ids for {names}"
@@ -287,4 +402,4 @@ def test_another_users_object_in_the_path_is_404_and_untouched(world: World, pat
 def test_another_users_object_in_the_query_is_404_and_untouched(world: World, path: str) -> None:
     def url(ids: Mapping[str, str]) -> str:
         return str(httpx.URL(path, params=dict(ids)))
-    _check_route(world, path, QUERY_OBJECTS[path], lambda r: r.id_query_params, url)
+    _check_route(world, path, QUERY_OBJECTS[path], lambda r: r.id_query_params, url, query=True)

@@ -272,3 +272,114 @@ recovery_codes = Table(
     Column("created_at", TS, nullable=False),
     Column("used_at", TS, nullable=True),
 )
+
+# --- wallet ---------------------------------------------------------------
+bank_cards = Table(
+    "bank_cards",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id"), nullable=False, index=True),
+    Column("bank", String(32), nullable=False),
+    # The bank's token for the card: the number itself never reaches the platform's storage.
+    Column("token", String(128), nullable=False),
+    Column("last4", String(4), nullable=False),
+    Column("brand", String(32), nullable=False, server_default=""),
+    Column("holder_masked", String(64), nullable=False, server_default=""),
+    # active | unbound
+    Column("status", String(10), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("unbound_at", TS, nullable=True),
+)
+
+topups = Table(
+    "topups",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id"), nullable=False, index=True),
+    Column("card_id", String(32), ForeignKey("bank_cards.id"), nullable=False),
+    Column("bank", String(32), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", Amount, nullable=False),
+    # pending | succeeded | failed
+    Column("status", String(10), nullable=False),
+    Column("bank_ref", String(64), nullable=True),
+    Column("failure_reason", String(200), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("completed_at", TS, nullable=True),
+    Index("ix_topups_status_created", "status", "created_at"),
+    CheckConstraint("amount > 0", name="amount_positive"),
+)
+
+withdrawals = Table(
+    "withdrawals",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id"), nullable=False, index=True),
+    Column("card_id", String(32), ForeignKey("bank_cards.id"), nullable=False),
+    Column("bank", String(32), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", Amount, nullable=False),
+    Column("fee", Amount, nullable=False),
+    # pending | succeeded | failed
+    Column("status", String(10), nullable=False),
+    # The two ledger holds: amount to the bank's clearing account, fee to fee revenue.
+    Column("hold_id", String(32), nullable=False),
+    Column("fee_hold_id", String(32), nullable=True),
+    Column("bank_ref", String(64), nullable=True),
+    Column("failure_reason", String(200), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("completed_at", TS, nullable=True),
+    Index("ix_withdrawals_status_created", "status", "created_at"),
+    CheckConstraint("amount > 0 AND fee >= 0", name="amounts_valid"),
+)
+
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("sender_id", String(32), ForeignKey("users.id"), nullable=False, index=True),
+    Column("recipient_id", String(32), ForeignKey("users.id"), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount", Amount, nullable=False),
+    Column("memo", String(200), nullable=False, server_default=""),
+    # completed | pending_acceptance | reversed | returned
+    Column("status", String(20), nullable=False),
+    Column("require_acceptance", Boolean, nullable=False, server_default="0"),
+    # The ledger hold carrying the money while it can still go back (undo window
+    # or acceptance); NULL when the transfer was posted outright.
+    Column("hold_id", String(32), nullable=True),
+    Column("undo_until", TS, nullable=True),
+    Column("accept_until", TS, nullable=True),
+    # When the money became the recipient's for good (hold posted or direct post).
+    Column("settled_at", TS, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("resolved_at", TS, nullable=True),
+    Index("ix_transfers_sender_recipient", "sender_id", "recipient_id"),
+    CheckConstraint("amount > 0", name="amount_positive"),
+)
+
+wallet_preferences = Table(
+    "wallet_preferences",
+    metadata,
+    Column("user_id", String(32), ForeignKey("users.id"), primary_key=True),
+    # The user's own caps, in the default currency's minor units. NULL daily cap: only the tier's.
+    Column("daily_cap", Amount, nullable=True),
+    # 免密支付: payments at or under this need no payment password (0 = off).
+    Column("password_free_cap", Amount, nullable=False, server_default="0"),
+    Column("updated_at", TS, nullable=False),
+)
+
+# Messages to people (codes aside), queued in the transaction of the change that
+# caused them and sent by the worker: a rolled-back transfer never tells anyone.
+notification_queue = Table(
+    "notification_queue",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("channel", String(10), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("sent_at", TS, nullable=True),
+    Index("ix_notification_queue_sent", "sent_at", "seq"),
+)

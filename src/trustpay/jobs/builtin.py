@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
+from trustpay.events.queue import send_queued
 from trustpay.platform.idempotency import purge_expired
+from trustpay.wallet import bank_ops, transfers
 
 if TYPE_CHECKING:
     from trustpay.jobs.registry import Registry
@@ -27,3 +29,6 @@ def purge_idempotency_keys(platform: Platform, conn: Connection) -> int:
 def register_builtins(registry: Registry) -> None:
     registry.add_sweeper("expire-holds", expire_holds)
     registry.add_sweeper("purge-idempotency-keys", purge_idempotency_keys)
+    registry.add_sweeper("send-queued-notifications", send_queued)
+    transfers.register_jobs(registry)
+    bank_ops.register_jobs(registry)

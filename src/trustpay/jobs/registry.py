@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 # Handlers must tolerate running for a situation that has since changed
 # (a trade paid just before its unpaid-timeout ran): check state, don't assume.
 Handler = Callable[["Platform", Connection, Job], None]
+# An outside handler runs with no transaction open (it talks to a bank or another
+# service, which must not happen while a database write lock is held). It opens
+# its own transactions and must be idempotent: the done-mark commits after it,
+# separately, so a crash in between runs it again.
+OutsideHandler = Callable[["Platform", Job], None]
 # A sweeper does a bounded batch of periodic work in its own transaction and
 # returns how many things it did (0 = nothing to do, so a drain loop can stop).
 Sweeper = Callable[["Platform", Connection], int]
@@ -54,6 +59,7 @@ class Backoff:
 class Registration:
     handler: Handler
     backoff: Backoff
+    outside: OutsideHandler | None = None
 
 
 class Registry:
@@ -65,6 +71,16 @@ class Registry:
         if kind in self._handlers and self._handlers[kind].handler is not handler:
             raise ValueError(f"job kind {kind!r} already has a handler")
         self._handlers[kind] = Registration(handler, backoff or Backoff())
+
+    def register_outside(self, kind: str, handler: OutsideHandler, *, backoff: Backoff | None = None) -> None:
+        """A job kind whose handler runs outside any transaction (see :data:`OutsideHandler`)."""
+        if kind in self._handlers and self._handlers[kind].outside is not handler:
+            raise ValueError(f"job kind {kind!r} already has a handler")
+
+        def in_transaction(platform: Platform, conn: Connection, job: Job) -> None:
+            raise RuntimeError(f"job kind {kind!r} runs outside a transaction")
+
+        self._handlers[kind] = Registration(in_transaction, backoff or Backoff(), handler)
 
     def add_sweeper(self, name: str, sweeper: Sweeper) -> None:
         if name in self._sweepers and self._sweepers[name] is not sweeper:

@@ -57,11 +57,16 @@ def run_claimed(platform: Platform, c: Claimed) -> Outcome:
     def work(conn: Connection) -> None:
         if not still_ours(conn, c):
             raise _ClaimGone
-        reg.handler(platform, conn, c.job)
+        if reg.outside is None:
+            reg.handler(platform, conn, c.job)
         if not mark_done(conn, c, now=platform.clock.now()):
             raise _ClaimGone
 
+    outside = reg.outside
+
     try:
+        if outside is not None:
+            outside(platform, c.job)
         platform.db.run(work)
     except _ClaimGone:
         log.info("job %s (%s) was taken over or cancelled; its work rolled back",

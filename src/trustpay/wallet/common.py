@@ -1,0 +1,86 @@
+"""What every money-out action of the wallet does first, and the platform's own
+accounts the wallet moves money through."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection
+
+from trustpay.errors import InvalidCurrency, PaymentFailed
+from trustpay.events.notify import Notification
+from trustpay.events.queue import enqueue
+from trustpay.identity import freeze, limits
+from trustpay.identity import store as identity_store
+from trustpay.ledger.model import AccountKind
+from trustpay.money import check_currency
+from trustpay.wallet import store
+
+if TYPE_CHECKING:
+    from trustpay.platform.context import Platform
+
+# Owner of the platform's own accounts. Not NULL, so the ledger's unique
+# (owner, kind, currency) holds for them too: two first-ever openings cannot
+# both succeed.
+PLATFORM_OWNER = "platform"
+
+
+def own_wallet(conn: Connection, user_id: str, currency: str) -> str:
+    """The user's wallet account in ``currency``; 400 when they hold none in it."""
+    check_currency(currency)
+    account_id = store.wallet_account_id(conn, user_id, currency)
+    if account_id is None:
+        raise InvalidCurrency(f"you have no {currency} wallet", param="currency")
+    return account_id
+
+
+def recipient_wallet(p: Platform, conn: Connection, user_id: str, currency: str) -> str:
+    """The recipient's wallet, opened on first receipt in a new currency."""
+    return p.book.open_account(conn, currency=currency, kind=AccountKind.WALLET.value, owner_id=user_id).id
+
+
+def before_money_out(p: Platform, conn: Connection, user_id: str, *, currency: str, amount: int) -> str:
+    """Freeze, verified e-mail, then the tier and personal limits; returns the wallet id.
+
+    Runs inside the money transaction, so the limits see every earlier outflow
+    that committed and none that rolled back."""
+    user = identity_store.get_user(conn, user_id)
+    freeze.ensure_can_move_money(conn, user)
+    wallet = own_wallet(conn, user_id, currency)
+    limits.enforce_limits(p, conn, user_id, currency=currency, outflow=amount)
+    _enforce_own_daily_cap(p, conn, user_id, currency, amount)
+    return wallet
+
+
+def _enforce_own_daily_cap(p: Platform, conn: Connection, user_id: str, currency: str, amount: int) -> None:
+    """The cap the user set for themselves (always on, whatever TRUSTPAY_TIER_LIMITS says)."""
+    prefs = store.preferences(conn, user_id)
+    if prefs is None or prefs["daily_cap"] is None:
+        return
+    spent = limits.daily_outflow(p, conn, user_id, currency)
+    if spent + amount > prefs["daily_cap"]:
+        left = max(0, prefs["daily_cap"] - spent)
+        raise PaymentFailed(
+            f"this would pass the daily cap you set yourself ({limits.format_amount(prefs['daily_cap'], currency)}); "
+            f"{limits.format_amount(left, currency)} is left today — raise it in your wallet settings",
+            code="limit_exceeded", param="own_daily_cap")
+
+
+def clearing_account(p: Platform, conn: Connection, bank: str, currency: str) -> str:
+    """The bank's clearing account: negative while the bank owes us, positive while we
+    owe it; back to zero once a day's operations are reconciled."""
+    return p.book.open_account(conn, currency=currency, kind=AccountKind.BANK_CLEARING.value,
+                               owner_id=f"bank_{bank}", name=f"{bank} clearing {currency}",
+                               allow_negative=True).id
+
+
+def fee_revenue_account(p: Platform, conn: Connection, currency: str) -> str:
+    return p.book.open_account(conn, currency=currency, kind=AccountKind.FEE_REVENUE.value,
+                               owner_id=PLATFORM_OWNER, name=f"fee revenue {currency}").id
+
+
+def tell(p: Platform, conn: Connection, user_id: str, subject: str, body: str) -> None:
+    """Queue an e-mail to the user, sent only if this transaction commits."""
+    row = store.user_by(conn, user_id=user_id)
+    if row is not None:
+        enqueue(conn, Notification("email", row.email, subject, body), now=p.clock.now())

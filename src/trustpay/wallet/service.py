@@ -1,0 +1,77 @@
+"""Wallet reads and the user's own wallet settings (daily cap, 免密 cap)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from trustpay.errors import PaymentFailed
+from trustpay.identity import service as identity
+from trustpay.identity.audit import Origin
+from trustpay.money import check_amount
+from trustpay.wallet import store
+from trustpay.wallet.model import needs_payment_password
+
+if TYPE_CHECKING:
+    from trustpay.platform.context import Platform
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    currency: str
+    available: int
+    held: int
+    pending_in: int
+
+
+def balances(conn: Connection, user_id: str) -> list[Balance]:
+    """Per currency: what can be spent, what is held on the way out (withdrawals,
+    transfers still undoable), and what is on the way in (not spendable yet)."""
+    return [Balance(r["currency"], r["balance"] - r["pending_out"], r["pending_out"], r["pending_in"])
+            for r in store.wallet_accounts(conn, user_id)]
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    daily_cap: int | None
+    password_free_cap: int
+
+
+def preferences(conn: Connection, user_id: str) -> Preferences:
+    row = store.preferences(conn, user_id)
+    if row is None:
+        return Preferences(None, 0)
+    return Preferences(row["daily_cap"], row["password_free_cap"])
+
+
+def set_preferences(p: Platform, conn: Connection, user_id: str, *, daily_cap: int | None,
+                    password_free_cap: int) -> Preferences:
+    if daily_cap is not None:
+        check_amount(daily_cap, p.settings.max_amount, param="daily_cap")
+    if password_free_cap:
+        check_amount(password_free_cap, p.settings.max_amount, param="password_free_cap")
+    store.save_preferences(conn, user_id, daily_cap=daily_cap, password_free_cap=password_free_cap,
+                           now=p.clock.now())
+    return preferences(conn, user_id)
+
+
+def authorise_payment(p: Platform, user_id: str, amount: int, payment_password: str | None,
+                      origin: Origin = Origin()) -> None:
+    """The payment password, unless the amount is within the user's password-free cap.
+
+    Runs in its own transaction before the money moves, so a wrong password's
+    count toward the lock commits even though the payment does not happen."""
+    prefs = p.db.run(lambda conn: preferences(conn, user_id), write=False)
+    if not needs_payment_password(amount, prefs.password_free_cap):
+        return
+    if not payment_password:
+        raise PaymentFailed("enter your 6-digit payment password", code="payment_password_invalid",
+                            param="payment_password")
+    identity.require_payment_password(p, user_id, payment_password, origin)
+
+
+def shape_balances(rows: list[Balance]) -> dict[str, Any]:
+    return {"balances": [{"currency": b.currency, "available": b.available, "held": b.held,
+                          "pending_in": b.pending_in} for b in rows]}

@@ -1,0 +1,139 @@
+"""The wallet's tables: bank cards, top-ups, withdrawals, transfers, preferences.
+
+Rows are read ``FOR UPDATE`` (PostgreSQL) before a state change; on SQLite the
+writer's ``BEGIN IMMEDIATE`` already serialises. Every status change is also
+guarded by the old status in its WHERE, so a change that lost a race is seen
+(rowcount 0) rather than silently applied twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, or_, select, update
+
+from trustpay.db.schema import (
+    bank_cards,
+    ledger_accounts,
+    topups,
+    transfers,
+    users,
+    wallet_preferences,
+    withdrawals,
+)
+from trustpay.errors import NotFound
+from trustpay.ledger.model import AccountKind
+
+
+def insert(conn: Connection, table: Table, values: Mapping[str, Any]) -> None:
+    conn.execute(table.insert().values(**values))
+
+
+def get_row(conn: Connection, table: Table, obj_id: str, *, owner_col: str | None = None,
+            owner_id: str | None = None, for_update: bool = False) -> Any:
+    """One row by id; with an owner, another user's row is simply not found (404)."""
+    q = select(table).where(table.c.id == obj_id)
+    if owner_col is not None:
+        q = q.where(table.c[owner_col] == owner_id)
+    if for_update:
+        q = q.with_for_update()
+    row = conn.execute(q).mappings().first()
+    if row is None:
+        raise NotFound(f"no {table.name.rstrip('s').replace('_', ' ')} {obj_id[:40]}")
+    return row
+
+
+def set_status(conn: Connection, table: Table, obj_id: str, *, from_status: str | tuple[str, ...],
+               **values: Any) -> bool:
+    """Move a row on only if it is still in ``from_status``; False if it was not."""
+    olds = (from_status,) if isinstance(from_status, str) else from_status
+    res = conn.execute(update(table).where(table.c.id == obj_id, table.c.status.in_(olds)).values(**values))
+    return bool(res.rowcount)
+
+
+# ------------------------------------------------------------------ ledger lookups
+def wallet_account_id(conn: Connection, user_id: str, currency: str) -> str | None:
+    return conn.execute(
+        select(ledger_accounts.c.id).where(
+            ledger_accounts.c.owner_id == user_id,
+            ledger_accounts.c.kind == AccountKind.WALLET.value,
+            ledger_accounts.c.currency == currency,
+        )
+    ).scalar()
+
+
+def wallet_accounts(conn: Connection, user_id: str) -> list[Any]:
+    return list(conn.execute(
+        select(ledger_accounts).where(
+            ledger_accounts.c.owner_id == user_id, ledger_accounts.c.kind == AccountKind.WALLET.value,
+        ).order_by(ledger_accounts.c.currency)
+    ).mappings())
+
+
+# ------------------------------------------------------------------ people
+def user_by(conn: Connection, *, user_id: str | None = None, email: str | None = None,
+            phone_hmac: str | None = None) -> Any | None:
+    q = select(users.c.id, users.c.email, users.c.name, users.c.kind, users.c.deleted_at)
+    if user_id is not None:
+        q = q.where(users.c.id == user_id)
+    elif email is not None:
+        q = q.where(users.c.email == email)
+    else:
+        q = q.where(users.c.phone_hmac == phone_hmac)
+    row = conn.execute(q).first()
+    return None if row is None or row.deleted_at is not None else row
+
+
+# ------------------------------------------------------------------ cards
+def active_cards(conn: Connection, user_id: str) -> list[Any]:
+    return list(conn.execute(
+        select(bank_cards).where(bank_cards.c.user_id == user_id, bank_cards.c.status == "active")
+        .order_by(bank_cards.c.id)
+    ).mappings())
+
+
+def active_card_by_token(conn: Connection, user_id: str, bank: str, token: str) -> Any | None:
+    return conn.execute(
+        select(bank_cards).where(bank_cards.c.user_id == user_id, bank_cards.c.bank == bank,
+                                 bank_cards.c.token == token, bank_cards.c.status == "active")
+    ).mappings().first()
+
+
+# ------------------------------------------------------------------ lists
+def page(conn: Connection, table: Table, owner_cols: tuple[str, ...], user_id: str, *, limit: int,
+         starting_after: str | None) -> tuple[list[Any], bool]:
+    """Newest first, API.md list conventions (``starting_after`` = last id seen)."""
+    mine = or_(*[table.c[col] == user_id for col in owner_cols])
+    q = select(table).where(mine)
+    if starting_after:
+        # The cursor must be one of the caller's own objects (404 otherwise, like any other id).
+        if conn.execute(select(table.c.id).where(table.c.id == starting_after, mine)).first() is None:
+            raise NotFound(f"no {table.name.rstrip('s').replace('_', ' ')} {starting_after[:40]}")
+        q = q.where(table.c.id < starting_after)
+    rows = list(conn.execute(q.order_by(table.c.id.desc()).limit(limit + 1)).mappings())
+    return rows[:limit], len(rows) > limit
+
+
+# ------------------------------------------------------------------ preferences
+def preferences(conn: Connection, user_id: str) -> Any | None:
+    return conn.execute(select(wallet_preferences).where(wallet_preferences.c.user_id == user_id)).mappings().first()
+
+
+def save_preferences(conn: Connection, user_id: str, *, daily_cap: int | None, password_free_cap: int,
+                     now: datetime) -> None:
+    values = {"daily_cap": daily_cap, "password_free_cap": password_free_cap, "updated_at": now}
+    res = conn.execute(update(wallet_preferences).where(wallet_preferences.c.user_id == user_id).values(**values))
+    if not res.rowcount:
+        conn.execute(wallet_preferences.insert().values(user_id=user_id, **values))
+
+
+def pending_older_than(conn: Connection, table: Table, before: datetime, *, limit: int) -> list[str]:
+    return list(conn.execute(
+        select(table.c.id).where(table.c.status == "pending", table.c.created_at < before)
+        .order_by(table.c.created_at).limit(limit)
+    ).scalars())
+
+
+__all__ = ["bank_cards", "topups", "transfers", "withdrawals"]

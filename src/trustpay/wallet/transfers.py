@@ -1,0 +1,230 @@
+"""Transfers between users (即时到账): completed at once with an undo window, or held
+until the recipient accepts (``require_acceptance``).
+
+The money rides on one ledger hold (sender ⇢ recipient) for as long as it can
+still go back; a job closes the window (posts the hold) or returns unanswered
+transfers (voids it). Every state change locks the transfer row first and is
+guarded by the old status, so undo vs. the window closing, or accept vs. the
+24 h return, resolve exactly one way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, update
+
+from trustpay.clock import rfc3339, to_utc
+from trustpay.errors import InvalidRequest, NotFound
+from trustpay.identity import crypto, limits
+from trustpay.identity.model import normalize_email, normalize_phone
+from trustpay.ids import new_id
+from trustpay.jobs import store as jobs
+from trustpay.ledger.model import EntryDraft, credit, debit
+from trustpay.money import Money, check_amount
+from trustpay.platform import outbox
+from trustpay.wallet import common, store
+from trustpay.wallet.model import TransferStatus, can_undo, invalid_state, transfer_windows
+
+if TYPE_CHECKING:
+    from trustpay.jobs.registry import Registry
+    from trustpay.jobs.store import Job
+    from trustpay.platform.context import Platform
+
+SETTLE_JOB = "transfer.close_undo_window"
+RETURN_JOB = "transfer.return_unanswered"
+MEMO_MAX = 200
+
+
+def find_recipient(p: Platform, conn: Connection, to: str) -> Any:
+    """``to`` is a user id, an e-mail address or a phone number; 404 when nobody matches."""
+    to = (to or "").strip()
+    row = None
+    if to.startswith("usr_"):
+        row = store.user_by(conn, user_id=to)
+    elif "@" in to:
+        try:
+            row = store.user_by(conn, email=normalize_email(to))
+        except InvalidRequest:
+            row = None
+    elif to:
+        try:
+            phone = normalize_phone(to)
+        except InvalidRequest:
+            phone = None
+        if phone is not None:
+            row = store.user_by(conn, phone_hmac=crypto.keyed_hash(p.settings.secret_key, "phone", phone))
+    if row is None or row.kind == "ops":
+        raise NotFound("no TrustPay user with that id, e-mail or phone")
+    return row
+
+
+def send(p: Platform, conn: Connection, sender_id: str, *, to: str, amount: int, currency: str,
+         memo: str = "", require_acceptance: bool = False) -> Any:
+    """Move ``amount`` from the sender's wallet to the recipient's; returns the transfer row."""
+    check_amount(amount, p.settings.max_amount)
+    memo = (memo or "").strip()
+    if len(memo) > MEMO_MAX:
+        raise InvalidRequest(f"the memo is longer than {MEMO_MAX} characters", param="memo")
+    recipient = find_recipient(p, conn, to)
+    if recipient.id == sender_id:
+        raise InvalidRequest("you cannot transfer money to yourself", code="transfer_to_self", param="to")
+    source = common.before_money_out(p, conn, sender_id, currency=currency, amount=amount)
+    target = common.recipient_wallet(p, conn, recipient.id, currency)
+    limits.enforce_limits(p, conn, recipient.id, currency=currency, inflow=amount)
+
+    now = p.clock.now()
+    transfer_id = new_id("tr", now)
+    windows = transfer_windows(now, undo_seconds=p.settings.transfer_undo_seconds,
+                               require_acceptance=require_acceptance,
+                               acceptance_hours=p.settings.transfer_acceptance_hours)
+    hold_id = None
+    settled_at = None
+    if windows.uses_hold:
+        hold_id = p.book.hold(conn, debit_account_id=source, credit_account_id=target, amount=amount,
+                              currency=currency, reference=transfer_id, memo=memo).id
+    else:
+        p.book.post(conn, EntryDraft((debit(source, amount, currency), credit(target, amount, currency)),
+                                     reference=transfer_id, memo=memo))
+        settled_at = now
+    status = TransferStatus.PENDING_ACCEPTANCE if require_acceptance else TransferStatus.COMPLETED
+    store.insert(conn, store.transfers, {
+        "id": transfer_id, "sender_id": sender_id, "recipient_id": recipient.id, "currency": currency,
+        "amount": amount, "memo": memo, "status": status.value, "require_acceptance": require_acceptance,
+        "hold_id": hold_id, "undo_until": windows.undo_until, "accept_until": windows.accept_until,
+        "settled_at": settled_at, "created_at": now, "resolved_at": None,
+    })
+    if windows.undo_until is not None:
+        jobs.schedule(conn, SETTLE_JOB, windows.undo_until, {"transfer_id": transfer_id},
+                      f"{SETTLE_JOB}:{transfer_id}", now=now)
+    if windows.accept_until is not None:
+        jobs.schedule(conn, RETURN_JOB, windows.accept_until, {"transfer_id": transfer_id},
+                      f"{RETURN_JOB}:{transfer_id}", now=now)
+    row = store.get_row(conn, store.transfers, transfer_id)
+    shown = Money.of(amount, currency).format("en")
+    if status is TransferStatus.COMPLETED:
+        outbox.emit(conn, "transfer.completed", shape(row), recipient.id, now=now)
+        common.tell(p, conn, recipient.id, "You received money", f"You received {shown}. {memo}".strip())
+    else:
+        common.tell(p, conn, recipient.id, "A transfer awaits your acceptance",
+                    f"Accept or decline {shown} in your TrustPay wallet. {memo}".strip())
+    return row
+
+
+def get_for(conn: Connection, transfer_id: str, user_id: str) -> Any:
+    """The transfer if the user sent or received it; 404 otherwise."""
+    row = store.get_row(conn, store.transfers, transfer_id)
+    if user_id not in (row["sender_id"], row["recipient_id"]):
+        raise NotFound(f"no transfer {transfer_id[:40]}")
+    return row
+
+
+def _locked(conn: Connection, transfer_id: str, *, party: str, user_id: str) -> Any:
+    return store.get_row(conn, store.transfers, transfer_id, owner_col=party, owner_id=user_id, for_update=True)
+
+
+def undo(p: Platform, conn: Connection, transfer_id: str, user_id: str) -> Any:
+    """撤回: the sender takes a completed transfer back before ``undo_until``."""
+    row = _locked(conn, transfer_id, party="sender_id", user_id=user_id)
+    now = p.clock.now()
+    if not can_undo(row["status"], row["settled_at"] is not None, _utc(row["undo_until"]), now):
+        raise invalid_state("transfer", _why_not_undoable(row, now), "undo it")
+    p.book.void_hold(conn, row["hold_id"], memo="undone by the sender")
+    _finish(conn, row, TransferStatus.COMPLETED, TransferStatus.REVERSED, now)
+    jobs.cancel(conn, f"{SETTLE_JOB}:{transfer_id}", now=now)
+    common.tell(p, conn, row["recipient_id"], "A transfer was undone",
+                f"The sender took back {Money.of(row['amount'], row['currency']).format('en')}.")
+    return store.get_row(conn, store.transfers, transfer_id)
+
+
+def accept(p: Platform, conn: Connection, transfer_id: str, user_id: str) -> Any:
+    row = _locked(conn, transfer_id, party="recipient_id", user_id=user_id)
+    if row["status"] != TransferStatus.PENDING_ACCEPTANCE:
+        raise invalid_state("transfer", row["status"], "accept it")
+    now = p.clock.now()
+    limits.enforce_limits(p, conn, user_id, currency=row["currency"], inflow=row["amount"])
+    p.book.post_hold(conn, row["hold_id"], memo="accepted by the recipient")
+    store.set_status(conn, store.transfers, transfer_id, from_status=TransferStatus.PENDING_ACCEPTANCE.value,
+                     status=TransferStatus.COMPLETED.value, settled_at=now, resolved_at=now)
+    jobs.cancel(conn, f"{RETURN_JOB}:{transfer_id}", now=now)
+    updated = store.get_row(conn, store.transfers, transfer_id)
+    outbox.emit(conn, "transfer.completed", shape(updated), user_id, now=now)
+    common.tell(p, conn, row["sender_id"], "Your transfer was accepted",
+                f"{Money.of(row['amount'], row['currency']).format('en')} reached the recipient.")
+    return updated
+
+
+def decline(p: Platform, conn: Connection, transfer_id: str, user_id: str) -> Any:
+    row = _locked(conn, transfer_id, party="recipient_id", user_id=user_id)
+    if row["status"] != TransferStatus.PENDING_ACCEPTANCE:
+        raise invalid_state("transfer", row["status"], "decline it")
+    _return(p, conn, row, "declined by the recipient")
+    return store.get_row(conn, store.transfers, transfer_id)
+
+
+def _return(p: Platform, conn: Connection, row: Any, why: str, *, from_job: bool = False) -> None:
+    now = p.clock.now()
+    p.book.void_hold(conn, row["hold_id"], memo=why)
+    _finish(conn, row, TransferStatus.PENDING_ACCEPTANCE, TransferStatus.RETURNED, now)
+    if not from_job:  # cancelling the running job itself would roll this back
+        jobs.cancel(conn, f"{RETURN_JOB}:{row['id']}", now=now)
+    common.tell(p, conn, row["sender_id"], "Your transfer came back",
+                f"{Money.of(row['amount'], row['currency']).format('en')} is back in your wallet ({why}).")
+
+
+def _finish(conn: Connection, row: Any, old: TransferStatus, new: TransferStatus, now: datetime) -> None:
+    if not store.set_status(conn, store.transfers, row["id"], from_status=old.value, status=new.value,
+                            resolved_at=now):
+        raise invalid_state("transfer", "no longer " + old.value, new.value)
+
+
+def _why_not_undoable(row: Any, now: datetime) -> str:
+    if row["status"] != TransferStatus.COMPLETED:
+        return str(row["status"])
+    if row["undo_until"] is None:
+        return "not undoable (it had no undo window)"
+    return "past its undo window"
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else to_utc(value)
+
+
+# ------------------------------------------------------------------ jobs
+def close_undo_window(p: Platform, conn: Connection, job: Job) -> None:
+    """The undo window is over: the recipient's pending money becomes available."""
+    row = store.get_row(conn, store.transfers, job.payload["transfer_id"], for_update=True)
+    if row["status"] != TransferStatus.COMPLETED or row["settled_at"] is not None:
+        return  # undone meanwhile, or already settled
+    now = p.clock.now()
+    p.book.post_hold(conn, row["hold_id"], memo="undo window closed")
+    conn.execute(update(store.transfers).where(store.transfers.c.id == row["id"],
+                                               store.transfers.c.settled_at.is_(None)).values(settled_at=now))
+
+
+def return_unanswered(p: Platform, conn: Connection, job: Job) -> None:
+    row = store.get_row(conn, store.transfers, job.payload["transfer_id"], for_update=True)
+    if row["status"] != TransferStatus.PENDING_ACCEPTANCE:
+        return  # answered in time
+    _return(p, conn, row, "not accepted in time", from_job=True)
+
+
+def register_jobs(registry: Registry) -> None:
+    registry.register(SETTLE_JOB, close_undo_window)
+    registry.register(RETURN_JOB, return_unanswered)
+
+
+# ------------------------------------------------------------------ API shape
+def shape(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"], "object": "transfer", "status": row["status"], "amount": row["amount"],
+        "currency": row["currency"], "sender": row["sender_id"], "recipient": row["recipient_id"],
+        "memo": row["memo"], "require_acceptance": bool(row["require_acceptance"]),
+        "undo_until": _ts(row["undo_until"]), "accept_until": _ts(row["accept_until"]),
+        "settled": row["settled_at"] is not None, "created_at": _ts(row["created_at"]),
+    }
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else rfc3339(value)

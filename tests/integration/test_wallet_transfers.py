@@ -1,0 +1,168 @@
+"""Transfers over the API on both engines: undo window, acceptance, 24 h return,
+bad input, idempotency, limits and freezes — and the ledger stays whole."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.integration.wallet_support import PAY_PW, WalletEnv, make_wallet_env
+
+
+@pytest.fixture
+def w(db_url: str, tmp_path: Path) -> Iterator[WalletEnv]:
+    yield from make_wallet_env(db_url, tmp_path)
+
+
+def test_transfer_is_pending_for_the_recipient_until_the_undo_window_closes(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com", fund=10_000)
+    bob = w.user("bob@example.com")
+    r = w.transfer(alice, "bob@example.com", 2_500, memo="lunch")
+    assert r.status_code == 201, r.text
+    t = r.json()
+    assert t["status"] == "completed" and t["undo_until"] and t["amount"] == 2_500
+    assert w.balance(alice) == {"available": 7_500, "held": 2_500, "pending_in": 0}
+    assert w.balance(bob) == {"available": 0, "held": 0, "pending_in": 2_500}
+    w.advance(9.999)
+    assert w.balance(bob)["pending_in"] == 2_500
+    w.advance(0.001)
+    assert w.balance(bob) == {"available": 2_500, "held": 0, "pending_in": 0}
+    assert w.balance(alice) == {"available": 7_500, "held": 0, "pending_in": 0}
+    # After the window: undo is refused with invalid_state.
+    r = w.client.post(f"/v1/transfers/{t['id']}/undo", headers=alice.auth)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "invalid_state"
+    w.ledger_ok()
+
+
+def test_undo_inside_the_window_returns_everything(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com", fund=10_000)
+    bob = w.user("bob@example.com")
+    t = w.transfer(alice, bob.id, 4_000).json()
+    w.advance(5)
+    r = w.client.post(f"/v1/transfers/{t['id']}/undo", headers=alice.auth)
+    assert r.status_code == 200 and r.json()["status"] == "reversed"
+    assert w.balance(alice) == {"available": 10_000, "held": 0, "pending_in": 0}
+    assert w.balance(bob) == {"available": 0, "held": 0, "pending_in": 0}
+    w.advance(60)  # the cancelled window-closing job must not post anything
+    assert w.balance(bob)["available"] == 0
+    # The recipient cannot undo, and a second undo is a conflict.
+    assert w.client.post(f"/v1/transfers/{t['id']}/undo", headers=bob.auth).status_code == 404
+    assert w.client.post(f"/v1/transfers/{t['id']}/undo", headers=alice.auth).status_code == 409
+    w.ledger_ok()
+
+
+def test_acceptance_flow_accept_decline_and_24h_return(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com", fund=10_000)
+    bob = w.user("bob@example.com")
+    one = w.transfer(alice, bob.id, 1_000, require_acceptance=True).json()
+    two = w.transfer(alice, bob.id, 2_000, require_acceptance=True).json()
+    three = w.transfer(alice, bob.id, 3_000, require_acceptance=True).json()
+    assert {one["status"], two["status"], three["status"]} == {"pending_acceptance"}
+    assert w.balance(alice) == {"available": 4_000, "held": 6_000, "pending_in": 0}
+    # Only the recipient answers; the sender gets 404.
+    assert w.client.post(f"/v1/transfers/{one['id']}/accept", headers=alice.auth).status_code == 404
+    assert w.client.post(f"/v1/transfers/{one['id']}/accept", headers=bob.auth).json()["status"] == "completed"
+    assert w.client.post(f"/v1/transfers/{two['id']}/decline", headers=bob.auth).json()["status"] == "returned"
+    w.advance(24 * 3600 - 1)
+    w.relogin(alice)
+    w.relogin(bob)  # sessions last 12 h at most
+    assert w.client.get(f"/v1/transfers/{three['id']}", headers=bob.auth).json()["status"] == "pending_acceptance"
+    w.advance(1)
+    assert w.client.get(f"/v1/transfers/{three['id']}", headers=alice.auth).json()["status"] == "returned"
+    assert w.balance(alice) == {"available": 9_000, "held": 0, "pending_in": 0}
+    assert w.balance(bob) == {"available": 1_000, "held": 0, "pending_in": 0}
+    # Answering after the return is a conflict.
+    r = w.client.post(f"/v1/transfers/{three['id']}/accept", headers=bob.auth)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "invalid_state"
+    w.ledger_ok()
+
+
+@pytest.mark.parametrize(("to", "amount", "status", "code"), [
+    ("nobody@example.com", 100, 404, "not_found"),
+    ("usr_00000000000000000000000000", 100, 404, "not_found"),
+    ("alice@example.com", 100, 400, "transfer_to_self"),
+    ("bob@example.com", 0, 400, "invalid_amount"),
+    ("bob@example.com", -5, 400, "invalid_amount"),
+    ("bob@example.com", 1.5, 400, "invalid_amount"),
+    ("bob@example.com", "100", 400, "invalid_amount"),
+    ("bob@example.com", 10_001, 402, "insufficient_funds"),
+])
+def test_bad_transfers_move_nothing(w: WalletEnv, to: str, amount: object, status: int, code: str) -> None:
+    alice = w.user("alice@example.com", fund=10_000)
+    w.user("bob@example.com")
+    r = w.transfer(alice, to, amount)  # type: ignore[arg-type]
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+    assert w.balance(alice) == {"available": 10_000, "held": 0, "pending_in": 0}
+    w.ledger_ok()
+
+
+def test_currency_without_a_wallet_and_wrong_payment_password(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com", fund=10_000)
+    bob = w.user("bob@example.com")
+    r = w.transfer(alice, bob.id, 100, currency="USD")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_currency"
+    r = w.transfer(alice, bob.id, 100, payment_password="135790")
+    assert r.status_code == 402 and r.json()["error"]["code"] == "payment_password_invalid"
+    r = w.transfer(alice, bob.id, 100, payment_password=None)
+    assert r.status_code == 402 and r.json()["error"]["code"] == "payment_password_invalid"
+    assert w.balance(alice)["available"] == 10_000
+
+
+def test_unverified_and_frozen_senders_cannot_transfer(w: WalletEnv) -> None:
+    carol = w.user("carol@example.com", verify_email=False, fund=5_000)
+    bob = w.user("bob@example.com", fund=5_000)
+    r = w.transfer(carol, bob.id, 100)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "email_unverified"
+    from tests.integration.identity_support import PASSWORD
+    assert w.client.post("/v1/users/me/freeze", json={"password": PASSWORD}, headers=bob.auth).status_code == 204
+    r = w.transfer(bob, carol.id, 100)
+    assert r.status_code == 402 and r.json()["error"]["code"] == "account_frozen"
+    assert w.balance(bob)["available"] == 5_000
+
+
+def test_idempotent_transfer_replays_and_moves_money_once(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com", fund=10_000)
+    bob = w.user("bob@example.com")
+    first = w.transfer(alice, bob.id, 700, key="k-1")
+    again = w.transfer(alice, bob.id, 700, key="k-1")
+    assert first.status_code == again.status_code == 201
+    assert first.content == again.content
+    other = w.transfer(alice, bob.id, 800, key="k-1")
+    assert other.status_code == 422
+    assert w.balance(alice)["held"] == 700
+
+
+def test_password_free_cap_and_own_daily_cap(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com", fund=100_000)
+    bob = w.user("bob@example.com")
+    r = w.client.put("/v1/wallet/preferences", headers=alice.auth,
+                     json={"password_free_cap": 500, "daily_cap": 3_000, "payment_password": PAY_PW})
+    assert r.status_code == 200, r.text
+    assert w.transfer(alice, bob.id, 500, payment_password=None).status_code == 201
+    r = w.transfer(alice, bob.id, 501, payment_password=None)
+    assert r.json()["error"]["code"] == "payment_password_invalid"
+    assert w.transfer(alice, bob.id, 2_500).status_code == 201
+    r = w.transfer(alice, bob.id, 1)
+    assert r.status_code == 402 and r.json()["error"]["param"] == "own_daily_cap"
+
+
+def test_tier_limit_names_the_limit(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com", fund=1_000_000)
+    bob = w.user("bob@example.com")
+    single = w.platform.settings.tier_limit_table[1].single
+    r = w.transfer(alice, bob.id, single + 1)
+    assert r.status_code == 402, r.text
+    assert r.json()["error"]["code"] == "limit_exceeded"
+    assert r.json()["error"]["param"] == "single_payment"
+
+
+def test_recipient_notified_only_after_commit(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com", fund=10_000)
+    w.user("bob@example.com")
+    w.transfer(alice, "bob@example.com", 10_001)  # refused: nothing queued
+    w.transfer(alice, "bob@example.com", 300)
+    w.advance(0)
+    received = [n for n in w.env.notes() if n["to"] == "bob@example.com" and n["subject"] == "You received money"]
+    assert len(received) == 1
