@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 WALLET_CURRENCY = "CNY"
+PHONE_PURPOSE = "pii:phone"
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,14 @@ def sign_up(p: Platform, conn: Connection, *, email: str, password: str, name: s
     check_password_strength(password)
     now = p.clock.now()
     user_id = new_id("usr", now)
-    phone_values: dict[str, str | None] = {"phone_hmac": None, "phone_masked": None}
+    phone_values: dict[str, str | None] = {"phone_hmac": None, "phone_masked": None, "phone_enc": None}
     if phone:
         normalized = normalize_phone(phone)
+        # HMAC for uniqueness, mask for display, sealed copy so a code can be texted to it.
         phone_values = {"phone_hmac": crypto.keyed_hash(p.settings.secret_key, "phone", normalized),
-                        "phone_masked": mask_phone(normalized)}
+                        "phone_masked": mask_phone(normalized),
+                        "phone_enc": crypto.seal(p.settings.secret_key, PHONE_PURPOSE, normalized,
+                                                 bound_to=user_id)}
     inserted = store.insert_user(conn, {
         "id": user_id, "email": email, "name": name.strip()[:120], "kind": kind.value,
         "password_hash": crypto.hash_password(password), "created_at": now,
@@ -235,32 +239,41 @@ def list_sessions(p: Platform, conn: Connection, user: User, *, limit: int,
 
 
 # ------------------------------------------------------ verification codes
+def _phone_number(p: Platform, conn: Connection, user: User) -> str:
+    """The user's phone in the clear, to text a code to; 400 when none can be texted
+    (none given, or given before 0004 kept only its HMAC and mask)."""
+    row = store.user_row(conn, user_id=user.id)
+    if row is None or row.phone_enc is None:
+        raise InvalidRequest("there is no phone number on this account to send a code to", param="channel")
+    return crypto.unseal(p.settings.secret_key, PHONE_PURPOSE, row.phone_enc, bound_to=user.id)
+
+
 def _send_code(p: Platform, conn: Connection, user: User, channel: Channel, now: datetime) -> None:
+    phone = _phone_number(p, conn, user) if channel is Channel.PHONE else None
     code = crypto.new_code()
     store.replace_code(conn, user_id=user.id, channel=channel, now=now, expires_at=now + CODE_TTL,
                        code_hash=crypto.keyed_hash(p.settings.secret_key, f"code:{user.id}", code))
-    # Sent last, after every write: if the commit still fails, the mail names a code that never existed.
-    _notify(p, user, "Your TrustPay verification code",
-            f"Your TrustPay code is {code}. It expires in 15 minutes. Never share it.", code)
-
-
-def _email_only(channel: Channel) -> None:
-    if channel is not Channel.EMAIL:
-        # Phone numbers are kept only as an HMAC and a mask until encrypted PII storage lands.
-        raise InvalidRequest("phone verification is not available yet", param="channel")
+    # Sent last, after every write: if the commit still fails, the message names a code that never existed.
+    text = f"Your TrustPay code is {code}. It expires in 15 minutes. Never share it."
+    if phone is not None:
+        notify.send(p.settings.notify_sink, notify.Notification("sms", phone, "TrustPay code", text, code))
+    else:
+        _notify(p, user, "Your TrustPay verification code", text, code)
 
 
 def request_code(p: Platform, conn: Connection, user: User, channel: Channel) -> None:
-    _email_only(channel)
-    if user.email_verified:
+    if channel is Channel.PHONE:
+        if user.phone_verified:
+            raise Conflict("the phone number is already verified")
+    elif user.email_verified:
         raise Conflict("the e-mail address is already verified")
     _send_code(p, conn, user, channel, p.clock.now())
 
 
 def confirm_code(p: Platform, conn: Connection, user: User, channel: Channel, code: str,
                  origin: Origin) -> None:
-    """Refusals must commit (module doc): a wrong code uses up one of five attempts."""
-    _email_only(channel)
+    """Refusals must commit (module doc): a wrong code uses up one of five attempts.
+    Either channel verified reaches KYC tier 1."""
     now = p.clock.now()
     row = store.live_code(conn, user.id, channel, now)
     wrong = InvalidRequest("the code is wrong or has expired", code="invalid_code", param="code")
@@ -275,7 +288,8 @@ def confirm_code(p: Platform, conn: Connection, user: User, channel: Channel, co
                      origin=origin, now=now, resource=channel.value)
         raise wrong
     store.set_code_fields(conn, row.seq, used_at=now)
-    store.set_user_fields(conn, user.id, email_verified_at=now, kyc_tier=max(user.kyc_tier, 1))
+    verified = "phone_verified_at" if channel is Channel.PHONE else "email_verified_at"
+    store.set_user_fields(conn, user.id, **{verified: now}, kyc_tier=max(user.kyc_tier, 1))
     audit.record(conn, event="verification.confirm", outcome=Outcome.SUCCESS, user_id=user.id,
                  origin=origin, now=now, resource=channel.value)
 
