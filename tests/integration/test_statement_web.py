@@ -110,3 +110,16 @@ def test_verify_view_notices_a_doctored_journal(people: People) -> None:
     page = people.alice.get(f"/wallet/transactions/{line}/verify")
     assert 'data-ok="false"' in page.text
     assert re.search(r'data-check="entry hash"><span class="tag bad">', page.text)
+
+
+def test_older_link_pages_through_the_whole_statement(people: People) -> None:
+    for i in range(25):
+        top_up(people.env.platform, people.alice_id, i + 1)
+    seen: list[str] = []
+    url: str | None = "/wallet/statement"
+    while url is not None:
+        page = people.alice.get(url).text
+        seen += LINE.findall(page)
+        older = re.search(r'href="([^"]+)" data-testid="older"', page)
+        url = older.group(1).replace("&amp;", "&") if older else None
+    assert len(seen) == 27 and len(set(seen)) == 27

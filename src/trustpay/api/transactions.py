@@ -81,7 +81,9 @@ def csv_response(p: Platform, user_id: str, filters: Filters, filename: str) -> 
     )
 
 
-@router.get("/transactions", response_model=TransactionList)
+@router.get("/transactions", response_model=TransactionList,
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                             "description": "The statement; with format=csv, every matching line as CSV"}})
 def list_transactions(
     me: CurrentUser, p: PlatformDep, limit: Limit = 20, starting_after: str | None = None,
     type: Annotated[str | None, Query(description="one of: " + ", ".join(LineType))] = None,
