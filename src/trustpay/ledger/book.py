@@ -16,6 +16,7 @@ Any failure raises before commit; the caller's transaction rolls it all back.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +29,7 @@ from trustpay.db.raw import Raw, Sql
 from trustpay.db.schema import ledger_accounts, ledger_entries, ledger_holds, ledger_postings
 from trustpay.errors import TrustPayError
 from trustpay.ids import new_id
-from trustpay.ledger.chain import GENESIS, canonical_entry, chain_hash, timestamp
+from trustpay.ledger.chain import GENESIS, canonical_from_body, canonical_sorted, chain_hash, line_head, timestamp
 from trustpay.ledger.errors import (
     AccountClosed,
     AccountNotEmpty,
@@ -51,6 +52,7 @@ from trustpay.ledger.model import (
     Hold,
     HoldStatus,
     Line,
+    Posting,
     check_hold_postable,
     check_resolvable,
     is_expired,
@@ -62,13 +64,20 @@ from trustpay.money import check_amount, check_currency
 # (balance delta, pending_out delta, pending_in delta) for one account.
 Deltas = tuple[int, int, int]
 
-def _apply_sql(n: int) -> Sql:
+def _apply_sql(n: int, *, reads_head: bool = False) -> Sql:
     """One guarded UPDATE for all ``n`` accounts of an entry.
 
     Each account's row changes only if it exists, is open, holds the entry's
     currency and — when the change lowers its available balance — may go
     negative or stays ≥ 0 (the same rule as ``model.may_change``). Rows that
     fail the guard are simply not updated; RETURNING tells which ones were.
+
+    ``reads_head`` (SQLite only): the statement also reads the journal's end
+    — the new entry's seq becomes ``last_seq`` and the last hash is returned
+    — saving the separate read of the chain. SQLite admits one writer at a
+    time and the statement sees the latest committed state (a deferred
+    transaction that read an older snapshot fails with SQLITE_BUSY instead),
+    so this is the same chain position the separate read would have given.
     """
     def case(col: str) -> str:
         whens = " ".join(f"WHEN :id{i} THEN :{col}{i}" for i in range(n))
@@ -79,15 +88,20 @@ def _apply_sql(n: int) -> Sql:
         f"OR :db{i} - :dpo{i} >= 0 OR balance + :db{i} - pending_out - :dpo{i} >= 0))"
         for i in range(n)
     )
+    seq, head = ":seq", ""
+    if reads_head:
+        seq = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM ledger_entries)"
+        head = ", (SELECT hash FROM ledger_entries ORDER BY seq DESC LIMIT 1)"
     return Sql(
         f"UPDATE ledger_accounts SET balance = balance + {case('db')}, "
         f"pending_out = pending_out + {case('dpo')}, pending_in = pending_in + {case('dpi')}, "
-        f"last_seq = :seq WHERE {guards} RETURNING id, balance, pending_out, pending_in, last_seq"
+        f"last_seq = {seq} WHERE {guards} RETURNING id, balance, pending_out, pending_in, last_seq{head}"
     )
 
 
 _MAX_ACCOUNTS = 16
 _APPLY = {n: _apply_sql(n) for n in range(1, _MAX_ACCOUNTS + 1)}
+_APPLY_READING_HEAD = {n: _apply_sql(n, reads_head=True) for n in range(1, _MAX_ACCOUNTS + 1)}
 _PARAM_NAMES = [(f"id{i}", f"ccy{i}", f"db{i}", f"dpo{i}", f"dpi{i}") for i in range(_MAX_ACCOUNTS)]
 _UNDO_ONE = Sql(
     "UPDATE ledger_accounts SET balance = balance - :db, pending_out = pending_out - :dpo, "
@@ -108,9 +122,19 @@ _INSERT_LINES = Sql(
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _SET_TOTALS = Sql(
-    "UPDATE ledger_accounts SET balance = :balance, pending_out = :pending_out, "
-    "pending_in = :pending_in, last_seq = :last_seq WHERE id = :id"
+    "UPDATE ledger_accounts SET balance = ?, pending_out = ?, pending_in = ?, last_seq = ? WHERE id = ?"
 )
+_TOTALS_COLUMNS = (
+    "SELECT id, currency, allow_negative, closed_at, balance, pending_out, pending_in, last_seq "
+    "FROM ledger_accounts WHERE id IN "
+)
+_LOCK_CHUNK = 500
+
+
+@functools.cache
+def _lock_totals_sql(n: int, pg: bool) -> Sql:
+    # PostgreSQL locks the rows (in id order); SQLite's writer lock already covers them.
+    return Sql(_TOTALS_COLUMNS + f"({', '.join('?' * n)}) ORDER BY id" + (" FOR UPDATE" if pg else ""))
 
 
 class _Chain:
@@ -132,14 +156,16 @@ class _Chain:
 class _Totals:
     """An account's running totals, held in memory by a batch (rows locked)."""
 
-    __slots__ = ("allow_negative", "balance", "currency", "id", "is_open", "last_seq", "pending_in",
-                 "pending_out")
+    __slots__ = ("allow_negative", "balance", "currency", "id", "is_open", "last_seq", "line_head",
+                 "pending_in", "pending_out")
 
     def __init__(self, row: Any) -> None:
         self.id, self.currency = row[0], row[1]
         self.allow_negative, self.is_open = bool(row[2]), row[3] is None
         self.balance, self.pending_out, self.pending_in = int(row[4]), int(row[5]), int(row[6])
         self.last_seq = int(row[7])
+        # The canonical text of this account's balance lines, up to the delta.
+        self.line_head = line_head(self.id, "balance", self.currency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,18 +272,20 @@ class Book:
         changes nothing and reports its error; the others commit together.
         """
         raw = Raw.of(conn)
+        max_amount = self.max_amount
         prepared: list[tuple[EntryDraft, dict[str, int]] | TrustPayError] = []
         for draft in drafts:
             try:
-                prepared.append((draft, validate_draft(draft, self.max_amount)))
+                prepared.append((draft, validate_draft(draft, max_amount)))
             except TrustPayError as exc:
                 prepared.append(exc)
         # Chain lock first, then the accounts: every appender takes them in this order.
         chain = _Chain.lock(raw)
-        totals = self._lock_totals(conn, raw, {a for p in prepared if not isinstance(p, TrustPayError) for a in p[1]})
+        totals = _lock_totals(raw, {a for p in prepared if not isinstance(p, TrustPayError) for a in p[1]})
         now = self.clock.now()
-        at = (now, timestamp(now))  # one commit, one time for all its entries
+        stamp = timestamp(now)  # one commit, one time for all its entries
         db_time = raw.ts(now)
+        seq, prev_hash = chain.seq, chain.hash
         results: list[BatchResult] = []
         entry_rows: list[tuple[Any, ...]] = []
         line_rows: list[tuple[Any, ...]] = []
@@ -267,43 +295,32 @@ class Book:
                 results.append(BatchResult(None, item))
                 continue
             draft, net = item
-            currency_of = {p.account_id: p.currency for p in draft.postings}
             try:
-                lines = _apply_in_memory(totals, net, currency_of, chain.seq + 1)
+                lines, body = _apply_in_memory(totals, net, draft.postings, seq + 1)
             except TrustPayError as exc:
                 results.append(BatchResult(None, exc))
                 continue
-            entry = self._seal(chain, draft.kind, draft.reference, None, draft.memo, lines, at)
-            entry_rows.append(_entry_row(raw, entry, db_time))
-            line_rows.extend(_line_rows(entry))
+            # The entry is sealed and its rows built right here (no per-entry
+            # helper calls): this loop runs tens of thousands of times a second.
+            seq += 1
+            entry_id = new_id("txn", now)
+            kind, reference, memo = str(draft.kind), draft.reference, draft.memo
+            digest = chain_hash(prev_hash, canonical_from_body(seq, entry_id, kind, reference, None, memo, stamp, body))
+            entry_rows.append((seq, entry_id, kind, reference, None, memo, db_time, prev_hash, digest))
+            for ln in lines:
+                line_rows.append((seq, *ln))
+            results.append(BatchResult(Entry(seq, entry_id, kind, reference, None, memo, now, prev_hash, digest,
+                                             lines), None))
+            prev_hash = digest
             touched.update(net)
-            results.append(BatchResult(entry, None))
         if entry_rows:
             raw.many(_INSERT_ENTRY, entry_rows)
             raw.many(_INSERT_LINES, line_rows)
             raw.many(_SET_TOTALS, [
-                {"id": t.id, "balance": t.balance, "pending_out": t.pending_out, "pending_in": t.pending_in,
-                 "last_seq": t.last_seq}
+                (t.balance, t.pending_out, t.pending_in, t.last_seq, t.id)
                 for t in (totals[a] for a in sorted(touched))
             ])
         return results
-
-    def _lock_totals(self, conn: Connection, raw: Raw, ids: set[str]) -> dict[str, _Totals]:
-        found: dict[str, _Totals] = {}
-        ordered = sorted(ids)
-        for i in range(0, len(ordered), 500):
-            q = (
-                select(ledger_accounts.c.id, ledger_accounts.c.currency, ledger_accounts.c.allow_negative,
-                       ledger_accounts.c.closed_at, ledger_accounts.c.balance,
-                       ledger_accounts.c.pending_out, ledger_accounts.c.pending_in, ledger_accounts.c.last_seq)
-                .where(ledger_accounts.c.id.in_(ordered[i : i + 500]))
-                .order_by(ledger_accounts.c.id)
-            )
-            if raw.is_pg:
-                q = q.with_for_update()
-            for row in conn.execute(q):
-                found[row[0]] = _Totals(row)
-        return found
 
     def reverse(self, conn: Connection, entry_id: str, *, memo: str = "") -> Entry:
         """Undo a posted money movement with an opposite entry (the journal never changes)."""
@@ -469,65 +486,71 @@ class Book:
         under_chain_lock: Callable[[Connection], None] | None = None,
     ) -> Entry:
         raw = Raw.of(conn)
-        # The chain lock comes first (PostgreSQL: an advisory lock), then the
-        # account rows: all appenders queue on one lock, so their row locks
-        # can never form a cycle (no deadlocks between ledger writers), and a
-        # check made under it (e.g. "not reversed yet") precedes any change.
-        chain = _Chain.lock(raw)
-        if under_chain_lock is not None:
-            under_chain_lock(conn)
         ids = sorted(changes)  # fixed order: by account id
-        if len(ids) > len(_PARAM_NAMES):
-            raise MalformedEntry(f"an entry may touch at most {len(_PARAM_NAMES)} accounts")
-        params: dict[str, Any] = {"seq": chain.seq + 1}
-        for names, account_id in zip(_PARAM_NAMES, ids, strict=False):
-            (db, dpo, dpi), currency = changes[account_id]
-            params.update(zip(names, (account_id, currency, db, dpo, dpi), strict=True))
-        sql = _APPLY[len(ids)]
-        after = {row[0]: row[1:] for row in raw.rows(sql, params)}
-        if len(after) != len(ids):
+        if len(ids) > _MAX_ACCOUNTS:
+            raise MalformedEntry(f"an entry may touch at most {_MAX_ACCOUNTS} accounts")
+        params: dict[str, Any] = {}
+        for (n_id, n_ccy, n_db, n_dpo, n_dpi), account_id in zip(_PARAM_NAMES, ids, strict=False):
+            (params[n_db], params[n_dpo], params[n_dpi]), params[n_ccy] = changes[account_id]
+            params[n_id] = account_id
+        chain: _Chain | None = None
+        if raw.is_pg or under_chain_lock is not None:
+            # The chain lock comes first (PostgreSQL: an advisory lock), then
+            # the account rows: all appenders queue on one lock, so their row
+            # locks can never form a cycle (no deadlocks between ledger
+            # writers), and a check made under it (e.g. "not reversed yet")
+            # precedes any change.
+            chain = _Chain.lock(raw)
+            if under_chain_lock is not None:
+                under_chain_lock(conn)
+            params["seq"] = chain.seq + 1
+            sql = _APPLY[len(ids)]
+        else:
+            # SQLite with nothing to check first: BEGIN IMMEDIATE already holds
+            # the one writer lock, and the UPDATE reads the chain's end itself.
+            sql = _APPLY_READING_HEAD[len(ids)]
+        rows = raw.rows(sql, params)
+        if len(rows) != len(ids):
             # Some account refused: put back the ones that changed (the caller's
             # transaction may go on), then say why the first refusal happened.
-            for account_id in after:
+            changed = {row[0] for row in rows}
+            for account_id in changed:
                 (db, dpo, dpi), _ = changes[account_id]
                 raw.run(_UNDO_ONE, {"id": account_id, "db": db, "dpo": dpo, "dpi": dpi})
-            refused = next(a for a in ids if a not in after)
+            refused = next(a for a in ids if a not in changed)
             self._explain_refusal(conn, refused, changes[refused][1])
+        if chain is None:
+            chain = _Chain(int(rows[0][4]) - 1, rows[0][5] or GENESIS)
+        after = {row[0]: row for row in rows}
         lines: list[Line] = []
         for account_id in ids:
             (db, dpo, dpi), currency = changes[account_id]
-            balance, pending_out, pending_in, _ = after[account_id]
+            _, balance, pending_out, pending_in, *_ = after[account_id]
             _add_lines(lines, account_id, currency, db, dpo, dpi, balance, pending_out, pending_in)
-        entry = self._seal(chain, kind, reference, hold_id, memo, lines)
-        raw.run(_INSERT_ENTRY, _entry_row(raw, entry))
-        raw.many(_INSERT_LINES, _line_rows(entry))
+        entry = self._seal(chain, kind, reference, hold_id, memo, tuple(lines))
+        raw.run(_INSERT_ENTRY, (entry.seq, entry.id, entry.kind, reference, hold_id, memo,
+                                raw.ts(entry.created_at), entry.prev_hash, entry.hash))
+        seq = entry.seq
+        raw.many(_INSERT_LINES, [(seq, *ln) for ln in lines])
         return entry
 
     def _seal(
         self, chain: _Chain, kind: str, reference: str | None, hold_id: str | None, memo: str,
-        lines: list[Line], at: tuple[datetime, str] | None = None,
+        lines: tuple[Line, ...],
     ) -> Entry:
         """Give the entry the next place in the journal and chain its hash to the last.
 
-        ``at``: (time, its canonical text), shared by all entries of a batch."""
+        ``lines`` must already be in canonical order (by account, then field
+        name), as :func:`_add_lines` makes them for accounts taken in id order."""
         seq, prev_hash = chain.seq + 1, chain.hash
-        if at is None:
-            now = self.clock.now()
-            stamp = timestamp(now)
-        else:
-            now, stamp = at
+        now = self.clock.now()
         entry_id = new_id("txn", now)
         kind = str(kind)
         digest = chain_hash(
-            prev_hash,
-            canonical_entry(
-                seq=seq, id=entry_id, kind=kind, reference=reference, hold_id=hold_id, memo=memo,
-                created_at=stamp,
-                lines=[ln[:4] for ln in lines],
-            ),
+            prev_hash, canonical_sorted(seq, entry_id, kind, reference, hold_id, memo, timestamp(now), lines)
         )
         chain.seq, chain.hash = seq, digest
-        return Entry(seq, entry_id, kind, reference, hold_id, memo, now, prev_hash, digest, tuple(lines))
+        return Entry(seq, entry_id, kind, reference, hold_id, memo, now, prev_hash, digest, lines)
 
     def _explain_refusal(self, conn: Connection, account_id: str, currency: str) -> None:
         """The guarded UPDATE matched nothing: say exactly why (slow path only)."""
@@ -549,45 +572,54 @@ def _add_lines(
     lines: list[Line], account_id: str, currency: str, db: int, dpo: int, dpi: int,
     balance: int, pending_out: int, pending_in: int,
 ) -> None:
+    # Field names in sorted order (balance < pending_in < pending_out): the
+    # order the hash's canonical form and reads from the database use.
     if db:
         lines.append(Line(account_id, "balance", currency, db, int(balance)))
-    if dpo:
-        lines.append(Line(account_id, "pending_out", currency, dpo, int(pending_out)))
     if dpi:
         lines.append(Line(account_id, "pending_in", currency, dpi, int(pending_in)))
+    if dpo:
+        lines.append(Line(account_id, "pending_out", currency, dpo, int(pending_out)))
+
+
+def _lock_totals(raw: Raw, ids: set[str]) -> dict[str, _Totals]:
+    found: dict[str, _Totals] = {}
+    ordered = sorted(ids)
+    for i in range(0, len(ordered), _LOCK_CHUNK):
+        chunk = ordered[i : i + _LOCK_CHUNK]
+        for row in raw.rows(_lock_totals_sql(len(chunk), raw.is_pg), tuple(chunk)):
+            found[row[0]] = _Totals(row)
+    return found
 
 
 def _apply_in_memory(
-    totals: dict[str, _Totals], net: dict[str, int], currency_of: dict[str, str], seq: int
-) -> list[Line]:
-    """The batch's twin of the guarded UPDATE: check every account, then apply all."""
-    for account_id in sorted(net):
+    totals: dict[str, _Totals], net: dict[str, int], postings: Sequence[Posting], seq: int
+) -> tuple[tuple[Line, ...], str]:
+    """The batch's twin of the guarded UPDATE: check every account, then apply all.
+
+    Returns the entry's lines in canonical order (balance lines by account id)
+    and their canonical text (see ``chain.canonical_from_body``)."""
+    ordered = sorted(postings)  # by account id: validate_draft made each account appear once
+    for account_id, _, _, currency in ordered:
         t = totals.get(account_id)
         if t is None:
             raise AccountNotFound(f"no ledger account {account_id}", param="account")
-        if t.currency != currency_of[account_id]:
-            raise CurrencyMismatch(f"account {account_id} holds {t.currency}, not {currency_of[account_id]}",
-                                   param="currency")
+        if t.currency != currency:
+            raise CurrencyMismatch(f"account {account_id} holds {t.currency}, not {currency}", param="currency")
         if not t.is_open:
             raise AccountClosed(f"account {account_id} is closed")
         if not may_change(t.allow_negative, t.balance, t.pending_out, net[account_id], 0):
             raise Overdraft(f"account {account_id} has insufficient available funds")
     lines: list[Line] = []
-    for account_id in sorted(net):
+    texts: list[str] = []
+    for account_id, *_ in ordered:
         t = totals[account_id]
-        t.balance += net[account_id]
+        delta = net[account_id]
+        t.balance = balance = t.balance + delta
         t.last_seq = seq
-        _add_lines(lines, account_id, t.currency, net[account_id], 0, 0, t.balance, t.pending_out, t.pending_in)
-    return lines
-
-
-def _entry_row(raw: Raw, e: Entry, db_time: Any = None) -> tuple[Any, ...]:
-    created = raw.ts(e.created_at) if db_time is None else db_time
-    return (e.seq, e.id, e.kind, e.reference, e.hold_id, e.memo, created, e.prev_hash, e.hash)
-
-
-def _line_rows(e: Entry) -> list[tuple[Any, ...]]:
-    return [(e.seq, *ln) for ln in e.lines]
+        lines.append(Line(account_id, "balance", t.currency, delta, balance))
+        texts.append(f"{t.line_head}{delta}]")
+    return tuple(lines), ",".join(texts)
 
 
 def _account(row: Any) -> Account:

@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from json.encoder import encode_basestring
+from typing import Any
 
 from trustpay.clock import to_utc
 
@@ -37,25 +38,64 @@ def canonical_entry(
     lines — written out by hand because this runs once per entry on the hot
     path (a test pins it to json.dumps)."""
     stamp = created_at if isinstance(created_at, str) else _timestamp(created_at)
-    body = ",".join(f"[{_plain(a)},{_plain(f)},{_plain(c)},{int(d)}]" for a, f, c, d in sorted(lines))
+    return canonical_sorted(seq, id, kind, reference, hold_id, memo, stamp, sorted(lines))
+
+
+def canonical_sorted(
+    seq: int, id: str, kind: str, reference: str | None, hold_id: str | None, memo: str, stamp: str,
+    lines: Sequence[Sequence[Any]],
+) -> bytes:
+    """:func:`canonical_entry` for the ledger's own hot path: ``stamp`` is
+    already canonical text and ``lines`` are already in sorted order (only
+    their first four fields are read, so stored 5-field lines pass as they are)."""
+    body = ",".join([f"{line_head(ln[0], ln[1], ln[2])}{int(ln[3])}]" for ln in lines])
+    return canonical_from_body(seq, id, kind, reference, hold_id, memo, stamp, body)
+
+
+def line_head(account_id: str, field: str, currency: str) -> str:
+    """The canonical text of a line up to its delta: a batch keeps it per
+    account and appends ``f"{delta}]"``."""
+    return f"[{_plain(account_id)},{_plain(field)},{_plain(currency)},"
+
+
+def canonical_from_body(
+    seq: int, id: str, kind: str, reference: str | None, hold_id: str | None, memo: str, stamp: str,
+    body: str,
+) -> bytes:
+    """The canonical bytes around ``body``, the lines' texts (``line_head`` +
+    delta + ``]``) joined by commas in sorted order."""
     return (
-        f'{{"created_at":"{stamp}","hold_id":{_s(hold_id)},"id":{_s(id)},'
-        f'"kind":{_s(kind)},"lines":[{body}],"memo":{_s(memo)},"reference":{_s(reference)},'
+        f'{{"created_at":"{stamp}","hold_id":{_s(hold_id)},"id":{_once(id)},'
+        f'"kind":{_plain(kind)},"lines":[{body}],"memo":{_s(memo)},"reference":{_s(reference)},'
         f'"seq":{int(seq)}}}'
     ).encode()
 
 
 def _s(value: str | None) -> str:
-    return "null" if value is None else encode_basestring(value)
+    return "null" if value is None else encode_basestring(value) if value else '""'
 
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+# JSON text of the few strings every entry repeats (account ids, field names,
+# currencies, kinds); bounded so odd inputs cannot grow it without limit.
+_QUOTED: dict[str, str] = {}
+_QUOTED_MAX = 50_000
+
+
+def _once(value: str) -> str:
+    # Plain ids and codes need no JSON escaping; anything else is escaped
+    # exactly as json.dumps would.
+    return f'"{value}"' if _SAFE.issuperset(value) else encode_basestring(value)
 
 
 def _plain(value: str) -> str:
-    # Account ids, field names and currency codes need no JSON escaping; the
-    # check keeps the output identical to json.dumps for anything else.
-    return f'"{value}"' if _SAFE.issuperset(value) else encode_basestring(value)
+    quoted = _QUOTED.get(value)
+    if quoted is None:
+        quoted = _once(value)
+        if len(_QUOTED) >= _QUOTED_MAX:
+            _QUOTED.clear()
+        _QUOTED[value] = quoted
+    return quoted
 
 
 def timestamp(dt: datetime) -> str:
