@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from trustpay import __version__
-from trustpay.api import banking, errors, identity, system, test_clock, transactions, wallet
+from trustpay.api import banking, errors, identity, ops_reconciliation, system, test_clock, transactions, wallet
 from trustpay.banks import registry as banks
 from trustpay.jobs.worker import Worker
 from trustpay.platform.context import Platform
@@ -51,6 +51,7 @@ def create_app(
     wallet.install(app)
     banking.install(app)
     app.include_router(transactions.router)
+    app.include_router(ops_reconciliation.router)
     web.install(app)
     if platform.settings.test_clock:  # otherwise the path does not exist (404)
         app.include_router(test_clock.router)

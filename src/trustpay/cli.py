@@ -1,4 +1,4 @@
-"""``trustpay`` command line: serve, worker, migrate, demo, ledger verify, sandbox-bank."""
+"""``trustpay`` command line: serve, worker, migrate, demo, reconcile, ledger verify, sandbox-bank."""
 
 from __future__ import annotations
 
@@ -103,6 +103,44 @@ def sandbox_bank(
         uvicorn.run(create_sandbox_app(bank), host=host, port=port, log_level="warning", access_log=False)
     finally:
         bank.close()
+
+
+@app.command("reconcile")
+def reconcile_cmd(
+    bank: str = typer.Option("sandbox", help="Which bank's statement"),
+    date: str = typer.Option(..., "--date", help="Business date (UTC), YYYY-MM-DD"),
+) -> None:
+    """Reconcile one business date: settle what the bank completed, queue mismatches for ops,
+    move confirmed operations out of clearing. Safe to run again."""
+    from datetime import date as Date
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from trustpay.banks.reconcile import reconcile
+    from trustpay.errors import TrustPayError
+    from trustpay.platform.context import Platform
+
+    try:
+        business_date = Date.fromisoformat(date)
+    except ValueError:
+        console.print(f"[red]not a date[/]: {date!r} (use YYYY-MM-DD)")
+        sys.exit(2)
+    platform = Platform.build()
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=console) as bar:
+            task = bar.add_task(f"{bank} {business_date}", total=None)
+            summary = reconcile(platform, bank, business_date,
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except TrustPayError as exc:
+        console.print(f"[red]not reconciled[/]: {exc.message}")
+        sys.exit(1)
+    finally:
+        platform.close()
+    console.print(f"[green]reconciled[/] {bank} {business_date} (run {summary.run_id}): {summary.lines} lines, "
+                  f"{summary.matched} matched, {summary.settled} settled late, {summary.new_exceptions} new "
+                  f"exceptions ({summary.open_exceptions} open), {summary.cleared} moved out of clearing")
+    sys.exit(1 if summary.open_exceptions else 0)
 
 
 @ledger_app.command("verify")

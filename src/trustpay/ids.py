@@ -19,7 +19,7 @@ _MS = timedelta(milliseconds=1)
 PREFIXES = frozenset(
     {
         "usr", "card", "top", "wd", "tr", "trd", "rf", "dp", "evt", "whe", "key", "txn", "stl",
-        "acc", "hold", "job", "ses", "aud",
+        "acc", "hold", "job", "ses", "aud", "rcn", "rex",
     }
 )
 _ID_RE = re.compile(r"([a-z]{2,4})_([0-9a-hjkmnp-tv-z]{26})")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from tests.integration.identity_support import PASSWORD, Env, bearer, make_env
 from tests.integration.statement_support import top_up
 
-from trustpay.db.schema import audit_log, idempotency_keys, metadata
+from trustpay.banks import reconcile
+from trustpay.banks.connector import OperationKind, OperationStatus, StatementLine
+from trustpay.db.schema import audit_log, idempotency_keys, metadata, users
 from trustpay.ids import new_id
 
 PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
@@ -207,6 +210,25 @@ def make_withdrawal(env: Env, a: Actor) -> Owned:
     return Owned({"withdrawal_id": wd}, _get_works(env, a, f"/v1/withdrawals/{wd}"))
 
 
+# ------------------------------------------------------ registry: ops (reconciliation)
+def make_recon_exception(env: Env, a: Actor) -> Owned:
+    """Ops-only routes: A is made an ops user (the queue's only legitimate reader), B stays
+    a customer, who must get the same 404 as for an exception that does not exist."""
+    env.platform.db.run(lambda conn: conn.execute(update(users).where(users.c.id == a.user_id).values(kind="ops")))
+    now = env.clock.now()
+    stray = StatementLine(date(2026, 1, 1), new_id("card", now), new_id("top", now), OperationKind.DEBIT, 700,
+                          "CNY", OperationStatus.SUCCEEDED, now)
+    reconcile.reconcile(env.platform, "sandbox", stray.business_date, lines=[stray])
+    listed = env.client.get("/v1/ops/reconciliation/exceptions", headers=bearer(a.token)).json()["data"]
+    (finding,) = [e["id"] for e in listed if e["reference"] == stray.reference]
+
+    def check() -> None:
+        mine = env.client.get("/v1/ops/reconciliation/exceptions", headers=bearer(a.token)).json()["data"]
+        assert finding in [e["id"] for e in mine], "A's open exception disappeared"
+    return Owned({"exception_id": finding}, check,
+                 bodies={"POST": {"action": "note_only", "note": "the bank reverses its stray line"}})
+
+
 # Path pattern (exactly as in the route table) -> how A makes an object it addresses.
 # A NEW ROUTE WITH AN ID IN ITS PATH NEEDS AN ENTRY HERE.
 PATH_OBJECTS: dict[str, Maker] = {
@@ -219,6 +241,7 @@ PATH_OBJECTS: dict[str, Maker] = {
     "/v1/bank-cards/{card_id}": make_card,
     "/v1/topups/{topup_id}": make_topup,
     "/v1/withdrawals/{withdrawal_id}": make_withdrawal,
+    "/v1/ops/reconciliation/exceptions/{exception_id}/resolve": make_recon_exception,
 }
 # Routes whose path parameter is not a user's object, and what authenticates them instead.
 NOT_USER_OBJECTS: dict[str, str] = {

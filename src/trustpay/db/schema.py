@@ -383,3 +383,70 @@ notification_queue = Table(
     Column("sent_at", TS, nullable=True),
     Index("ix_notification_queue_sent", "sent_at", "seq"),
 )
+
+# --- reconciliation (对账) ------------------------------------------------------
+# One run per (bank, business date): reconciling a date again updates its counts.
+recon_runs = Table(
+    "recon_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("bank", String(32), nullable=False),
+    Column("business_date", String(10), nullable=False),  # ISO date (UTC): sorts and compares as text
+    Column("lines", Integer, nullable=False, server_default="0"),
+    Column("matched", Integer, nullable=False, server_default="0"),
+    Column("settled", Integer, nullable=False, server_default="0"),
+    Column("exceptions", Integer, nullable=False, server_default="0"),
+    Column("cleared", Amount, nullable=False, server_default="0"),  # operations moved to bank cash
+    Column("passes", Integer, nullable=False, server_default="0"),
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=True),
+    UniqueConstraint("bank", "business_date", name="uq_recon_runs_bank_date"),
+)
+
+# A platform operation the bank's statement confirmed: at most once per reference,
+# which is what makes moving it out of clearing happen once.
+recon_matches = Table(
+    "recon_matches",
+    metadata,
+    Column("reference", String(32), primary_key=True),
+    Column("bank", String(32), nullable=False),
+    Column("business_date", String(10), nullable=False),
+    Column("run_id", String(32), ForeignKey("recon_runs.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    # Signed change the operation made to bank clearing (top-up −, payout +; 0 when failed).
+    Column("clearing_delta", Amount, nullable=False),
+    Column("cleared_entry_id", String(32), nullable=True),
+    Column("matched_at", TS, nullable=False),
+    Index("ix_recon_matches_uncleared", "bank", "business_date", "cleared_entry_id"),
+)
+
+# What reconciliation could not match, for ops to decide.
+recon_exceptions = Table(
+    "recon_exceptions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    # bank:date:kind:reference:bank_ref — the same finding twice is one row.
+    Column("dedupe_key", String(200), nullable=False, unique=True),
+    Column("run_id", String(32), ForeignKey("recon_runs.id"), nullable=False),
+    Column("bank", String(32), nullable=False),
+    Column("business_date", String(10), nullable=False),
+    # missing_ours | missing_bank | amount_differs | duplicate | status_differs | ledger_differs
+    Column("kind", String(20), nullable=False),
+    Column("reference", String(128), nullable=False),
+    Column("bank_ref", String(64), nullable=True),
+    Column("user_id", String(32), nullable=True),  # the owner of our record, when there is one
+    Column("currency", String(3), nullable=False),
+    Column("bank_amount", Amount, nullable=True),
+    Column("our_amount", Amount, nullable=True),
+    Column("bank_status", String(10), nullable=True),
+    Column("our_status", String(10), nullable=True),
+    Column("status", String(10), nullable=False),  # open | resolved
+    Column("created_at", TS, nullable=False),
+    Column("resolved_at", TS, nullable=True),
+    Column("resolved_by", String(32), nullable=True),
+    Column("resolution", String(20), nullable=True),  # note_only | credit_wallet | debit_wallet
+    Column("resolution_amount", Amount, nullable=True),
+    Column("note", String(500), nullable=True),
+    Column("entry_id", String(32), nullable=True),  # the adjusting ledger entry, if money moved
+    Index("ix_recon_exceptions_status_created", "status", "created_at"),
+)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
+from trustpay.banks import reconcile
 from trustpay.events.queue import send_queued
 from trustpay.platform.idempotency import purge_expired
 from trustpay.wallet import bank_ops, transfers
@@ -32,3 +33,4 @@ def register_builtins(registry: Registry) -> None:
     registry.add_sweeper("send-queued-notifications", send_queued)
     transfers.register_jobs(registry)
     bank_ops.register_jobs(registry)
+    reconcile.register_jobs(registry)
