@@ -14,6 +14,7 @@ from tests.integration.identity_support import Env, bearer, make_env
 
 from trustpay.db.schema import audit_log, idempotency_keys, users
 from trustpay.identity import kyc_service
+from trustpay.identity import service as identity
 
 EMAIL = "kyc@example.com"
 # GB 11643's published example number: a valid check character and birth date.
@@ -122,3 +123,9 @@ def test_sqlite_file_holds_no_plaintext_identity(sqlite_factory: SqliteFactory, 
     for secret in (ID_NUMBER, ID_NUMBER[:17], NAME):
         for encoding in ("utf-8", "utf-16-le"):
             assert secret.encode(encoding) not in blob
+
+
+def test_operator_accounts_are_tier_one_from_the_start(env: Env) -> None:
+    env.platform.db.run(lambda conn: identity.create_ops_user(env.platform, conn, email="ops@example.com",
+                                                              password="ops password 42 strong"))
+    assert env.me(env.token("ops@example.com", "ops password 42 strong")).json()["kyc_tier"] == 1

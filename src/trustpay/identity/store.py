@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from trustpay.clock import to_utc
 from trustpay.db.schema import recovery_codes, sessions, users, verification_codes
 from trustpay.errors import NotFound
+from trustpay.identity.kyc import kyc_tier
 from trustpay.identity.model import Channel, Lockout, Session, User, UserKind
 
 
@@ -21,7 +22,12 @@ def _ts(v: datetime | None) -> datetime | None:
 
 def _user(r: Any) -> User:
     return User(
-        id=r.id, email=r.email, name=r.name, kind=UserKind(r.kind), kyc_tier=int(r.kyc_tier),
+        id=r.id, email=r.email, name=r.name, kind=UserKind(r.kind),
+        # Derived from what is verified, so it cannot drift from the rule (the column is a copy
+        # for reporting; operator-created users are verified at birth without touching it).
+        kyc_tier=kyc_tier(email_verified=r.email_verified_at is not None,
+                          phone_verified=r.phone_verified_at is not None,
+                          identity_submitted=r.identity_submitted_at is not None),
         created_at=to_utc(r.created_at), phone_masked=r.phone_masked,
         email_verified_at=_ts(r.email_verified_at), phone_verified_at=_ts(r.phone_verified_at),
         has_payment_password=r.payment_password_hash is not None,
