@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from trustpay.api.deps import PlatformDep
-from trustpay.web import account, kyc, protection, wallet_pages
+from trustpay.web import account, kyc, ops_pages, protection, wallet_pages
 from trustpay.web.templating import STATIC_DIR, render
 
 router = APIRouter(include_in_schema=False)
@@ -44,4 +44,5 @@ def install(app: FastAPI) -> None:
     app.include_router(protection.router)
     app.include_router(kyc.router)
     app.include_router(wallet_pages.router)
+    app.include_router(ops_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
