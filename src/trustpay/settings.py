@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     withdrawal_fee_margin: Decimal = Field(default=Decimal("0.0004"), ge=0, lt=1)
     withdrawal_fee_minimum: int = Field(default=10, ge=0)
 
+    # Risk rules (TRUSTPAY_RISK_RULES=off turns them off): per user and hour, more
+    # money-out actions or more money out than these asks for a step-up (three times
+    # as much is declined); a first payment to a new recipient above the last one too.
+    risk_velocity_count: int = Field(default=20, ge=1)
+    risk_velocity_amount: int = Field(default=5_000_000, ge=1)
+    risk_new_recipient_amount: int = Field(default=200_000, ge=0)
+
     @field_validator("default_currency")
     @classmethod
     def _upper(cls, v: str) -> str:

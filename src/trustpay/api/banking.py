@@ -20,6 +20,7 @@ from trustpay.identity import service as identity
 from trustpay.identity.model import Outcome
 from trustpay.money import check_amount
 from trustpay.platform.idempotency import EffectResult
+from trustpay.risk import service as risk
 from trustpay.wallet import bank_ops, cards, store
 
 router = APIRouter(prefix="/v1", tags=["wallet"])
@@ -70,6 +71,8 @@ class TopupOut(BaseModel):
 
 class WithdrawalIn(TopupIn):
     payment_password: str = Field(max_length=16)
+    # Needed when risk control asks for a step-up and two-factor is on.
+    totp_code: str | None = Field(default=None, max_length=32)
 
 
 class WithdrawalOut(TopupOut):
@@ -140,14 +143,23 @@ def create_withdrawal(body: WithdrawalIn, request: Request, me: CurrentUser, p: 
     """提现: the card receives ``amount``; the wallet pays ``amount + fee``, held until
     the bank confirms and returned if it fails."""
     amount = check_amount(body.amount, p.settings.max_amount)
-    identity.require_payment_password(p, me.user.id, body.payment_password, origin)
+    stepped_up = False
+
+    def before() -> None:  # not for a replay
+        nonlocal stepped_up
+        identity.require_payment_password(p, me.user.id, body.payment_password, origin)
+        fee = bank_ops.fee_plan(p).fee_for(amount)
+        decision = p.db.run(lambda conn: risk.decide(p, conn, me.user.id, action="withdrawal", amount=amount + fee),
+                            write=False)
+        stepped_up = risk.step_up(p, me.user.id, decision, totp_code=body.totp_code, password_checked=True,
+                                  origin=origin)
 
     def effect(conn: Connection) -> EffectResult:
         row = bank_ops.create_withdrawal(p, conn, me.user.id, card_id=body.card, amount=amount,
-                                         currency=body.currency.upper())
+                                         currency=body.currency.upper(), stepped_up=stepped_up)
         return 201, bank_ops.shape_withdrawal(row)
 
-    response = idempotent(request, p, effect=effect)
+    response = idempotent(request, p, effect=effect, before=before)
     return _submit_after(p, response, bank_ops.shape_withdrawal)
 
 

@@ -67,25 +67,32 @@ def to_response(resp: StoredResponse) -> Response:
     return Response(content=resp.body, status_code=resp.status, headers=headers)
 
 
-def idempotent(request: Request, platform: Platform, *, effect: Effect) -> Response:
-    """Run ``effect(conn) -> (status, body)`` once per Idempotency-Key (sync routes)."""
+def idempotent(request: Request, platform: Platform, *, effect: Effect,
+               before: Callable[[], None] | None = None) -> Response:
+    """Run ``effect(conn) -> (status, body)`` once per Idempotency-Key (sync routes).
+
+    ``before`` (no transaction open) runs only when the request is not a replay:
+    payment password and step-up checks, whose refusals commit by themselves."""
     body = anyio.from_thread.run(request.body) if HEADER in request.headers else b""
-    return _respond(request, platform, body, effect)
+    return _respond(request, platform, body, effect, before)
 
 
 async def idempotent_async(request: Request, platform: Platform, *, effect: Effect) -> Response:
     """The same for ``async def`` routes; the database work runs off the event loop."""
     body = await request.body()
-    return await run_in_threadpool(_respond, request, platform, body, effect)
+    return await run_in_threadpool(_respond, request, platform, body, effect, None)
 
 
-def _respond(request: Request, platform: Platform, body: bytes, effect: Effect) -> Response:
+def _respond(request: Request, platform: Platform, body: bytes, effect: Effect,
+             before: Callable[[], None] | None) -> Response:
     key = request.headers.get(HEADER)
     if key is None:
         # No key: still one transaction; domain errors go to the normal handler.
+        if before is not None:
+            before()
         return to_response(platform.db.run(lambda conn: render(*effect(conn))))
     fp = Fingerprint.of(request.method, request.url.path, body, request.url.query)
     return to_response(execute(
         platform, scope=scope_for(request, platform), key=check_key(key), fingerprint=fp,
-        effect=effect,
+        effect=effect, before=before,
     ))

@@ -14,6 +14,7 @@ from trustpay.api.idempotency import idempotent
 from trustpay.identity import service as identity
 from trustpay.money import check_amount
 from trustpay.platform.idempotency import EffectResult
+from trustpay.risk import service as risk
 from trustpay.wallet import service, store, transfers
 
 router = APIRouter(prefix="/v1", tags=["wallet"])
@@ -39,6 +40,8 @@ class TransferIn(BaseModel):
     memo: str = Field(default="", max_length=200)
     payment_password: str | None = Field(default=None, max_length=16)
     require_acceptance: bool = False
+    # Needed when risk control asks for a step-up and two-factor is on (401 mfa_required otherwise).
+    totp_code: str | None = Field(default=None, max_length=32)
 
 
 class TransferOut(BaseModel):
@@ -84,20 +87,31 @@ def wallet(me: CurrentUser, p: PlatformDep) -> dict[str, Any]:
 @router.post("/transfers", status_code=201, response_model=TransferOut,
              responses={402: {"description": "insufficient_funds, limit_exceeded, account_frozen, "
                                              "payment_password_invalid"},
+                        401: {"description": "mfa_required: risk control asks for a fresh TOTP code"},
                         404: {"description": "unknown recipient"}})
 def create_transfer(body: TransferIn, request: Request, me: CurrentUser, p: PlatformDep,
                     origin: OriginDep) -> Response:
     """即时到账. Completes at once with an undo window (``undo_until``), or with
     ``require_acceptance`` waits for the recipient (24 h, then returned)."""
     amount = check_amount(body.amount, p.settings.max_amount)
-    service.authorise_payment(p, me.user.id, amount, body.payment_password, origin)
+    currency = body.currency.upper()
+    stepped_up = False
+
+    def before() -> None:  # not for a replay: the first answer is replayed as it was
+        nonlocal stepped_up
+        checked = service.authorise_payment(p, me.user.id, amount, body.payment_password, origin)
+        recipient = p.db.run(lambda conn: transfers.find_recipient(p, conn, body.to), write=False)
+        decision = p.db.run(lambda conn: risk.decide(p, conn, me.user.id, action="transfer", amount=amount,
+                                                     recipient_id=recipient.id), write=False)
+        stepped_up = risk.step_up(p, me.user.id, decision, totp_code=body.totp_code, password_checked=checked,
+                                  origin=origin)
 
     def effect(conn: Connection) -> EffectResult:
-        row = transfers.send(p, conn, me.user.id, to=body.to, amount=amount, currency=body.currency.upper(),
-                             memo=body.memo, require_acceptance=body.require_acceptance)
+        row = transfers.send(p, conn, me.user.id, to=body.to, amount=amount, currency=currency,
+                             memo=body.memo, require_acceptance=body.require_acceptance, stepped_up=stepped_up)
         return 201, transfers.shape(row)
 
-    return idempotent(request, p, effect=effect)
+    return idempotent(request, p, effect=effect, before=before)
 
 
 @router.get("/transfers", response_model=TransferList)

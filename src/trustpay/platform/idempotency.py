@@ -259,12 +259,25 @@ def _should_store(exc: TrustPayError) -> bool:
 
 
 def execute(
-    platform: Platform, *, scope: str, key: str, fingerprint: Fingerprint, effect: Effect
+    platform: Platform, *, scope: str, key: str, fingerprint: Fingerprint, effect: Effect,
+    before: Callable[[], None] | None = None,
 ) -> StoredResponse:
-    """Run ``effect`` at most once for (scope, key); return the response to send."""
+    """Run ``effect`` at most once for (scope, key); return the response to send.
+
+    ``before`` runs once the key is ours and only then — never for a replay — with
+    no transaction open: checks that commit on their own (a payment password, a
+    step-up code) and whose refusal is not stored, so the same key may be retried
+    with a corrected password."""
     got = claim(platform, scope, key, fingerprint)
     if isinstance(got, StoredResponse):
         return got
+    if before is not None:
+        try:
+            before()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                release(platform, got)
+            raise
     try:
         return run_claimed(platform, got, effect)
     except ClaimLost:

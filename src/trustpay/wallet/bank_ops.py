@@ -77,10 +77,11 @@ def create_topup(p: Platform, conn: Connection, user_id: str, *, card_id: str, a
 
 
 def create_withdrawal(p: Platform, conn: Connection, user_id: str, *, card_id: str, amount: int,
-                      currency: str) -> Any:
+                      currency: str, stepped_up: bool = False) -> Any:
     check_amount(amount, p.settings.max_amount)
     fee = fee_plan(p).fee_for(amount)
-    wallet = common.before_money_out(p, conn, user_id, currency=currency, amount=amount + fee)
+    wallet = common.before_money_out(p, conn, user_id, currency=currency, amount=amount + fee, action="withdrawal",
+                                     stepped_up=stepped_up)
     card = cards.active_card(conn, user_id, card_id)
     now = p.clock.now()
     wd_id = new_id("wd", now)

@@ -14,6 +14,7 @@ from trustpay.identity import freeze, limits
 from trustpay.identity import store as identity_store
 from trustpay.ledger.model import AccountKind
 from trustpay.money import check_currency
+from trustpay.risk import service as risk
 from trustpay.wallet import store
 
 if TYPE_CHECKING:
@@ -39,16 +40,20 @@ def recipient_wallet(p: Platform, conn: Connection, user_id: str, currency: str)
     return p.book.open_account(conn, currency=currency, kind=AccountKind.WALLET.value, owner_id=user_id).id
 
 
-def before_money_out(p: Platform, conn: Connection, user_id: str, *, currency: str, amount: int) -> str:
-    """Freeze, verified e-mail, then the tier and personal limits; returns the wallet id.
+def before_money_out(p: Platform, conn: Connection, user_id: str, *, currency: str, amount: int, action: str,
+                     stepped_up: bool, recipient_id: str | None = None) -> str:
+    """Freeze, verified e-mail, the tier and personal limits, then risk control;
+    returns the wallet id.
 
-    Runs inside the money transaction, so the limits see every earlier outflow
-    that committed and none that rolled back."""
+    Runs inside the money transaction, so the limits and the risk rules see
+    every earlier outflow that committed and none that rolled back."""
     user = identity_store.get_user(conn, user_id)
     freeze.ensure_can_move_money(conn, user)
     wallet = own_wallet(conn, user_id, currency)
     limits.enforce_limits(p, conn, user_id, currency=currency, outflow=amount)
     _enforce_own_daily_cap(p, conn, user_id, currency, amount)
+    risk.enforce(risk.decide(p, conn, user_id, action=action, amount=amount, recipient_id=recipient_id),
+                 stepped_up=stepped_up)
     return wallet
 
 

@@ -58,18 +58,21 @@ def set_preferences(p: Platform, conn: Connection, user_id: str, *, daily_cap: i
 
 
 def authorise_payment(p: Platform, user_id: str, amount: int, payment_password: str | None,
-                      origin: Origin = Origin()) -> None:
+                      origin: Origin = Origin()) -> bool:
     """The payment password, unless the amount is within the user's password-free cap.
 
     Runs in its own transaction before the money moves, so a wrong password's
-    count toward the lock commits even though the payment does not happen."""
+    count toward the lock commits even though the payment does not happen.
+    Returns whether a payment password was checked (a risk challenge may need it).
+    A password sent although the cap would allow none is still checked."""
     prefs = p.db.run(lambda conn: preferences(conn, user_id), write=False)
-    if not needs_payment_password(amount, prefs.password_free_cap):
-        return
     if not payment_password:
+        if not needs_payment_password(amount, prefs.password_free_cap):
+            return False
         raise PaymentFailed("enter your 6-digit payment password", code="payment_password_invalid",
                             param="payment_password")
     identity.require_payment_password(p, user_id, payment_password, origin)
+    return True
 
 
 def shape_balances(rows: list[Balance]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, select, update
 
 from trustpay.clock import rfc3339, to_utc
 from trustpay.errors import InvalidRequest, NotFound
@@ -26,6 +26,7 @@ from trustpay.money import Money, check_amount
 from trustpay.platform import outbox
 from trustpay.wallet import common, store
 from trustpay.wallet.model import TransferStatus, can_undo, invalid_state, transfer_windows
+from trustpay.wallet.statement import register_counterparty
 
 if TYPE_CHECKING:
     from trustpay.jobs.registry import Registry
@@ -61,7 +62,7 @@ def find_recipient(p: Platform, conn: Connection, to: str) -> Any:
 
 
 def send(p: Platform, conn: Connection, sender_id: str, *, to: str, amount: int, currency: str,
-         memo: str = "", require_acceptance: bool = False) -> Any:
+         memo: str = "", require_acceptance: bool = False, stepped_up: bool = False) -> Any:
     """Move ``amount`` from the sender's wallet to the recipient's; returns the transfer row."""
     check_amount(amount, p.settings.max_amount)
     memo = (memo or "").strip()
@@ -70,7 +71,8 @@ def send(p: Platform, conn: Connection, sender_id: str, *, to: str, amount: int,
     recipient = find_recipient(p, conn, to)
     if recipient.id == sender_id:
         raise InvalidRequest("you cannot transfer money to yourself", code="transfer_to_self", param="to")
-    source = common.before_money_out(p, conn, sender_id, currency=currency, amount=amount)
+    source = common.before_money_out(p, conn, sender_id, currency=currency, amount=amount, action="transfer",
+                                     stepped_up=stepped_up, recipient_id=recipient.id)
     target = common.recipient_wallet(p, conn, recipient.id, currency)
     limits.enforce_limits(p, conn, recipient.id, currency=currency, inflow=amount)
 
@@ -144,7 +146,7 @@ def accept(p: Platform, conn: Connection, transfer_id: str, user_id: str) -> Any
         raise invalid_state("transfer", row["status"], "accept it")
     now = p.clock.now()
     limits.enforce_limits(p, conn, user_id, currency=row["currency"], inflow=row["amount"])
-    p.book.post_hold(conn, row["hold_id"], memo="accepted by the recipient")
+    p.book.post_hold(conn, row["hold_id"], memo=row["memo"])
     store.set_status(conn, store.transfers, transfer_id, from_status=TransferStatus.PENDING_ACCEPTANCE.value,
                      status=TransferStatus.COMPLETED.value, settled_at=now, resolved_at=now)
     jobs.cancel(conn, f"{RETURN_JOB}:{transfer_id}", now=now)
@@ -198,7 +200,9 @@ def close_undo_window(p: Platform, conn: Connection, job: Job) -> None:
     if row["status"] != TransferStatus.COMPLETED or row["settled_at"] is not None:
         return  # undone meanwhile, or already settled
     now = p.clock.now()
-    p.book.post_hold(conn, row["hold_id"], memo="undo window closed")
+    # The entry that makes the money the recipient's carries the sender's memo:
+    # it is the one the statement shows.
+    p.book.post_hold(conn, row["hold_id"], memo=row["memo"])
     conn.execute(update(store.transfers).where(store.transfers.c.id == row["id"],
                                                store.transfers.c.settled_at.is_(None)).values(settled_at=now))
 
@@ -213,6 +217,25 @@ def return_unanswered(p: Platform, conn: Connection, job: Job) -> None:
 def register_jobs(registry: Registry) -> None:
     registry.register(SETTLE_JOB, close_undo_window)
     registry.register(RETURN_JOB, return_unanswered)
+
+
+# ------------------------------------------------------------------ statement
+def counterparty(conn: Connection, reference: str, user_id: str) -> str | None:
+    """The other side of a transfer, as the statement shows it: a masked e-mail."""
+    row = conn.execute(select(store.transfers.c.sender_id, store.transfers.c.recipient_id)
+                       .where(store.transfers.c.id == reference)).first()
+    if row is None or user_id not in (row.sender_id, row.recipient_id):
+        return None
+    other = store.user_by(conn, user_id=row.recipient_id if user_id == row.sender_id else row.sender_id)
+    return None if other is None else mask_email(other.email)
+
+
+def mask_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else local[:1] + "***"
+
+
+register_counterparty("tr", counterparty)
 
 
 # ------------------------------------------------------------------ API shape

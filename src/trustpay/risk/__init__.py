@@ -1,0 +1,1 @@
+"""Risk control: one ``decide`` before every money-out action (allow / challenge / deny)."""
