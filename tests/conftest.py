@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,10 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 ENGINES = ["sqlite", "postgresql"]
+
+# The in-process sandbox bank keeps its own files; tests that do not choose a
+# directory share one per test session instead of writing into ./var.
+os.environ.setdefault("TRUSTPAY_BANK_SANDBOX_DATA_DIR", tempfile.mkdtemp(prefix="trustpay-test-bank-"))
 
 
 @pytest.fixture(scope="session")

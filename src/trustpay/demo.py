@@ -1,9 +1,10 @@
 """Demo data for ``make run``: idempotent, safe to run on every start.
 
 Creates three demo people who can log in (a buyer, a second buyer and a
-shop), with verified e-mail, a payment password, and wallets funded from the
-sandbox bank's clearing account through real ledger entries — plus the
-platform's own accounts (bank clearing, escrow, fee revenue).
+shop), with verified e-mail, a payment password, a sandbox test card for the
+buyers, and wallets funded through real ledger entries from a "demo funding"
+equity account (so the bank's clearing account, which reconciliation brings
+back to zero, holds only real bank traffic).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from sqlalchemy import Connection, select
 
+from trustpay.banks.registry import SANDBOX
 from trustpay.db.schema import ledger_entries
 from trustpay.identity import crypto, store
 from trustpay.identity.model import UserKind
@@ -20,12 +22,12 @@ from trustpay.identity.service import sign_up
 from trustpay.ledger.model import AccountKind, EntryDraft, credit, debit
 from trustpay.money import Money
 from trustpay.platform.context import Platform
+from trustpay.wallet import cards, common
+from trustpay.wallet import store as wallet_store
 
-PLATFORM_ACCOUNTS = [
-    (AccountKind.BANK_CLEARING, "Bank clearing (sandbox bank)", True),
-    (AccountKind.ESCROW, "Escrow: buyers' money held for trades", False),
-    (AccountKind.FEE_REVENUE, "Fee revenue", False),
-]
+DEMO_FUNDING = "Demo funding (not real money)"
+# The sandbox bank's always-succeeding test card (API.md), bound for the buyers.
+DEMO_CARD = "4111111111111111"
 # Demo credentials are printed on purpose: this is local demo data only.
 DEMO_PASSWORD = "trustpay-demo-2026"  # noqa: S105
 DEMO_PAYMENT_PASSWORD = "246810"  # noqa: S105
@@ -44,21 +46,22 @@ DEMO_USERS = [
     DemoUser("bob@demo.trustpay.test", "Bob (buyer)", UserKind.PERSONAL, 200_000),
     DemoUser("shop@demo.trustpay.test", "Lotus Tea Shop", UserKind.MERCHANT, 0),
 ]
+BUYERS = {"alice@demo.trustpay.test", "bob@demo.trustpay.test"}
 
 
 def seed(console: Console, platform: Platform | None = None) -> None:
     p = platform or Platform.build()
     try:
         rows = []
+        user_ids: dict[str, str] = {}
         with p.db.transaction() as conn:
             ccy = p.settings.default_currency
-            accounts = {
-                kind: p.book.open_account(conn, currency=ccy, kind=kind, name=name, allow_negative=neg)
-                for kind, name, neg in PLATFORM_ACCOUNTS
-            }
-            bank = accounts[AccountKind.BANK_CLEARING]
+            common.clearing_account(p, conn, SANDBOX, ccy)
+            common.fee_revenue_account(p, conn, ccy)
+            bank = p.book.open_account(conn, currency=ccy, kind=AccountKind.EQUITY, owner_id=common.PLATFORM_OWNER,
+                                       name=DEMO_FUNDING, allow_negative=True)
             for demo in DEMO_USERS:
-                user_id = _ensure_user(p, conn, demo)
+                user_id = user_ids[demo.email] = _ensure_user(p, conn, demo)
                 wallet = p.book.open_account(conn, currency=ccy, kind=AccountKind.WALLET, owner_id=user_id)
                 ref = f"demo:opening:{demo.email}"
                 if demo.opening and not _posted(conn, ref):
@@ -66,6 +69,8 @@ def seed(console: Console, platform: Platform | None = None) -> None:
                                                   credit(wallet.id, demo.opening, ccy)),
                                                  reference=ref, memo="demo opening balance"))
                 rows.append((demo, Money(ccy, p.book.account(conn, wallet.id).balance)))
+        for email in BUYERS:
+            _ensure_card(p, user_ids[email])
         console.print("[bold]TrustPay demo log-ins[/] (local demo data)", soft_wrap=True)
         console.print(f"  password: {DEMO_PASSWORD}    payment password: {DEMO_PAYMENT_PASSWORD}", soft_wrap=True)
         for demo, balance in rows:
@@ -88,6 +93,12 @@ def _ensure_user(p: Platform, conn: Connection, demo: DemoUser) -> str:
     store.set_user_fields(conn, user.id, email_verified_at=p.clock.now(), kyc_tier=1,
                           payment_password_hash=crypto.hash_password(DEMO_PAYMENT_PASSWORD))
     return user.id
+
+
+def _ensure_card(p: Platform, user_id: str) -> None:
+    has_card = p.db.run(lambda conn: bool(wallet_store.active_cards(conn, user_id)), write=False)
+    if not has_card:
+        cards.bind(p, user_id, bank=SANDBOX, card_number=DEMO_CARD, holder_name="Demo Card")
 
 
 def _posted(conn: Connection, reference: str) -> bool:
