@@ -102,8 +102,9 @@ def test_ops_resolves_reconciliation_exceptions_in_the_browser(server: Server, c
     (cny,) = [b for b in wallet["balances"] if b["currency"] == "CNY"]
     assert int(cny["available"]) == 1_250
 
-    # The same console in Chinese.
-    context.set_extra_http_headers({"accept-language": "zh-CN"})
-    page.goto(server.url("/ops/reconciliation"))
+    # The same console in Chinese, simplified and traditional.
+    page.goto(server.url("/ops/reconciliation?lang=zh-Hans"))
     expect(page.get_by_role("heading", level=1)).to_have_text("对账异常")
     expect(page.get_by_test_id("recon-resolved")).to_contain_text("银行对账单上有，我方无记录")
+    page.goto(server.url("/ops/reconciliation?lang=zh-Hant"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("對帳異常")
