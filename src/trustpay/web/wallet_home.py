@@ -1,0 +1,592 @@
+"""Wallet pages: home (balances, quick actions, cards, transfers), top-up,
+withdraw (fee shown before confirming), transfer (with undo) and the user's
+own caps.
+
+The handlers call the wallet services directly, with the API's rules in the
+API's order: the payment password and the risk step-up run first, each in its
+own transaction (a wrong password's count commits), then the money moves in
+one transaction. A form carries a one-time ``request_key`` that plays the role
+of the API's Idempotency-Key, so a double click or a resent form moves money
+once. Statement and receipts are in :mod:`trustpay.web.wallet_pages`.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import Connection
+
+from trustpay.api.deps import get_origin
+from trustpay.clock import to_utc
+from trustpay.errors import TrustPayError
+from trustpay.identity import service as identity
+from trustpay.identity import store as identity_store
+from trustpay.money import Money
+from trustpay.platform import idempotency
+from trustpay.risk import service as risk
+from trustpay.wallet import bank_ops, cards, service, store, transfers
+from trustpay.wallet.model import BankOpStatus, TransferStatus
+from trustpay.web import auth
+from trustpay.web.account import form_viewer, login_redirect, redirect, signed_in
+from trustpay.web.auth import Viewer
+from trustpay.web.notfound import not_found_page
+from trustpay.web.templating import gettext, render
+
+router = APIRouter(include_in_schema=False)
+FormText = Annotated[str, Form(max_length=1024)]
+RECENT_TRANSFERS = 10
+STEP_UP_CODES = ("mfa_required", "invalid_credentials")
+MAX_CURRENCY_CHOICES = 20
+
+
+def _(message: str) -> str:
+    """Marks ``message`` for the catalogs; translated when rendered."""
+    return message
+
+
+# Each refusal in words, with what to do next: (message, link, link text).
+REFUSALS: dict[str, tuple[str, str | None, str | None]] = {
+    "insufficient_funds": (_("Your available balance is too low for this."), "/wallet/topup", _("Top up first")),
+    "limit_exceeded": (_("This is over a limit for your verification level."), "/security#identity",
+                       _("Verify your identity for higher limits")),
+    "own_daily_cap": (_("This would pass the daily cap you set yourself."), "/wallet/preferences",
+                      _("Change your daily cap")),
+    "account_frozen": (_("Your account is frozen, so no money can leave it."), "/security#freeze",
+                       _("Unfreeze it in the security centre")),
+    "email_unverified": (_("Verify your e-mail address before moving money."), "/verify",
+                         _("Verify your e-mail")),
+    "payment_password_invalid": (_("The payment password is wrong, or you have not set one yet."),
+                                 "/security#payment-password", _("Set or change your payment password")),
+    "account_locked": (_("Too many wrong payment passwords: payments are locked for a while. Try again later."),
+                       None, None),
+    "mfa_required": (_("This payment needs a fresh code from your authenticator app. Enter it and send again."),
+                     None, None),
+    "invalid_totp": (_("The authenticator code is wrong or too old. Enter the code your app shows now."),
+                     None, None),
+    "risk_declined": (_("Our risk control declined this payment. Try again later, or contact support."),
+                      None, None),
+    "not_found": (_("No TrustPay user has that e-mail, phone or user id. Check it and try again."), None, None),
+    "transfer_to_self": (_("You cannot transfer money to yourself."), None, None),
+    "invalid_amount": (_("Enter an amount such as 12.34, greater than zero."), None, None),
+    "invalid_currency": (_("You have no wallet in this currency."), None, None),
+    "invalid_card_number": (_("This card number is not valid. Check the digits and try again."), None, None),
+    "already_exists": (_("This card is already bound to your account."), None, None),
+    "card_gone": (_("This card is no longer bound. Choose another card or bind a new one."), None, None),
+    "bank_unavailable": (_("The bank is not answering right now. Try again in a few minutes."), None, None),
+    "bank_rejected": (_("The bank refused this card. Try another card."), None, None),
+    "too_late": (_("Too late to undo: the undo window has closed and the money has arrived."), None, None),
+    "already_answered": (_("This transfer has already been answered."), None, None),
+    "invalid_request": (_("Something in the form is not right. Check it and try again."), None, None),
+    "rate_limited": (_("Too many attempts. Wait a minute, then try again."), None, None),
+    "unexpected": (_("Something went wrong on our side. Nothing was changed; please try again."), None, None),
+}
+
+NOTICES = {
+    "card_bound": _("The card is bound. Only its last four digits are kept."),
+    "card_unbound": _("The card is unbound."),
+    "accepted": _("You accepted the transfer; the money is in your wallet."),
+    "declined": _("You declined the transfer; the money went back to the sender."),
+    "undone": _("The transfer was reversed; the money is back in your wallet."),
+    "prefs_saved": _("Your wallet settings are saved."),
+}
+
+STATUS_LABELS = {
+    "pending": _("Pending"),
+    "succeeded": _("Succeeded"),
+    "failed": _("Failed"),
+    "completed": _("Completed"),
+    "reversed": _("Reversed"),
+    "pending_acceptance": _("Awaiting acceptance"),
+    "returned": _("Returned"),
+}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refusal as the page shows it."""
+
+    code: str
+    text: str
+    link: str | None
+    link_text: str | None
+
+
+def refusal(request: Request, code: str, param: str | None = None) -> Refusal:
+    key = "own_daily_cap" if code == "limit_exceeded" and param == "own_daily_cap" else code
+    if code == "invalid_credentials":  # on a money page only the step-up code can be wrong
+        key = "invalid_totp"
+    if key not in REFUSALS:
+        key = "invalid_request" if code.startswith("invalid") else "unexpected"
+    text, link, link_text = REFUSALS[key]
+    return Refusal(code, gettext(request, text), link, gettext(request, link_text) if link_text else None)
+
+
+def refusal_of(request: Request, exc: TrustPayError, *, invalid_state: str = "unexpected") -> Refusal:
+    if exc.code == "invalid_state":
+        return refusal(request, invalid_state)
+    return refusal(request, exc.code, exc.param)
+
+
+class Refused(Exception):
+    """A stored refusal replayed for a resent form (the first answer stands)."""
+
+    def __init__(self, code: str, param: str | None, status: int) -> None:
+        super().__init__(code)
+        self.code, self.param, self.status = code, param, status
+
+
+def run_once(request: Request, viewer: Viewer, request_key: str, form: dict[str, Any],
+             effect: Callable[[Connection], dict[str, Any]],
+             before: Callable[[], None] | None = None) -> dict[str, Any]:
+    """``effect`` at most once per form (the hidden ``request_key``), as the API does per
+    Idempotency-Key; ``before`` (payment password, step-up) only when it is not a replay.
+    Returns the object; raises :class:`TrustPayError` or :class:`Refused`."""
+    p = auth.platform_of(request)
+    key = request_key.strip()[:200] or secrets.token_urlsafe(16)
+    body = json.dumps(form, sort_keys=True).encode()
+    stored = idempotency.execute(
+        p, scope=f"web:{viewer.user.id}", key=key,
+        fingerprint=idempotency.Fingerprint.of("POST", request.url.path, body),
+        effect=lambda conn: (201, effect(conn)), before=before)
+    result: dict[str, Any] = json.loads(stored.body or b"{}")
+    if stored.status >= 400:
+        err = result.get("error", {})
+        raise Refused(str(err.get("code", "unexpected")), err.get("param"), stored.status)
+    return result
+
+
+def _new_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def _amount(request: Request, text: str, currency: str) -> int:
+    p = auth.platform_of(request)
+    return Money.parse(text.strip().replace(",", ""), currency, max_amount=p.settings.max_amount).amount
+
+
+def _major(amount: int, currency: str) -> str:
+    return Money.of(amount, currency).to_major()
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else to_utc(value)
+
+
+# ------------------------------------------------------------------ shared reads
+def _wallet_view(request: Request, viewer: Viewer) -> dict[str, Any]:
+    p = auth.platform_of(request)
+    uid = viewer.user.id
+    with p.db.transaction(write=False) as conn:
+        balances = service.balances(conn, uid)
+        bound = [cards.shape(r) for r in store.active_cards(conn, uid)]
+        rows, _more = store.page(conn, store.transfers, ("sender_id", "recipient_id"), uid,
+                                 limit=RECENT_TRANSFERS, starting_after=None)
+        recent = [_transfer_view(conn, r, uid) for r in rows]
+        incoming = [t for t in recent if t["incoming"] and t["status"] == TransferStatus.PENDING_ACCEPTANCE]
+        user = identity_store.get_user(conn, uid)
+    currencies = [b.currency for b in balances][:MAX_CURRENCY_CHOICES] or [p.settings.default_currency]
+    return {"viewer": viewer, "balances": balances, "cards": bound, "recent": recent, "incoming": incoming,
+            "currencies": currencies, "user": user, "status_labels": STATUS_LABELS}
+
+
+def _transfer_view(conn: Connection, row: Any, user_id: str) -> dict[str, Any]:
+    incoming = row["recipient_id"] == user_id
+    other = row["sender_id"] if incoming else row["recipient_id"]
+    who = store.user_by(conn, user_id=other)
+    return {"id": row["id"], "status": row["status"], "amount": row["amount"], "currency": row["currency"],
+            "memo": row["memo"], "incoming": incoming,
+            "other": transfers.mask_email(who.email) if who is not None else other,
+            "created_at": _utc(row["created_at"]), "undo_until": _utc(row["undo_until"]),
+            "accept_until": _utc(row["accept_until"]), "settled": row["settled_at"] is not None}
+
+
+def _notice(request: Request, notice: str) -> str | None:
+    return gettext(request, NOTICES[notice]) if notice in NOTICES else None
+
+
+# ------------------------------------------------------------------ home and cards
+@router.get("/wallet", response_class=HTMLResponse)
+def wallet_home(request: Request, notice: str = "") -> Response:
+    viewer = signed_in(request)
+    if viewer is None:
+        return login_redirect()
+    return render(request, "wallet.html", {**_wallet_view(request, viewer), "info": _notice(request, notice),
+                                           "error": None})
+
+
+@router.post("/wallet/cards", response_class=HTMLResponse)
+def bind_card(request: Request, csrf_token: FormText = "", card_number: FormText = "",
+              holder_name: FormText = "") -> Response:
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
+    try:
+        _bind(request, viewer, card_number, holder_name)
+    except TrustPayError as exc:
+        # The number is not put back into the form: it never leaves the request.
+        return render(request, "wallet.html", {**_wallet_view(request, viewer), "info": None,
+                                               "error": refusal_of(request, exc), "holder_name": holder_name},
+                      status_code=exc.status)
+    return redirect("/wallet?notice=card_bound#cards")
+
+
+def _bind(request: Request, viewer: Viewer, card_number: str, holder_name: str) -> Any:
+    p = auth.platform_of(request)
+    return cards.bind(p, viewer.user.id, bank="sandbox", card_number=card_number.replace(" ", "").strip(),
+                      holder_name=holder_name.strip())
+
+
+@router.post("/wallet/cards/{card_id}/unbind", response_class=HTMLResponse)
+def unbind_card(request: Request, card_id: str, csrf_token: FormText = "") -> Response:
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
+    p = auth.platform_of(request)
+    try:
+        row = p.db.run(lambda conn: cards.unbind(p, conn, viewer.user.id, card_id))
+    except TrustPayError as exc:
+        return render(request, "wallet.html", {**_wallet_view(request, viewer), "info": None,
+                                               "error": refusal_of(request, exc, invalid_state="card_gone")},
+                      status_code=exc.status)
+    cards.revoke_at_bank(p, row)
+    return redirect("/wallet?notice=card_unbound#cards")
+
+
+# ------------------------------------------------------------------ top-up
+def _topup_page(request: Request, viewer: Viewer, *, form: dict[str, str] | None = None,
+                error: Refusal | None = None, status_code: int = 200) -> HTMLResponse:
+    view = _wallet_view(request, viewer)
+    form = form or {"card": view["cards"][0]["id"] if view["cards"] else "", "amount": "", "holder_name": "",
+                    "currency": view["currencies"][0]}
+    return render(request, "wallet_topup.html", {**view, "form": form, "error": error, "request_key": _new_key()},
+                  status_code=status_code)
+
+
+@router.get("/wallet/topup", response_class=HTMLResponse)
+def topup_page(request: Request) -> Response:
+    viewer = signed_in(request)
+    if viewer is None:
+        return login_redirect()
+    return _topup_page(request, viewer)
+
+
+@router.post("/wallet/topup", response_class=HTMLResponse)
+def topup_submit(request: Request, csrf_token: FormText = "", card: FormText = "", amount: FormText = "",
+                 currency: FormText = "CNY", card_number: FormText = "", holder_name: FormText = "",
+                 request_key: FormText = "") -> Response:
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
+    p = auth.platform_of(request)
+    currency = currency.strip().upper()[:3]
+    form = {"card": card, "amount": amount, "holder_name": holder_name, "currency": currency}
+    try:
+        minor = _amount(request, amount, currency)
+        if card_number.strip():  # bind inline first; the number goes to the bank and nowhere else
+            card = _bind(request, viewer, card_number, holder_name)["id"]
+            form["card"] = card
+        card_id = card
+
+        def effect(conn: Connection) -> dict[str, Any]:
+            row = bank_ops.create_topup(p, conn, viewer.user.id, card_id=card_id, amount=minor, currency=currency)
+            return bank_ops.shape_topup(row)
+
+        done = run_once(request, viewer, request_key, {"card": card_id, "amount": minor, "currency": currency},
+                        effect)
+    except TrustPayError as exc:
+        return _topup_page(request, viewer, form=form, status_code=exc.status,
+                           error=refusal_of(request, exc, invalid_state="card_gone"))
+    except Refused as exc:
+        return _topup_page(request, viewer, form=form, status_code=exc.status,
+                           error=refusal(request, "card_gone" if exc.code == "invalid_state" else exc.code, exc.param))
+    bank_ops.submit_quietly(p, done["id"])  # a bank that is down leaves it pending for the poll job
+    return redirect(f"/wallet/topups/{done['id']}")
+
+
+def _bank_op(request: Request, viewer: Viewer, obj_id: str) -> dict[str, Any] | None:
+    p = auth.platform_of(request)
+    table, shape = ((store.topups, bank_ops.shape_topup) if obj_id.startswith("top_")
+                    else (store.withdrawals, bank_ops.shape_withdrawal))
+    try:
+        with p.db.transaction(write=False) as conn:
+            return shape(store.get_row(conn, table, obj_id, owner_col="user_id", owner_id=viewer.user.id))
+    except TrustPayError:
+        return None
+
+
+def _op_page(request: Request, obj_id: str, *, fragment: bool) -> Response:
+    viewer = signed_in(request)
+    if viewer is None:
+        return login_redirect()
+    op = _bank_op(request, viewer, obj_id)
+    if op is None:
+        return not_found_page(request)
+    context = {"viewer": viewer, "op": op, "status_labels": STATUS_LABELS,
+               "pending": op["status"] == BankOpStatus.PENDING.value,
+               "balances": _wallet_view(request, viewer)["balances"]}
+    return render(request, "fragments/bank_op_status.html" if fragment else "wallet_bank_op.html", context)
+
+
+@router.get("/wallet/topups/{topup_id}", response_class=HTMLResponse)
+def topup_result(request: Request, topup_id: str) -> Response:
+    return _op_page(request, topup_id, fragment=False)
+
+
+@router.get("/wallet/topups/{topup_id}/status", response_class=HTMLResponse)
+def topup_status(request: Request, topup_id: str) -> Response:
+    return _op_page(request, topup_id, fragment=True)
+
+
+# ------------------------------------------------------------------ withdraw
+def _withdraw_page(request: Request, viewer: Viewer, *, form: dict[str, str] | None = None,
+                   error: Refusal | None = None, quote: dict[str, Any] | None = None,
+                   status_code: int = 200, need_totp: bool = False) -> HTMLResponse:
+    view = _wallet_view(request, viewer)
+    form = form or {"card": view["cards"][0]["id"] if view["cards"] else "", "amount": "",
+                    "currency": view["currencies"][0]}
+    return render(request, "wallet_withdraw.html", {
+        **view, "form": form, "error": error, "quote": quote, "request_key": _new_key(),
+        "need_totp": need_totp or viewer.user.mfa_enabled}, status_code=status_code)
+
+
+@router.get("/wallet/withdraw", response_class=HTMLResponse)
+def withdraw_page(request: Request) -> Response:
+    viewer = signed_in(request)
+    if viewer is None:
+        return login_redirect()
+    return _withdraw_page(request, viewer)
+
+
+@router.post("/wallet/withdraw/quote", response_class=HTMLResponse)
+def withdraw_quote(request: Request, csrf_token: FormText = "", card: FormText = "", amount: FormText = "",
+                   currency: FormText = "CNY") -> Response:
+    """The confirm step: amount, fee and total, before anything moves."""
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
+    p = auth.platform_of(request)
+    currency = currency.strip().upper()[:3]
+    form = {"card": card, "amount": amount, "currency": currency}
+    try:
+        quote = bank_ops.quote_withdrawal(p, _amount(request, amount, currency))
+    except TrustPayError as exc:
+        return _withdraw_page(request, viewer, form=form, error=refusal_of(request, exc), status_code=exc.status)
+    form["amount"] = _major(quote["amount"], currency)
+    return _withdraw_page(request, viewer, form=form, quote=quote)
+
+
+@router.post("/wallet/withdraw", response_class=HTMLResponse)
+def withdraw_submit(request: Request, csrf_token: FormText = "", card: FormText = "", amount: FormText = "",
+                    currency: FormText = "CNY", payment_password: FormText = "", totp_code: FormText = "",
+                    request_key: FormText = "") -> Response:
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
+    p = auth.platform_of(request)
+    origin = get_origin(request)
+    currency = currency.strip().upper()[:3]
+    form = {"card": card, "amount": amount, "currency": currency}
+    quote: dict[str, Any] | None = None
+    stepped_up = False
+    try:
+        minor = _amount(request, amount, currency)
+        quote = bank_ops.quote_withdrawal(p, minor)
+
+        def before() -> None:  # the API's order: payment password, then risk (with its step-up)
+            nonlocal stepped_up
+            identity.require_payment_password(p, viewer.user.id, payment_password, origin)
+            fee = bank_ops.fee_plan(p).fee_for(minor)
+            decision = p.db.run(lambda conn: risk.decide(p, conn, viewer.user.id, action="withdrawal",
+                                                         amount=minor + fee), write=False)
+            stepped_up = risk.step_up(p, viewer.user.id, decision, totp_code=totp_code.strip() or None,
+                                      password_checked=True, origin=origin)
+
+        def effect(conn: Connection) -> dict[str, Any]:
+            row = bank_ops.create_withdrawal(p, conn, viewer.user.id, card_id=card, amount=minor, currency=currency,
+                                             stepped_up=stepped_up)
+            return bank_ops.shape_withdrawal(row)
+
+        done = run_once(request, viewer, request_key, {"card": card, "amount": minor, "currency": currency},
+                        effect, before)
+    except (TrustPayError, Refused) as exc:
+        code, param = exc.code, getattr(exc, "param", None)
+        shown = refusal(request, "card_gone" if code == "invalid_state" else code, param)
+        status = exc.status
+        return _withdraw_page(request, viewer, form=form, error=shown, quote=quote, status_code=status,
+                              need_totp=code in STEP_UP_CODES)
+    bank_ops.submit_quietly(p, done["id"])
+    return redirect(f"/wallet/withdrawals/{done['id']}")
+
+
+@router.get("/wallet/withdrawals/{withdrawal_id}", response_class=HTMLResponse)
+def withdrawal_result(request: Request, withdrawal_id: str) -> Response:
+    return _op_page(request, withdrawal_id, fragment=False)
+
+
+@router.get("/wallet/withdrawals/{withdrawal_id}/status", response_class=HTMLResponse)
+def withdrawal_status(request: Request, withdrawal_id: str) -> Response:
+    return _op_page(request, withdrawal_id, fragment=True)
+
+
+# ------------------------------------------------------------------ transfer
+def _transfer_page(request: Request, viewer: Viewer, *, form: dict[str, Any] | None = None,
+                   error: Refusal | None = None, status_code: int = 200,
+                   need_totp: bool = False) -> HTMLResponse:
+    view = _wallet_view(request, viewer)
+    form = form or {"to": request.query_params.get("to", "")[:320], "amount": "", "memo": "",
+                    "currency": view["currencies"][0], "require_acceptance": False}
+    return render(request, "wallet_transfer.html", {
+        **view, "form": form, "error": error, "request_key": _new_key(),
+        "need_totp": need_totp or viewer.user.mfa_enabled}, status_code=status_code)
+
+
+@router.get("/wallet/transfer", response_class=HTMLResponse)
+def transfer_page(request: Request) -> Response:
+    viewer = signed_in(request)
+    if viewer is None:
+        return login_redirect()
+    return _transfer_page(request, viewer)
+
+
+@router.post("/wallet/transfer", response_class=HTMLResponse)
+def transfer_submit(request: Request, csrf_token: FormText = "", to: FormText = "", amount: FormText = "",
+                    currency: FormText = "CNY", memo: FormText = "", payment_password: FormText = "",
+                    require_acceptance: FormText = "", totp_code: FormText = "",
+                    request_key: FormText = "") -> Response:
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
+    p = auth.platform_of(request)
+    origin = get_origin(request)
+    currency = currency.strip().upper()[:3]
+    wants_acceptance = require_acceptance in ("1", "on", "true")
+    form = {"to": to, "amount": amount, "memo": memo, "currency": currency, "require_acceptance": wants_acceptance}
+    stepped_up = False
+    try:
+        minor = _amount(request, amount, currency)
+
+        def before() -> None:  # the API's order: payment password (or 免密), recipient, risk step-up
+            nonlocal stepped_up
+            checked = service.authorise_payment(p, viewer.user.id, minor, payment_password or None, origin)
+            recipient = p.db.run(lambda conn: transfers.find_recipient(p, conn, to), write=False)
+            decision = p.db.run(lambda conn: risk.decide(p, conn, viewer.user.id, action="transfer", amount=minor,
+                                                         recipient_id=recipient.id), write=False)
+            stepped_up = risk.step_up(p, viewer.user.id, decision, totp_code=totp_code.strip() or None,
+                                      password_checked=checked, origin=origin)
+
+        def effect(conn: Connection) -> dict[str, Any]:
+            row = transfers.send(p, conn, viewer.user.id, to=to, amount=minor, currency=currency, memo=memo,
+                                 require_acceptance=wants_acceptance, stepped_up=stepped_up)
+            return transfers.shape(row)
+
+        done = run_once(request, viewer, request_key,
+                        {"to": to.strip(), "amount": minor, "currency": currency, "memo": memo.strip(),
+                         "require_acceptance": wants_acceptance}, effect, before)
+    except (TrustPayError, Refused) as exc:
+        code = exc.code
+        return _transfer_page(request, viewer, form=form, error=refusal(request, code, getattr(exc, "param", None)),
+                              status_code=exc.status, need_totp=code in STEP_UP_CODES)
+    return redirect(f"/wallet/transfers/{done['id']}")
+
+
+def _transfer_result(request: Request, viewer: Viewer, transfer_id: str, *, info: str | None = None,
+                     error: Refusal | None = None, status_code: int = 200) -> Response:
+    p = auth.platform_of(request)
+    try:
+        with p.db.transaction(write=False) as conn:
+            t = _transfer_view(conn, transfers.get_for(conn, transfer_id, viewer.user.id), viewer.user.id)
+    except TrustPayError:
+        return not_found_page(request)
+    now = p.clock.now()
+    undo_left = 0
+    if (not t["incoming"] and t["status"] == TransferStatus.COMPLETED and not t["settled"]
+            and t["undo_until"] is not None and t["undo_until"] > now):
+        undo_left = max(1, int((t["undo_until"] - now).total_seconds() + 0.999))
+    return render(request, "wallet_transfer_result.html", {
+        "viewer": viewer, "t": t, "undo_left": undo_left, "info": info, "error": error,
+        "status_labels": STATUS_LABELS, "balances": _wallet_view(request, viewer)["balances"],
+    }, status_code=status_code)
+
+
+@router.get("/wallet/transfers/{transfer_id}", response_class=HTMLResponse)
+def transfer_result(request: Request, transfer_id: str, notice: str = "") -> Response:
+    viewer = signed_in(request)
+    if viewer is None:
+        return login_redirect()
+    return _transfer_result(request, viewer, transfer_id, info=_notice(request, notice))
+
+
+def _transfer_action(action: Callable[..., Any], done: str, too_late: str) -> Callable[..., Response]:
+    def route(request: Request, transfer_id: str, csrf_token: FormText = "") -> Response:
+        viewer = form_viewer(request, csrf_token)
+        if not isinstance(viewer, Viewer):
+            return viewer
+        p = auth.platform_of(request)
+        try:
+            p.db.run(lambda conn: action(p, conn, transfer_id, viewer.user.id))
+        except TrustPayError as exc:
+            # The server is the judge of the window: a 409 here means it has closed.
+            return _transfer_result(request, viewer, transfer_id, status_code=exc.status,
+                                    error=refusal_of(request, exc, invalid_state=too_late))
+        return redirect(f"/wallet/transfers/{transfer_id}?notice={done}")
+    return route
+
+
+router.add_api_route("/wallet/transfers/{transfer_id}/undo", _transfer_action(transfers.undo, "undone", "too_late"),
+                     methods=["POST"], response_class=HTMLResponse)
+router.add_api_route("/wallet/transfers/{transfer_id}/accept",
+                     _transfer_action(transfers.accept, "accepted", "already_answered"),
+                     methods=["POST"], response_class=HTMLResponse)
+router.add_api_route("/wallet/transfers/{transfer_id}/decline",
+                     _transfer_action(transfers.decline, "declined", "already_answered"),
+                     methods=["POST"], response_class=HTMLResponse)
+
+
+# ------------------------------------------------------------------ preferences
+def _prefs_page(request: Request, viewer: Viewer, *, form: dict[str, str] | None = None,
+                error: Refusal | None = None, info: str | None = None, status_code: int = 200) -> HTMLResponse:
+    p = auth.platform_of(request)
+    currency = p.settings.default_currency
+    with p.db.transaction(write=False) as conn:
+        prefs = service.preferences(conn, viewer.user.id)
+    if form is None:
+        form = {"daily_cap": _major(prefs.daily_cap, currency) if prefs.daily_cap is not None else "",
+                "password_free_cap": _major(prefs.password_free_cap, currency) if prefs.password_free_cap else ""}
+    return render(request, "wallet_preferences.html", {
+        "viewer": viewer, "prefs": prefs, "form": form, "error": error, "info": info, "currency": currency,
+    }, status_code=status_code)
+
+
+@router.get("/wallet/preferences", response_class=HTMLResponse)
+def preferences_page(request: Request, notice: str = "") -> Response:
+    viewer = signed_in(request)
+    if viewer is None:
+        return login_redirect()
+    return _prefs_page(request, viewer, info=_notice(request, notice))
+
+
+@router.post("/wallet/preferences", response_class=HTMLResponse)
+def preferences_submit(request: Request, csrf_token: FormText = "", daily_cap: FormText = "",
+                       password_free_cap: FormText = "", payment_password: FormText = "") -> Response:
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
+    p = auth.platform_of(request)
+    currency = p.settings.default_currency
+    form = {"daily_cap": daily_cap, "password_free_cap": password_free_cap}
+    try:
+        cap = _amount(request, daily_cap, currency) if daily_cap.strip() else None
+        free = _amount(request, password_free_cap, currency) if password_free_cap.strip() not in ("", "0") else 0
+        identity.require_payment_password(p, viewer.user.id, payment_password, get_origin(request))
+        p.db.run(lambda conn: service.set_preferences(p, conn, viewer.user.id, daily_cap=cap,
+                                                      password_free_cap=free))
+    except TrustPayError as exc:
+        return _prefs_page(request, viewer, form=form, error=refusal_of(request, exc), status_code=exc.status)
+    return redirect("/wallet/preferences?notice=prefs_saved")
