@@ -118,3 +118,17 @@ def test_ten_thousand_ids_are_unique_even_in_one_millisecond() -> None:
     assert len({millis_of(i) for i in same_ms}) == 1
     now = {new_id("evt") for _ in range(10_000)}
     assert len(now) == 10_000
+
+
+def test_new_ids_are_valid_distinct_and_stamped_with_the_given_millisecond() -> None:
+    from datetime import UTC, datetime
+
+    from trustpay.ids import is_valid_id, new_id, new_ids
+
+    at = datetime(2026, 11, 30, 12, 0, 0, 123000, tzinfo=UTC)
+    batch = new_ids("txn", at, 500)
+    assert len(set(batch)) == 500
+    assert all(is_valid_id(i, "txn") for i in batch)
+    # The time part (first 10 symbols = 48 bits + 2 of the random ones) matches new_id's.
+    assert {i[4:13] for i in batch} == {new_id("txn", at)[4:13]}
+    assert new_ids("txn", at, 0) == []

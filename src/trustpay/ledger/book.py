@@ -28,7 +28,7 @@ from trustpay.clock import Clock, to_utc
 from trustpay.db.raw import Raw, Sql
 from trustpay.db.schema import ledger_accounts, ledger_entries, ledger_holds, ledger_postings
 from trustpay.errors import TrustPayError
-from trustpay.ids import new_id
+from trustpay.ids import new_id, new_ids
 from trustpay.ledger.chain import GENESIS, canonical_from_body, canonical_sorted, chain_hash, line_head, timestamp
 from trustpay.ledger.errors import (
     AccountClosed,
@@ -290,6 +290,8 @@ class Book:
         entry_rows: list[tuple[Any, ...]] = []
         line_rows: list[tuple[Any, ...]] = []
         touched: set[str] = set()
+        # One CSPRNG read for every id the batch may need (refused entries leave theirs unused).
+        fresh_ids = iter(new_ids("txn", now, sum(1 for p in prepared if not isinstance(p, TrustPayError))))
         for item in prepared:
             if isinstance(item, TrustPayError):
                 results.append(BatchResult(None, item))
@@ -303,7 +305,7 @@ class Book:
             # The entry is sealed and its rows built right here (no per-entry
             # helper calls): this loop runs tens of thousands of times a second.
             seq += 1
-            entry_id = new_id("txn", now)
+            entry_id = next(fresh_ids)
             kind, reference, memo = str(draft.kind), draft.reference, draft.memo
             digest = chain_hash(prev_hash, canonical_from_body(seq, entry_id, kind, reference, None, memo, stamp, body))
             entry_rows.append((seq, entry_id, kind, reference, None, memo, db_time, prev_hash, digest))
