@@ -129,6 +129,6 @@ def test_new_ids_are_valid_distinct_and_stamped_with_the_given_millisecond() -> 
     batch = new_ids("txn", at, 500)
     assert len(set(batch)) == 500
     assert all(is_valid_id(i, "txn") for i in batch)
-    # The time part (first 10 symbols = 48 bits + 2 of the random ones) matches new_id's.
+    # The first 9 symbols (45 of the 48 time bits) are the same as new_id's for that millisecond.
     assert {i[4:13] for i in batch} == {new_id("txn", at)[4:13]}
     assert new_ids("txn", at, 0) == []
