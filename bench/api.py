@@ -1,0 +1,210 @@
+"""HTTP benchmark: ``POST /v1/transfers`` end to end vs a trivial authenticated GET.
+
+Serves the app the way ``trustpay serve`` does (uvicorn, one process, job worker
+in process) on a fresh SQLite database and — given ``--pg-url`` — a fresh
+PostgreSQL database. Users get a 免密 cap so no argon2 runs per transfer, and
+tier limits and risk rules are off (what is measured is the wallet path:
+auth, idempotency key, limits/caps, ledger hold, transfer row, undo-window
+job, outbox/notification queue — not a velocity rule refusing a benchmark).
+
+Two measures per engine, each for the transfer and for ``GET /v1/users/me``:
+- throughput: ``--clients`` keep-alive connections in a closed loop for ``--seconds``;
+- latency at a steady ``--rate`` (open loop: a request is due every 1/rate s
+  and its latency counts from when it was due, so a stall is not hidden).
+
+The client is a minimal asyncio HTTP/1.1 client (a few µs per request) so the
+load generator takes as little of the two cores as it can; it still shares
+them with the server, so figures are lower bounds. The machine is shared:
+read the ratios, not the absolute numbers.
+
+    python bench/api.py [--pg-url postgresql+psycopg://…] [--clients 16] [--seconds 10] [--rate 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+from tests.e2e.wallet_load import User, WalletServer, fund, make_user  # noqa: E402
+
+GOAL_TPS = 1_000
+GOAL_P99_MS = 50.0
+
+
+def fresh_pg(url: str) -> str:
+    base = make_url(url)
+    name = f"bench_api_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(host=base.host, port=base.port, user=base.username, password=base.password,
+                         dbname=base.database, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+# ------------------------------------------------------------------ a tiny HTTP/1.1 client
+class Conn:
+    """One keep-alive connection; one request at a time."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Conn:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer, f"{host}:{port}")
+
+    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> int:
+        head = [f"{method} {path} HTTP/1.1", f"host: {self.host}", f"content-length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        status_line = await self.reader.readline()
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        if length:
+            await self.reader.readexactly(length)
+        return int(status_line.split()[1])
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass
+class Load:
+    host: str
+    port: int
+    users: list[User]
+
+    def transfer(self, rng: random.Random) -> tuple[str, str, dict[str, str], bytes]:
+        sender, recipient = rng.sample(self.users, 2)
+        body = json.dumps({"to": recipient.id, "amount": 1, "currency": "CNY"}).encode()
+        headers = {**sender.auth, "content-type": "application/json", "idempotency-key": uuid.uuid4().hex}
+        return "POST", "/v1/transfers", headers, body
+
+    def me(self, rng: random.Random) -> tuple[str, str, dict[str, str], bytes]:
+        return "GET", "/v1/users/me", dict(rng.choice(self.users).auth), b""
+
+
+async def closed_loop(load: Load, make: str, clients: int, seconds: float) -> tuple[float, dict[int, int]]:
+    """Requests per second with ``clients`` connections each sending back to back."""
+    statuses: dict[int, int] = {}
+    stop_at = time.perf_counter() + seconds
+
+    async def client(i: int) -> None:
+        rng = random.Random(i)
+        conn = await Conn.open(load.host, load.port)
+        try:
+            while time.perf_counter() < stop_at:
+                status = await conn.request(*getattr(load, make)(rng))
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            conn.close()
+
+    t = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    elapsed = time.perf_counter() - t
+    ok = sum(n for s, n in statuses.items() if s < 300)
+    return ok / elapsed, statuses
+
+
+async def open_loop(load: Load, make: str, rate: float, seconds: float) -> tuple[float, float, dict[int, int]]:
+    """p50 and p99 latency (ms) when a request is due every 1/rate seconds."""
+    idle: list[Conn] = []
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    rng = random.Random(7)
+
+    async def one(due: float) -> None:
+        conn = idle.pop() if idle else await Conn.open(load.host, load.port)
+        status = await conn.request(*getattr(load, make)(rng))
+        latencies.append(time.perf_counter() - due)
+        statuses[status] = statuses.get(status, 0) + 1
+        idle.append(conn)
+
+    start = time.perf_counter()
+    tasks = []
+    for i in range(int(rate * seconds)):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(due)))
+    await asyncio.gather(*tasks)
+    for c in idle:
+        c.close()
+    q = statistics.quantiles(latencies, n=100)
+    return q[49] * 1000, q[98] * 1000, statuses
+
+
+def run_engine(label: str, url: str, args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        server = WalletServer(url, Path(d), extra_env={"TRUSTPAY_TEST_CLOCK": "0"})
+        migrated = server.cli("migrate")
+        if migrated.returncode != 0:
+            raise SystemExit(f"migrate failed: {migrated.stdout}{migrated.stderr}")
+        server.start()
+        try:
+            with httpx.Client(base_url=server.base_url, timeout=60) as c:
+                users = [make_user(server, c, f"bench{i}@example.com", password_free_cap=1_000)
+                         for i in range(args.users)]
+                for u in users:
+                    fund(c, u, 10_000_000)
+            load = Load("127.0.0.1", server.port, users)
+            print(f"-- {label}: {args.users} users, {args.clients} clients × {args.seconds:g} s, "
+                  f"steady {args.rate:g} req/s × {args.steady:g} s")
+            asyncio.run(closed_loop(load, "me", args.clients, 2))  # warm up both paths
+            asyncio.run(closed_loop(load, "transfer", args.clients, 2))
+            get_rps, get_st = asyncio.run(closed_loop(load, "me", args.clients, args.seconds))
+            tr_rps, tr_st = asyncio.run(closed_loop(load, "transfer", args.clients, args.seconds))
+            g50, g99, g_st = asyncio.run(open_loop(load, "me", args.rate, args.steady))
+            t50, t99, t_st = asyncio.run(open_loop(load, "transfer", args.rate, args.steady))
+        finally:
+            server.stop()
+        verified = server.cli("ledger", "verify")
+    print(f"   GET /v1/users/me      {get_rps:8.0f} req/s   at {args.rate:g}/s: p50 {g50:6.1f} ms  p99 {g99:6.1f} ms"
+          f"   statuses {get_st} / {g_st}")
+    print(f"   POST /v1/transfers    {tr_rps:8.0f} transfers/s   at {args.rate:g}/s: p50 {t50:6.1f} ms  "
+          f"p99 {t99:6.1f} ms   statuses {tr_st} / {t_st}")
+    print(f"   transfer / GET throughput ratio {tr_rps / get_rps:.2f}; "
+          f"goal ≥ {GOAL_TPS}/s: {'met' if tr_rps >= GOAL_TPS else 'NOT met'}; "
+          f"p99 ≤ {GOAL_P99_MS:g} ms at {args.rate:g}/s: {'met' if t99 <= GOAL_P99_MS else 'NOT met'}; "
+          f"ledger verify afterwards: {'OK' if verified.returncode == 0 else 'BROKEN'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pg-url")
+    ap.add_argument("--users", type=int, default=16)
+    ap.add_argument("--clients", type=int, default=16, help="connections in the closed loop")
+    ap.add_argument("--seconds", type=float, default=10, help="length of each closed-loop run")
+    ap.add_argument("--rate", type=float, default=300, help="requests per second in the open loop")
+    ap.add_argument("--steady", type=float, default=10, help="length of each open-loop run")
+    args = ap.parse_args()
+    print("HTTP benchmark (trustpay serve: uvicorn, one process; shared, noisy machine — compare ratios)")
+    with tempfile.TemporaryDirectory() as d:
+        run_engine("SQLite", f"sqlite:///{d}/bench.db", args)
+    if args.pg_url:
+        run_engine("PostgreSQL", fresh_pg(args.pg_url), args)
+    print(f"goals (QUALITY.md): POST /v1/transfers ≥ {GOAL_TPS}/s, p99 ≤ {GOAL_P99_MS:g} ms at 300 req/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Crash test (QUALITY.md §3) over real HTTP, on SQLite and PostgreSQL: the bank
+test's transfer workload while ``trustpay serve`` is SIGKILLed at least five
+times and restarted on the same database.
+
+Every transfer carries its own Idempotency-Key (also used as its memo, so the
+database can be asked which key produced which row) and is retried with the
+same key after a connection error, a 5xx or a 409 ``idempotency_in_progress``
+until it gets a definite answer. Afterwards: every 2xx answer's transfer is in
+the database and its money moved (hold posted, balances match a replay of the
+2xx answers), every key took effect exactly once (no row without a 2xx, no key
+twice), the total is unchanged and ``trustpay ledger verify`` passes.
+
+A kill can leave a key claimed ``in_progress`` with a two-minute lease; after
+each restart the test clock is moved past the lease so the retry takes the
+key over (the fencing token keeps that safe) instead of waiting two minutes.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from tests.e2e.wallet_load import (
+    LEASE_SKIP_SECONDS,
+    User,
+    WalletServer,
+    engine_for,
+    fund,
+    make_user,
+    snapshot,
+    transfer_body,
+)
+
+pytestmark = pytest.mark.e2e
+
+USERS = 4
+FUNDS = 150_000
+WORKERS = 8
+TRANSFERS = 2_040  # split evenly over the workers
+KILLS = 5
+DEADLINE_SECONDS = 420  # a hang fails the test instead of blocking the suite
+RETRY_PAUSE = 0.05
+
+
+def unsettled(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM transfers WHERE settled_at IS NULL")).scalar_one())
+
+
+def test_sigkill_during_transfers_loses_and_duplicates_nothing(db_url: str, tmp_path: Path) -> None:
+    server = WalletServer(db_url, tmp_path, undo_seconds=2)
+    server.start()
+    engine = engine_for(db_url)
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=30) as c:
+            users = [make_user(server, c, f"crash{i}@example.com", password_free_cap=1_000) for i in range(USERS)]
+            for u in users:
+                fund(c, u, FUNDS)
+
+        rng = random.Random(4)
+        plans: list[list[tuple[str, User, dict[str, Any]]]] = [[] for _ in range(WORKERS)]
+        for i in range(TRANSFERS):
+            sender, recipient = rng.sample(users, 2)
+            key = f"crash-{i:05d}"
+            plans[i % WORKERS].append((key, sender, transfer_body(recipient.id, rng.randint(1, 900), memo=key)))
+
+        answers: dict[str, tuple[int, dict[str, Any]]] = {}
+        retried = Counter[str]()
+        lock = threading.Lock()
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        failures: list[str] = []
+        give_up = threading.Event()  # set when the test fails early, so no worker outlives it
+
+        def send(c: httpx.Client, key: str, sender: User, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            pause = RETRY_PAUSE
+            while time.monotonic() < deadline and not give_up.is_set():
+                try:
+                    r = c.post("/v1/transfers", json=body, headers={**sender.auth, "Idempotency-Key": key})
+                except httpx.TransportError as exc:
+                    why = type(exc).__name__
+                else:
+                    payload = r.json()
+                    code = payload.get("error", {}).get("code") if r.status_code >= 400 else None
+                    if r.status_code < 500 and code != "idempotency_in_progress":
+                        return r.status_code, payload
+                    why = f"{r.status_code} {code}"
+                with lock:
+                    retried[why] += 1
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)  # a restarting server is not hammered
+            raise AssertionError(f"{key} got no answer before the deadline")
+
+        def worker(plan: list[tuple[str, User, dict[str, Any]]]) -> None:
+            try:
+                with httpx.Client(base_url=server.base_url, timeout=20) as c:
+                    for key, sender, body in plan:
+                        answer = send(c, key, sender, body)
+                        with lock:
+                            answers[key] = answer
+            except Exception as exc:  # reported below; a dead thread must not look like success
+                with lock:
+                    failures.append(repr(exc))
+
+        threads = [threading.Thread(target=worker, args=(plan,), daemon=True) for plan in plans]
+        for t in threads:
+            t.start()
+        kills = 0
+        try:
+            for k in range(KILLS):
+                # Spread the kills over the run: the k-th once that share of transfers has an answer.
+                mark = (k + 1) * TRANSFERS // (KILLS + 1)
+                while len(answers) < mark and any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if not any(t.is_alive() for t in threads):
+                    break
+                time.sleep(rng.uniform(0, 0.2))
+                server.kill()
+                kills += 1
+                server.start()
+                server.advance_clock(LEASE_SKIP_SECONDS)
+            for t in threads:
+                t.join(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            give_up.set()  # whatever happened above, no worker outlives the test
+        assert not any(t.is_alive() for t in threads), "a worker hung"
+        assert failures == []
+        assert kills >= 5 and len(answers) == TRANSFERS >= 2_000
+        assert sum(retried.values()) > 0, "no request was cut by a kill; the test proved nothing"
+
+        statuses = Counter((s, b.get("error", {}).get("code")) for s, b in answers.values())
+        assert set(statuses) <= {(201, None), (402, "insufficient_funds")}, statuses
+        ok = {key: body for key, (s, body) in answers.items() if s == 201}
+        assert len(ok) > TRANSFERS // 2
+
+        # Every undo window closes and its job posts the hold (the server's own worker
+        # may hold some of those jobs for a moment, so wait for it, boundedly).
+        server.advance_clock(5)
+        settle_by = time.monotonic() + 60
+        while unsettled(engine):
+            assert time.monotonic() < settle_by, f"{unsettled(engine)} transfers never settled"
+            time.sleep(0.2)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, memo, sender_id, recipient_id, amount, status, settled_at, hold_id "
+                                     "FROM transfers")).all()
+            holds = {r[0]: (r[1], int(r[2]), r[3]) for r in conn.execute(text(
+                "SELECT id, status, amount, reference FROM ledger_holds")).all()}
+        # Exactly once: one row per key that got a 2xx, none for the others.
+        memos = Counter(r.memo for r in rows)
+        assert [m for m, n in memos.items() if n > 1] == []
+        assert set(memos) == set(ok)
+        by_id = {r.id: r for r in rows}
+        assert set(by_id) == {b["id"] for b in ok.values()}
+        expected = dict.fromkeys((u.id for u in users), FUNDS)
+        for key, body in ok.items():
+            row = by_id[body["id"]]
+            assert (row.memo, row.sender_id, row.recipient_id, row.amount) == (
+                key, body["sender"], body["recipient"], body["amount"])
+            assert row.status == "completed" and row.settled_at is not None, row
+            assert holds[row.hold_id] == ("posted", row.amount, row.id)
+            expected[row.sender_id] -= row.amount
+            expected[row.recipient_id] += row.amount
+
+        final = snapshot(engine)
+        assert final.total == USERS * FUNDS
+        assert {o: (b, h, i) for o, (b, h, i) in final.wallets.items()} == {
+            o: (v, 0, 0) for o, v in expected.items()}
+        server.stop()
+        verified = server.cli("ledger", "verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        print(f"\ncrash test: {kills} kills, {server.starts} starts, {len(ok)} transfers posted, "
+              f"{TRANSFERS - len(ok)} refused, retries {dict(retried)}")
+    finally:
+        server.stop()
+        engine.dispose()
