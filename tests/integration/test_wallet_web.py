@@ -258,3 +258,49 @@ def test_top_up_with_an_inline_card_goes_pending_then_polls(w: WalletEnv) -> Non
     status = client.get(r.headers["location"] + "/status")
     assert status.status_code == 200 and "<html" not in status.text
     assert ('hx-trigger="every 1s"' in status.text) == ('data-status="pending"' in status.text)
+
+
+def test_password_free_cap_lets_small_transfers_through_without_the_password(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com", fund=10_000)
+    w.user("bob@example.com")
+    client = browser(w, alice)
+    r = send(client, "bob@example.com", "5.00", payment_password="")
+    assert r.status_code == 402 and refusal_code(r.text) == "payment_password_invalid"
+    saved = client.post("/wallet/preferences", data={**form_of(client, "/wallet/preferences"), "daily_cap": "",
+                                                     "password_free_cap": "10.00", "payment_password": PAY_PW})
+    assert "Your wallet settings are saved." in saved.text
+    assert send(client, "bob@example.com", "5.00", payment_password="").status_code == 303
+    r = send(client, "bob@example.com", "10.01", payment_password="")
+    assert r.status_code == 402 and refusal_code(r.text) == "payment_password_invalid"
+    off = client.post("/wallet/preferences", data={**form_of(client, "/wallet/preferences"), "daily_cap": "",
+                                                   "password_free_cap": "0.00", "payment_password": PAY_PW})
+    assert "Your wallet settings are saved." in off.text
+    assert send(client, "bob@example.com", "5.00", payment_password="").status_code == 402
+    assert transfer_count(w) == 1
+
+
+def test_unbinding_a_card_removes_it_and_a_second_unbind_says_so(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com")
+    client = browser(w, alice)
+    bound = client.post("/wallet/cards", data={**form_of(client, "/wallet"), "card_number": GOOD_CARD,
+                                               "holder_name": "Alice"})
+    card = re.findall(r'action="/wallet/cards/(card_[^/"]+)/unbind"', bound.text)[0]
+    token = form_of(client, "/wallet")
+    gone = client.post(f"/wallet/cards/{card}/unbind", data=token)
+    assert gone.status_code == 200 and "The card is unbound." in gone.text and 'data-testid="card"' not in gone.text
+    again = client.post(f"/wallet/cards/{card}/unbind", data=token)
+    assert again.status_code == 409 and refusal_code(again.text) == "card_gone"
+    # Someone else's card is not found, and stays bound.
+    bob = w.user("bob@example.com")
+    bobs = browser(w, bob)
+    theirs = bobs.post("/wallet/cards", data={**form_of(bobs, "/wallet"), "card_number": GOOD_CARD,
+                                              "holder_name": "Bob"})
+    bob_card = re.findall(r'action="/wallet/cards/(card_[^/"]+)/unbind"', theirs.text)[0]
+    foreign = client.post(f"/wallet/cards/{bob_card}/unbind", data=token)
+    assert foreign.status_code == 404 and refusal_code(foreign.text) == "card_gone"
+    topup = client.post("/wallet/topup", data={**form_of(client, "/wallet/topup"), "card": bob_card,
+                                               "amount": "10.00", "currency": "CNY"})
+    assert topup.status_code == 404 and refusal_code(topup.text) == "card_gone"
+    with w.platform.db.transaction(write=False) as conn:
+        assert conn.execute(select(func.count()).select_from(store.topups)).scalar_one() == 0
+    assert f"/wallet/cards/{bob_card}/unbind" in bobs.get("/wallet").text

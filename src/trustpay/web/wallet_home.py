@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from trustpay.api.deps import get_origin
 from trustpay.clock import to_utc
@@ -42,6 +42,7 @@ from trustpay.web.templating import gettext, render
 router = APIRouter(include_in_schema=False)
 FormText = Annotated[str, Form(max_length=1024)]
 RECENT_TRANSFERS = 10
+MAX_WAITING_SHOWN = 50
 STEP_UP_CODES = ("mfa_required", "invalid_credentials")
 MAX_CURRENCY_CHOICES = 20
 
@@ -134,6 +135,11 @@ def refusal_of(request: Request, exc: TrustPayError, *, invalid_state: str = "un
     return refusal(request, exc.code, exc.param)
 
 
+def card_refusal(request: Request, code: str, param: str | None) -> Refusal:
+    """On a page that names a card, "not found" and "not active" both mean: pick another card."""
+    return refusal(request, "card_gone" if code in ("invalid_state", "not_found") else code, param)
+
+
 class Refused(Exception):
     """A stored refusal replayed for a resent form (the first answer stands)."""
 
@@ -171,6 +177,11 @@ def _amount(request: Request, text: str, currency: str) -> int:
     return Money.parse(text.strip().replace(",", ""), currency, max_amount=p.settings.max_amount).amount
 
 
+def _is_zero(text: str) -> bool:
+    """Empty, "0", "0.00": the password-free cap is off."""
+    return not text.strip().replace("0", "").replace(".", "")
+
+
 def _major(amount: int, currency: str) -> str:
     return Money.of(amount, currency).to_major()
 
@@ -189,11 +200,21 @@ def _wallet_view(request: Request, viewer: Viewer) -> dict[str, Any]:
         rows, _more = store.page(conn, store.transfers, ("sender_id", "recipient_id"), uid,
                                  limit=RECENT_TRANSFERS, starting_after=None)
         recent = [_transfer_view(conn, r, uid) for r in rows]
-        incoming = [t for t in recent if t["incoming"] and t["status"] == TransferStatus.PENDING_ACCEPTANCE]
+        waiting = conn.execute(select(store.transfers).where(
+            store.transfers.c.recipient_id == uid,
+            store.transfers.c.status == TransferStatus.PENDING_ACCEPTANCE.value,
+        ).order_by(store.transfers.c.id.desc()).limit(MAX_WAITING_SHOWN)).mappings()
+        incoming = [_transfer_view(conn, r, uid) for r in waiting]
         user = identity_store.get_user(conn, uid)
     currencies = [b.currency for b in balances][:MAX_CURRENCY_CHOICES] or [p.settings.default_currency]
     return {"viewer": viewer, "balances": balances, "cards": bound, "recent": recent, "incoming": incoming,
             "currencies": currencies, "user": user, "status_labels": STATUS_LABELS}
+
+
+def _balances(request: Request, viewer: Viewer) -> list[service.Balance]:
+    p = auth.platform_of(request)
+    with p.db.transaction(write=False) as conn:
+        return service.balances(conn, viewer.user.id)
 
 
 def _transfer_view(conn: Connection, row: Any, user_id: str) -> dict[str, Any]:
@@ -253,7 +274,7 @@ def unbind_card(request: Request, card_id: str, csrf_token: FormText = "") -> Re
         row = p.db.run(lambda conn: cards.unbind(p, conn, viewer.user.id, card_id))
     except TrustPayError as exc:
         return render(request, "wallet.html", {**_wallet_view(request, viewer), "info": None,
-                                               "error": refusal_of(request, exc, invalid_state="card_gone")},
+                                               "error": card_refusal(request, exc.code, exc.param)},
                       status_code=exc.status)
     cards.revoke_at_bank(p, row)
     return redirect("/wallet?notice=card_unbound#cards")
@@ -302,10 +323,10 @@ def topup_submit(request: Request, csrf_token: FormText = "", card: FormText = "
                         effect)
     except TrustPayError as exc:
         return _topup_page(request, viewer, form=form, status_code=exc.status,
-                           error=refusal_of(request, exc, invalid_state="card_gone"))
+                           error=card_refusal(request, exc.code, exc.param))
     except Refused as exc:
         return _topup_page(request, viewer, form=form, status_code=exc.status,
-                           error=refusal(request, "card_gone" if exc.code == "invalid_state" else exc.code, exc.param))
+                           error=card_refusal(request, exc.code, exc.param))
     bank_ops.submit_quietly(p, done["id"])  # a bank that is down leaves it pending for the poll job
     return redirect(f"/wallet/topups/{done['id']}")
 
@@ -329,8 +350,7 @@ def _op_page(request: Request, obj_id: str, *, fragment: bool) -> Response:
     if op is None:
         return not_found_page(request)
     context = {"viewer": viewer, "op": op, "status_labels": STATUS_LABELS,
-               "pending": op["status"] == BankOpStatus.PENDING.value,
-               "balances": _wallet_view(request, viewer)["balances"]}
+               "pending": op["status"] == BankOpStatus.PENDING.value, "balances": _balances(request, viewer)}
     return render(request, "fragments/bank_op_status.html" if fragment else "wallet_bank_op.html", context)
 
 
@@ -417,7 +437,7 @@ def withdraw_submit(request: Request, csrf_token: FormText = "", card: FormText 
                         effect, before)
     except (TrustPayError, Refused) as exc:
         code, param = exc.code, getattr(exc, "param", None)
-        shown = refusal(request, "card_gone" if code == "invalid_state" else code, param)
+        shown = card_refusal(request, code, param)
         status = exc.status
         return _withdraw_page(request, viewer, form=form, error=shown, quote=quote, status_code=status,
                               need_totp=code in STEP_UP_CODES)
@@ -511,7 +531,7 @@ def _transfer_result(request: Request, viewer: Viewer, transfer_id: str, *, info
         undo_left = max(1, int((t["undo_until"] - now).total_seconds() + 0.999))
     return render(request, "wallet_transfer_result.html", {
         "viewer": viewer, "t": t, "undo_left": undo_left, "info": info, "error": error,
-        "status_labels": STATUS_LABELS, "balances": _wallet_view(request, viewer)["balances"],
+        "status_labels": STATUS_LABELS, "balances": _balances(request, viewer),
     }, status_code=status_code)
 
 
@@ -583,7 +603,7 @@ def preferences_submit(request: Request, csrf_token: FormText = "", daily_cap: F
     form = {"daily_cap": daily_cap, "password_free_cap": password_free_cap}
     try:
         cap = _amount(request, daily_cap, currency) if daily_cap.strip() else None
-        free = _amount(request, password_free_cap, currency) if password_free_cap.strip() not in ("", "0") else 0
+        free = 0 if _is_zero(password_free_cap) else _amount(request, password_free_cap, currency)
         identity.require_payment_password(p, viewer.user.id, payment_password, get_origin(request))
         p.db.run(lambda conn: service.set_preferences(p, conn, viewer.user.id, daily_cap=cap,
                                                       password_free_cap=free))
