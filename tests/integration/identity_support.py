@@ -48,8 +48,9 @@ class Env:
         return body
 
     def login(self, email: str, password: str = PASSWORD, **headers: str) -> httpx.Response:
-        return self.client.post("/v1/sessions", json={"email": email, "password": password},
-                                headers={"user-agent": UA, **headers})
+        r: httpx.Response = self.client.post("/v1/sessions", json={"email": email, "password": password},
+                                             headers={"user-agent": UA, **headers})
+        return r
 
     def token(self, email: str, password: str = PASSWORD) -> str:
         r = self.login(email, password)
@@ -57,7 +58,8 @@ class Env:
         return str(r.json()["token"])
 
     def me(self, token: str) -> httpx.Response:
-        return self.client.get("/v1/users/me", headers=bearer(token))
+        r: httpx.Response = self.client.get("/v1/users/me", headers=bearer(token))
+        return r
 
     def advance(self, minutes: float = 0, seconds: float = 0) -> None:
         self.clock.advance(minutes * 60 + seconds)

@@ -87,7 +87,8 @@ class WalletEnv:
         if key:
             headers["Idempotency-Key"] = key
         body = {"to": to, "amount": amount, "currency": "CNY", "payment_password": PAY_PW, **extra}
-        return self.client.post("/v1/transfers", json=body, headers=headers)
+        r: httpx.Response = self.client.post("/v1/transfers", json=body, headers=headers)
+        return r
 
     def advance(self, seconds: float) -> None:
         """Move the platform clock and run what became due; sessions the jump
