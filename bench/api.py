@@ -57,6 +57,13 @@ def fresh_pg(url: str) -> str:
     return base.set(database=name).render_as_string(hide_password=False)
 
 
+def drop_pg(admin_url: str, url: str) -> None:
+    base = make_url(admin_url)
+    with psycopg.connect(host=base.host, port=base.port, user=base.username, password=base.password,
+                         dbname=base.database, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+
+
 # ------------------------------------------------------------------ a tiny HTTP/1.1 client
 class Conn:
     """One keep-alive connection; one request at a time."""
@@ -156,7 +163,8 @@ async def open_loop(load: Load, make: str, rate: float, seconds: float) -> tuple
 
 def run_engine(label: str, url: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as d:
-        server = WalletServer(url, Path(d), extra_env={"TRUSTPAY_TEST_CLOCK": "0"})
+        # The real clock and the default worker interval (the test clock and quick worker are for tests).
+        server = WalletServer(url, Path(d), extra_env={"TRUSTPAY_TEST_CLOCK": "0", "TRUSTPAY_WORKER_INTERVAL": "0.5"})
         migrated = server.cli("migrate")
         if migrated.returncode != 0:
             raise SystemExit(f"migrate failed: {migrated.stdout}{migrated.stderr}")
@@ -174,25 +182,30 @@ def run_engine(label: str, url: str, args: argparse.Namespace) -> None:
             asyncio.run(closed_loop(load, "transfer", args.clients, 2))
             get_rps, get_st = asyncio.run(closed_loop(load, "me", args.clients, args.seconds))
             tr_rps, tr_st = asyncio.run(closed_loop(load, "transfer", args.clients, args.seconds))
-            g50, g99, g_st = asyncio.run(open_loop(load, "me", args.rate, args.steady))
-            t50, t99, t_st = asyncio.run(open_loop(load, "transfer", args.rate, args.steady))
+            # A server slower than --rate would only pile up a queue (latency = queue length);
+            # then the latency is measured at half of what it sustained, and said so.
+            g_rate = args.rate if get_rps >= 1.1 * args.rate else round(get_rps / 2)
+            t_rate = args.rate if tr_rps >= 1.1 * args.rate else round(tr_rps / 2)
+            g50, g99, g_st = asyncio.run(open_loop(load, "me", g_rate, args.steady))
+            t50, t99, t_st = asyncio.run(open_loop(load, "transfer", t_rate, args.steady))
         finally:
             server.stop()
         verified = server.cli("ledger", "verify")
-    print(f"   GET /v1/users/me      {get_rps:8.0f} req/s   at {args.rate:g}/s: p50 {g50:6.1f} ms  p99 {g99:6.1f} ms"
-          f"   statuses {get_st} / {g_st}")
-    print(f"   POST /v1/transfers    {tr_rps:8.0f} transfers/s   at {args.rate:g}/s: p50 {t50:6.1f} ms  "
-          f"p99 {t99:6.1f} ms   statuses {tr_st} / {t_st}")
+    print(f"   GET /v1/users/me      {get_rps:8.0f} req/s        at {g_rate:g}/s: p50 {g50:7.1f} ms  "
+          f"p99 {g99:7.1f} ms   statuses {get_st} / {g_st}")
+    print(f"   POST /v1/transfers    {tr_rps:8.0f} transfers/s  at {t_rate:g}/s: p50 {t50:7.1f} ms  "
+          f"p99 {t99:7.1f} ms   statuses {tr_st} / {t_st}")
+    steady = (f"p99 ≤ {GOAL_P99_MS:g} ms at {args.rate:g}/s: {'met' if t99 <= GOAL_P99_MS else 'NOT met'}"
+              if t_rate == args.rate else f"{args.rate:g}/s NOT sustainable (latency shown at {t_rate:g}/s)")
     print(f"   transfer / GET throughput ratio {tr_rps / get_rps:.2f}; "
-          f"goal ≥ {GOAL_TPS}/s: {'met' if tr_rps >= GOAL_TPS else 'NOT met'}; "
-          f"p99 ≤ {GOAL_P99_MS:g} ms at {args.rate:g}/s: {'met' if t99 <= GOAL_P99_MS else 'NOT met'}; "
+          f"≥ {GOAL_TPS}/s: {'met' if tr_rps >= GOAL_TPS else 'NOT met'}; {steady}; "
           f"ledger verify afterwards: {'OK' if verified.returncode == 0 else 'BROKEN'}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pg-url")
-    ap.add_argument("--users", type=int, default=16)
+    ap.add_argument("--users", type=int, default=8)
     ap.add_argument("--clients", type=int, default=16, help="connections in the closed loop")
     ap.add_argument("--seconds", type=float, default=10, help="length of each closed-loop run")
     ap.add_argument("--rate", type=float, default=300, help="requests per second in the open loop")
@@ -202,7 +215,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         run_engine("SQLite", f"sqlite:///{d}/bench.db", args)
     if args.pg_url:
-        run_engine("PostgreSQL", fresh_pg(args.pg_url), args)
+        url = fresh_pg(args.pg_url)
+        try:
+            run_engine("PostgreSQL", url, args)
+        finally:
+            drop_pg(args.pg_url, url)
     print(f"goals (QUALITY.md): POST /v1/transfers ≥ {GOAL_TPS}/s, p99 ≤ {GOAL_P99_MS:g} ms at 300 req/s")
 
 

@@ -13,6 +13,9 @@ twice), the total is unchanged and ``trustpay ledger verify`` passes.
 A kill can leave a key claimed ``in_progress`` with a two-minute lease; after
 each restart the test clock is moved past the lease so the retry takes the
 key over (the fencing token keeps that safe) instead of waiting two minutes.
+The workers hold their retries from the restart until that move is done (the
+move runs every job then due, which a running workload keeps feeding); the
+kill itself always lands on requests in flight.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from tests.e2e.wallet_load import (
     snapshot,
     transfer_body,
 )
+from trustpay.jobs.runner import JOB_LEASE
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +58,15 @@ RETRY_PAUSE = 0.05
 def unsettled(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text("SELECT count(*) FROM transfers WHERE settled_at IS NULL")).scalar_one())
+
+
+def stuck_jobs(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT j.status, j.attempts, j.run_at, j.locked_until, j.last_error, now_at.n FROM jobs j "
+            "JOIN transfers t ON j.dedupe_key = 'transfer.close_undo_window:' || t.id "
+            "CROSS JOIN (SELECT offset_ms AS n FROM platform_clock) now_at "
+            "WHERE t.settled_at IS NULL")).all()]
 
 
 def test_sigkill_during_transfers_loses_and_duplicates_nothing(db_url: str, tmp_path: Path) -> None:
@@ -79,10 +92,15 @@ def test_sigkill_during_transfers_loses_and_duplicates_nothing(db_url: str, tmp_
         deadline = time.monotonic() + DEADLINE_SECONDS
         failures: list[str] = []
         give_up = threading.Event()  # set when the test fails early, so no worker outlives it
+        # Cleared while the server restarts and the clock moves past the lease: the
+        # advance runs every job now due, which the workload would otherwise keep feeding.
+        resumed = threading.Event()
+        resumed.set()
 
         def send(c: httpx.Client, key: str, sender: User, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             pause = RETRY_PAUSE
             while time.monotonic() < deadline and not give_up.is_set():
+                resumed.wait(timeout=max(0.0, deadline - time.monotonic()))
                 try:
                     r = c.post("/v1/transfers", json=body, headers={**sender.auth, "Idempotency-Key": key})
                 except httpx.TransportError as exc:
@@ -125,8 +143,10 @@ def test_sigkill_during_transfers_loses_and_duplicates_nothing(db_url: str, tmp_
                 time.sleep(rng.uniform(0, 0.2))
                 server.kill()
                 kills += 1
+                resumed.clear()
                 server.start()
                 server.advance_clock(LEASE_SKIP_SECONDS)
+                resumed.set()
             for t in threads:
                 t.join(timeout=max(1.0, deadline - time.monotonic()))
         finally:
@@ -141,12 +161,14 @@ def test_sigkill_during_transfers_loses_and_duplicates_nothing(db_url: str, tmp_
         ok = {key: body for key, (s, body) in answers.items() if s == 201}
         assert len(ok) > TRANSFERS // 2
 
-        # Every undo window closes and its job posts the hold (the server's own worker
-        # may hold some of those jobs for a moment, so wait for it, boundedly).
-        server.advance_clock(5)
+        # Every undo window closes and its job posts the hold. A job a killed server had
+        # claimed waits out its lease (JOB_LEASE) before another runner may take it, so
+        # the clock moves past that too; the server's worker may still be finishing a
+        # batch, so the wait for it is bounded, not zero.
+        server.advance_clock(JOB_LEASE.total_seconds() + 5)
         settle_by = time.monotonic() + 60
         while unsettled(engine):
-            assert time.monotonic() < settle_by, f"{unsettled(engine)} transfers never settled"
+            assert time.monotonic() < settle_by, f"transfers never settled; their jobs: {stuck_jobs(engine)}"
             time.sleep(0.2)
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT id, memo, sender_id, recipient_id, amount, status, settled_at, hold_id "

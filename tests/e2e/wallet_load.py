@@ -123,7 +123,7 @@ class WalletServer:
             self.process.wait(timeout=10)
 
     def advance_clock(self, seconds: float) -> None:
-        r = httpx.post(self.base_url + "/v1/test_clock/advance", json={"seconds": seconds}, timeout=60)
+        r = httpx.post(self.base_url + "/v1/test_clock/advance", json={"seconds": seconds}, timeout=180)
         assert r.status_code == 200, r.text
 
     def last_code(self, email: str) -> str:
