@@ -81,6 +81,8 @@ class Conn:
         head += [f"{k}: {v}" for k, v in headers.items()]
         self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
         status_line = await self.reader.readline()
+        if not status_line:  # the server closed a keep-alive connection that sat idle too long
+            raise ConnectionResetError("connection closed before an answer")
         length = 0
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.decode("latin-1").partition(":")
@@ -140,8 +142,16 @@ async def open_loop(load: Load, make: str, rate: float, seconds: float) -> tuple
     rng = random.Random(7)
 
     async def one(due: float) -> None:
+        request = getattr(load, make)(rng)
         conn = idle.pop() if idle else await Conn.open(load.host, load.port)
-        status = await conn.request(*getattr(load, make)(rng))
+        try:
+            status = await conn.request(*request)
+        except (ConnectionResetError, asyncio.IncompleteReadError):
+            # An idle connection the server had closed (uvicorn: 5 s keep-alive) never
+            # carried the request; send it on a fresh one.
+            conn.close()
+            conn = await Conn.open(load.host, load.port)
+            status = await conn.request(*request)
         latencies.append(time.perf_counter() - due)
         statuses[status] = statuses.get(status, 0) + 1
         idle.append(conn)
