@@ -328,3 +328,44 @@ def test_run_retries_a_deadlock(pg_factory: PostgresFactory, via: str) -> None:
 
 
 _LOCK = Sql("SELECT id FROM ledger_accounts WHERE id = :id FOR UPDATE")
+
+
+def test_first_openings_of_one_account_racing_return_the_same_account(platform: Platform) -> None:
+    """Eight transactions open the same (owner, kind, currency) for the first time at once:
+    all get the one account, none fails on the unique constraint."""
+    n = 8
+    barrier = threading.Barrier(n)
+    got: list[str | BaseException] = []
+    lock = threading.Lock()
+    # On PostgreSQL all eight meet inside their transactions, after none has seen the
+    # account; SQLite lets one writer in at a time, so there they meet before starting.
+    inside = platform.settings.database_url.startswith("postgresql")
+
+    def opener() -> None:
+        try:
+            if not inside:
+                barrier.wait(timeout=30)
+
+            def work(conn: Connection) -> str:
+                if inside:
+                    platform.book.accounts_of(conn, "bank_race")  # the transaction has begun
+                    barrier.wait(timeout=30)
+                return platform.book.open_account(conn, currency="CNY", kind="bank_clearing", owner_id="bank_race",
+                                                  allow_negative=True).id
+            result: str | BaseException = platform.db.run(work, attempts=1)
+        except BaseException as exc:  # collected and asserted in the test's thread
+            result = exc
+        with lock:
+            got.append(result)
+
+    threads = [threading.Thread(target=opener) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(got) == n and not [g for g in got if isinstance(g, BaseException)], got
+    assert len(set(got)) == 1, got
+    with platform.db.transaction(write=False) as conn:
+        count = conn.execute(select(func.count()).select_from(ledger_accounts)
+                             .where(ledger_accounts.c.owner_id == "bank_race")).scalar_one()
+    assert count == 1

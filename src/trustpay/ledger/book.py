@@ -60,6 +60,7 @@ from trustpay.ledger.model import (
     validate_draft,
 )
 from trustpay.money import check_amount, check_currency
+from trustpay.platform.sql import insert_or_ignore
 
 # (balance delta, pending_out delta, pending_in delta) for one account.
 Deltas = tuple[int, int, int]
@@ -210,8 +211,18 @@ class Book:
             "created_at": self.clock.now(),
             "closed_at": None,
         }
-        conn.execute(ledger_accounts.insert(), row)
-        return _account(row)
+        if owner_id is None:
+            # No uniqueness to lean on (NULL owners never collide): a plain insert.
+            conn.execute(ledger_accounts.insert(), row)
+            return _account(row)
+        # Two first-ever openings at once (the first withdrawal opening the bank's
+        # clearing account, say): ON CONFLICT lets the loser wait for the winner
+        # and then read its row instead of failing on the unique constraint.
+        if insert_or_ignore(conn, ledger_accounts, row, ("owner_id", "kind", "currency")):
+            return _account(row)
+        winner = self._find(conn, owner_id, kind, currency)
+        assert winner is not None  # the conflicting row has committed
+        return winner
 
     def close_account(self, conn: Connection, account_id: str) -> Account:
         acc = self.account(conn, account_id, for_update=True)
