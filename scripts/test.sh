@@ -10,4 +10,4 @@ PG_URL=$(.venv/bin/python scripts/throwaway_pg.py start "$PGDIR/pg")
 echo "throwaway PostgreSQL at $PG_URL"
 export TRUSTPAY_TEST_PG_URL="$PG_URL"
 export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=20 "$@"

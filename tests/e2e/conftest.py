@@ -102,6 +102,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "TRUSTPAY_TEST_CLOCK": "1",
         "TRUSTPAY_WEBHOOK_ALLOW_PRIVATE": "1",
         "TRUSTPAY_NOTIFY_SINK": f"file:{notify_file}",
+        "TRUSTPAY_BANK_SANDBOX_DATA_DIR": str(tmp / "bank"),  # this server's own bank
         "PYTHONUNBUFFERED": "1",
     }
     command = _trustpay_command()

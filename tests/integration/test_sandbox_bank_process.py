@@ -150,6 +150,7 @@ def test_trustpay_serve_has_the_bank_mounted_in_process(tmp_path: Path) -> None:
     env = {**os.environ, "TRUSTPAY_DATABASE_URL": f"sqlite:///{tmp_path / 'platform.db'}",
            "TRUSTPAY_BANK_SANDBOX_SECRET": SECRET, "TRUSTPAY_BANK_SANDBOX_SETTLE_SECONDS": "0"}
     env.pop("TRUSTPAY_BANK_SANDBOX_URL", None)
+    env.pop("TRUSTPAY_BANK_SANDBOX_DATA_DIR", None)  # the default: ./var/sandbox-bank under the cwd
     subprocess.run([*command, "migrate"], env=env, cwd=tmp_path, check=True, capture_output=True, timeout=120)
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen([*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
