@@ -16,11 +16,9 @@ from trustpay.api.idempotency import idempotent
 from trustpay.banks.errors import BadBankSignature
 from trustpay.banks.registry import connector_for
 from trustpay.identity import audit
-from trustpay.identity import service as identity
 from trustpay.identity.model import Outcome
 from trustpay.money import check_amount
 from trustpay.platform.idempotency import EffectResult
-from trustpay.risk import service as risk
 from trustpay.wallet import bank_ops, cards, store
 
 router = APIRouter(prefix="/v1", tags=["wallet"])
@@ -147,12 +145,9 @@ def create_withdrawal(body: WithdrawalIn, request: Request, me: CurrentUser, p: 
 
     def before() -> None:  # not for a replay
         nonlocal stepped_up
-        identity.require_payment_password(p, me.user.id, body.payment_password, origin)
-        fee = bank_ops.fee_plan(p).fee_for(amount)
-        decision = p.db.run(lambda conn: risk.decide(p, conn, me.user.id, action="withdrawal", amount=amount + fee),
-                            write=False)
-        stepped_up = risk.step_up(p, me.user.id, decision, totp_code=body.totp_code, password_checked=True,
-                                  origin=origin)
+        stepped_up = bank_ops.authorise_withdrawal(p, me.user.id, amount=amount,
+                                                   payment_password=body.payment_password,
+                                                   totp_code=body.totp_code, origin=origin)
 
     def effect(conn: Connection) -> EffectResult:
         row = bank_ops.create_withdrawal(p, conn, me.user.id, card_id=body.card, amount=amount,

@@ -14,7 +14,6 @@ from trustpay.api.idempotency import idempotent
 from trustpay.identity import service as identity
 from trustpay.money import check_amount
 from trustpay.platform.idempotency import EffectResult
-from trustpay.risk import service as risk
 from trustpay.wallet import service, store, transfers
 
 router = APIRouter(prefix="/v1", tags=["wallet"])
@@ -99,12 +98,9 @@ def create_transfer(body: TransferIn, request: Request, me: CurrentUser, p: Plat
 
     def before() -> None:  # not for a replay: the first answer is replayed as it was
         nonlocal stepped_up
-        checked = service.authorise_payment(p, me.user.id, amount, body.payment_password, origin)
-        recipient = p.db.run(lambda conn: transfers.find_recipient(p, conn, body.to), write=False)
-        decision = p.db.run(lambda conn: risk.decide(p, conn, me.user.id, action="transfer", amount=amount,
-                                                     recipient_id=recipient.id), write=False)
-        stepped_up = risk.step_up(p, me.user.id, decision, totp_code=body.totp_code, password_checked=checked,
-                                  origin=origin)
+        stepped_up = transfers.authorise(p, me.user.id, to=body.to, amount=amount,
+                                         payment_password=body.payment_password, totp_code=body.totp_code,
+                                         origin=origin)
 
     def effect(conn: Connection) -> EffectResult:
         row = transfers.send(p, conn, me.user.id, to=body.to, amount=amount, currency=currency,

@@ -24,11 +24,14 @@ from trustpay.banks.errors import BankUnavailable, UnknownBankOperation
 from trustpay.banks.registry import connector_for
 from trustpay.clock import rfc3339
 from trustpay.identity import limits
+from trustpay.identity import service as identity
+from trustpay.identity.audit import Origin
 from trustpay.ids import new_id
 from trustpay.jobs import store as jobs
 from trustpay.ledger.model import EntryDraft, credit, debit
 from trustpay.money import Money, check_amount
 from trustpay.platform import outbox
+from trustpay.risk import service as risk
 from trustpay.wallet import cards, common, store
 from trustpay.wallet.model import BankOpStatus, FeePlan
 
@@ -74,6 +77,18 @@ def create_topup(p: Platform, conn: Connection, user_id: str, *, card_id: str, a
     })
     _schedule_poll(conn, topup_id, 0, now=now)
     return store.get_row(conn, store.topups, topup_id)
+
+
+def authorise_withdrawal(p: Platform, user_id: str, *, amount: int, payment_password: str,
+                         totp_code: str | None, origin: Origin = Origin()) -> bool:
+    """Before the money transaction (refusals commit on their own): the payment
+    password, then risk control on amount + fee with its step-up. Returns whether
+    the user stepped up, for :func:`create_withdrawal`."""
+    identity.require_payment_password(p, user_id, payment_password, origin)
+    fee = fee_plan(p).fee_for(amount)
+    decision = p.db.run(lambda conn: risk.decide(p, conn, user_id, action="withdrawal", amount=amount + fee),
+                        write=False)
+    return risk.step_up(p, user_id, decision, totp_code=totp_code, password_checked=True, origin=origin)
 
 
 def create_withdrawal(p: Platform, conn: Connection, user_id: str, *, card_id: str, amount: int,

@@ -18,13 +18,15 @@ from sqlalchemy import Connection, select, update
 from trustpay.clock import rfc3339, to_utc
 from trustpay.errors import InvalidRequest, NotFound
 from trustpay.identity import crypto, limits
+from trustpay.identity.audit import Origin
 from trustpay.identity.model import normalize_email, normalize_phone
 from trustpay.ids import new_id
 from trustpay.jobs import store as jobs
 from trustpay.ledger.model import EntryDraft, credit, debit
 from trustpay.money import Money, check_amount
 from trustpay.platform import outbox
-from trustpay.wallet import common, store
+from trustpay.risk import service as risk
+from trustpay.wallet import common, service, store
 from trustpay.wallet.model import TransferStatus, can_undo, invalid_state, transfer_windows
 from trustpay.wallet.statement import register_counterparty
 
@@ -59,6 +61,18 @@ def find_recipient(p: Platform, conn: Connection, to: str) -> Any:
     if row is None or row.kind == "ops":
         raise NotFound("no TrustPay user with that id, e-mail or phone")
     return row
+
+
+def authorise(p: Platform, sender_id: str, *, to: str, amount: int, payment_password: str | None,
+              totp_code: str | None, origin: Origin = Origin()) -> bool:
+    """Before the money transaction (no transaction open; refusals commit on their own):
+    the payment password (or the 免密 cap), the recipient, then risk control's step-up.
+    Returns whether the sender stepped up, for :func:`send`."""
+    checked = service.authorise_payment(p, sender_id, amount, payment_password, origin)
+    recipient = p.db.run(lambda conn: find_recipient(p, conn, to), write=False)
+    decision = p.db.run(lambda conn: risk.decide(p, conn, sender_id, action="transfer", amount=amount,
+                                                 recipient_id=recipient.id), write=False)
+    return risk.step_up(p, sender_id, decision, totp_code=totp_code, password_checked=checked, origin=origin)
 
 
 def send(p: Platform, conn: Connection, sender_id: str, *, to: str, amount: int, currency: str,

@@ -30,7 +30,6 @@ from trustpay.identity import service as identity
 from trustpay.identity import store as identity_store
 from trustpay.money import Money
 from trustpay.platform import idempotency
-from trustpay.risk import service as risk
 from trustpay.wallet import bank_ops, cards, service, store, transfers
 from trustpay.wallet.model import BankOpStatus, TransferStatus
 from trustpay.web import auth
@@ -421,12 +420,9 @@ def withdraw_submit(request: Request, csrf_token: FormText = "", card: FormText 
 
         def before() -> None:  # the API's order: payment password, then risk (with its step-up)
             nonlocal stepped_up
-            identity.require_payment_password(p, viewer.user.id, payment_password, origin)
-            fee = bank_ops.fee_plan(p).fee_for(minor)
-            decision = p.db.run(lambda conn: risk.decide(p, conn, viewer.user.id, action="withdrawal",
-                                                         amount=minor + fee), write=False)
-            stepped_up = risk.step_up(p, viewer.user.id, decision, totp_code=totp_code.strip() or None,
-                                      password_checked=True, origin=origin)
+            stepped_up = bank_ops.authorise_withdrawal(p, viewer.user.id, amount=minor,
+                                                       payment_password=payment_password,
+                                                       totp_code=totp_code.strip() or None, origin=origin)
 
         def effect(conn: Connection) -> dict[str, Any]:
             row = bank_ops.create_withdrawal(p, conn, viewer.user.id, card_id=card, amount=minor, currency=currency,
@@ -494,12 +490,9 @@ def transfer_submit(request: Request, csrf_token: FormText = "", to: FormText = 
 
         def before() -> None:  # the API's order: payment password (or 免密), recipient, risk step-up
             nonlocal stepped_up
-            checked = service.authorise_payment(p, viewer.user.id, minor, payment_password or None, origin)
-            recipient = p.db.run(lambda conn: transfers.find_recipient(p, conn, to), write=False)
-            decision = p.db.run(lambda conn: risk.decide(p, conn, viewer.user.id, action="transfer", amount=minor,
-                                                         recipient_id=recipient.id), write=False)
-            stepped_up = risk.step_up(p, viewer.user.id, decision, totp_code=totp_code.strip() or None,
-                                      password_checked=checked, origin=origin)
+            stepped_up = transfers.authorise(p, viewer.user.id, to=to, amount=minor,
+                                             payment_password=payment_password or None,
+                                             totp_code=totp_code.strip() or None, origin=origin)
 
         def effect(conn: Connection) -> dict[str, Any]:
             row = transfers.send(p, conn, viewer.user.id, to=to, amount=minor, currency=currency, memo=memo,
