@@ -19,12 +19,14 @@ def w(db_url: str, tmp_path: Path) -> Iterator[WalletEnv]:
                                risk_new_recipient_amount=5_000, bank_sandbox_data_dir=str(tmp_path / "bank"))
 
 
-def enable_totp(w: WalletEnv, u: Wallet) -> pyotp.TOTP:
+def enable_totp(w: WalletEnv, u: Wallet) -> tuple[pyotp.TOTP, str]:
+    """Turns two-factor on; returns the authenticator and the code it was turned on with."""
     secret = w.client.post("/v1/users/me/mfa/totp", headers=u.auth).json()["secret"]
     totp = pyotp.TOTP(secret)
-    r = w.client.post("/v1/users/me/mfa/totp/verify", json={"code": totp.now()}, headers=u.auth)
+    code = totp.now()
+    r = w.client.post("/v1/users/me/mfa/totp/verify", json={"code": code}, headers=u.auth)
     assert r.status_code == 200, r.text
-    return totp
+    return totp, code
 
 
 def test_new_recipient_above_threshold_needs_the_payment_password_then_passes(w: WalletEnv) -> None:
@@ -45,12 +47,11 @@ def test_new_recipient_above_threshold_needs_the_payment_password_then_passes(w:
 def test_velocity_challenge_asks_mfa_users_for_a_fresh_code(w: WalletEnv) -> None:
     alice = w.user("alice@example.com", fund=100_000)
     bob = w.user("bob@example.com")
-    totp = enable_totp(w, alice)  # uses the code of the current real-time step
+    totp, used = enable_totp(w, alice)
     assert w.transfer(alice, bob.id, 100).status_code == 201
     assert w.transfer(alice, bob.id, 100).status_code == 201
     r = w.transfer(alice, bob.id, 100)  # the 3rd within the hour: challenge
     assert r.status_code == 401 and r.json()["error"]["code"] == "mfa_required"
-    used = totp.now()
     r = w.transfer(alice, bob.id, 100, totp_code=used)  # the enrolment's code again: a replay
     assert r.status_code == 401
     assert w.balance(alice)["available"] == 100_000 - 200
