@@ -450,3 +450,42 @@ recon_exceptions = Table(
     Column("entry_id", String(32), nullable=True),  # the adjusting ledger entry, if money moved
     Index("ix_recon_exceptions_status_created", "status", "created_at"),
 )
+
+# --- merchants (0007) -----------------------------------------------------
+# One row per merchant user once it has anything of its own; with no row, or a
+# NULL fee/delay column, the operator's settings apply (merchants.service.fee_plan),
+# so changing a default reaches every merchant that has not been given its own.
+merchant_profiles = Table(
+    "merchant_profiles",
+    metadata,
+    Column("merchant_id", String(32), ForeignKey("users.id"), primary_key=True),
+    Column("display_name", String(120), nullable=False, server_default=""),
+    # Rates as decimal text ("0.006"): exact on both engines, read back as Decimal.
+    Column("fee_bank_rate", String(24), nullable=True),
+    Column("fee_margin", String(24), nullable=True),
+    Column("fee_fixed", Amount, nullable=True),
+    Column("fee_minimum", Amount, nullable=True),
+    # One of the merchant's own active bank cards; settlement pays out to it.
+    Column("settlement_card_id", String(32), ForeignKey("bank_cards.id"), nullable=True),
+    # T+N: finished trade money older than N days goes into the next settlement batch.
+    Column("settlement_delay_days", Integer, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+merchant_api_keys = Table(
+    "merchant_api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("merchant_id", String(32), ForeignKey("users.id"), nullable=False, index=True),
+    # The first characters of the secret (sk_live_ab12…), so a merchant can tell keys apart.
+    Column("prefix", String(20), nullable=False),
+    # sha256 of the whole secret. A fast hash is right here (unlike passwords):
+    # the secret carries 256 random bits, so there is nothing to brute-force, and
+    # every API request looks the key up by it, so the hash must cost microseconds.
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("label", String(80), nullable=False, server_default=""),
+    Column("created_at", TS, nullable=False),
+    Column("last_used_at", TS, nullable=True),
+    Column("revoked_at", TS, nullable=True),
+)
