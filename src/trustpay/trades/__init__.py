@@ -1,0 +1,1 @@
+"""Trades: escrow (担保交易) and instant (即时到账) payments to merchants."""
