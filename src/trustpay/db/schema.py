@@ -489,3 +489,61 @@ merchant_api_keys = Table(
     Column("last_used_at", TS, nullable=True),
     Column("revoked_at", TS, nullable=True),
 )
+
+# --- webhooks (0008) ------------------------------------------------------
+# A merchant's receiver. The signing secret must be readable to sign with, so it
+# is sealed (AES-GCM under the operator's secret key, bound to the endpoint id),
+# not hashed: a copy of the database alone does not let anyone forge deliveries.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner_id", String(32), ForeignKey("users.id"), nullable=False, index=True),  # the merchant user
+    Column("url", String(2048), nullable=False),
+    Column("events", JSON, nullable=False),  # "*" or a list of event types
+    Column("secret_enc", Text, nullable=False),
+    Column("status", String(10), nullable=False),  # active | failing | disabled
+    Column("disabled_reason", String(200), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("deleted_at", TS, nullable=True),  # deleted endpoints keep their delivery log
+    # The endpoint's queue: when its oldest pending delivery may next be tried
+    # (NULL: nothing pending), and the lease of the worker sending it now.
+    Column("deliver_after", TS, nullable=True),
+    Column("sending_until", TS, nullable=True),
+    Index("ix_webhook_endpoints_due", "deliver_after"),
+)
+
+# One event for one endpoint. Sent in event order per endpoint: only the oldest
+# pending delivery of an endpoint is ever in flight.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("endpoint_id", String(32), ForeignKey("webhook_endpoints.id"), nullable=False),
+    Column("event_id", String(32), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),  # the outbox position: the order of delivery
+    Column("event_type", String(64), nullable=False),
+    Column("status", String(10), nullable=False),  # pending | succeeded | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),  # in the current round (resend: 0)
+    Column("next_attempt_at", TS, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("completed_at", TS, nullable=True),
+    UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
+    Index("ix_webhook_deliveries_queue", "endpoint_id", "status", "event_seq"),
+)
+
+# Every HTTP attempt, for the merchant's delivery log.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("delivery_id", String(32), ForeignKey("webhook_deliveries.id"), nullable=False, index=True),
+    Column("attempted_at", TS, nullable=False),
+    Column("status_code", Integer, nullable=True),  # None: no HTTP answer (refused, timeout, …)
+    Column("error", String(500), nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("succeeded", Boolean, nullable=False),
+)
