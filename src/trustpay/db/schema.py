@@ -547,3 +547,49 @@ webhook_attempts = Table(
     Column("duration_ms", Integer, nullable=False),
     Column("succeeded", Boolean, nullable=False),
 )
+
+# --- trades (0009) --------------------------------------------------------
+# One merchant trade, escrow (担保交易) or instant (即时到账); its status moves
+# only through trustpay.trades.model's table, each change guarded by the old
+# status in the UPDATE's WHERE.
+trades = Table(
+    "trades",
+    metadata,
+    Column("id", String(32), primary_key=True),  # trd_…: unguessable, it is the checkout link
+    Column("merchant_id", String(32), ForeignKey("users.id"), nullable=False),
+    Column("out_trade_no", String(64), nullable=False),  # the merchant's own order number
+    # Who paid; set at payment, or at creation when the merchant names the buyer.
+    Column("buyer_id", String(32), ForeignKey("users.id"), nullable=True, index=True),
+    Column("mode", String(10), nullable=False),  # escrow | instant
+    Column("status", String(32), nullable=False),
+    Column("amount", Amount, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("subject", String(256), nullable=False),
+    Column("fee", Amount, nullable=False),  # fixed at creation from the merchant's plan
+    Column("refunded_amount", Amount, nullable=False, server_default="0"),
+    Column("dispute_status", String(10), nullable=False, server_default="none"),  # none | open | resolved
+    Column("pay_within_minutes", Integer, nullable=False),
+    Column("ship_within_hours", Integer, nullable=False),
+    Column("confirm_within_hours", Integer, nullable=False),
+    Column("pay_by", TS, nullable=False),
+    Column("ship_by", TS, nullable=True),  # set when paid (escrow)
+    Column("confirm_by", TS, nullable=True),  # set when shipped
+    Column("carrier", String(64), nullable=True),
+    Column("tracking_no", String(64), nullable=True),
+    # sha256 of the creating request's business fields: the same out_trade_no sent
+    # again with the same body is the same trade, with another body a conflict.
+    Column("request_hash", String(64), nullable=False),
+    Column("pay_entry_id", String(32), nullable=True),  # buyer → escrow (or → merchant, instant)
+    # Where the escrowed money went: to the merchant (finish) or back to the buyer.
+    Column("release_entry_id", String(32), nullable=True),
+    Column("close_reason", String(20), nullable=True),  # merchant_closed | pay_timeout | ship_timeout
+    Column("created_at", TS, nullable=False),
+    Column("paid_at", TS, nullable=True),
+    Column("shipped_at", TS, nullable=True),
+    Column("finished_at", TS, nullable=True),
+    Column("closed_at", TS, nullable=True),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("merchant_id", "out_trade_no", name="uq_trades_merchant_out_trade_no"),
+    CheckConstraint("amount > 0 AND fee >= 0 AND fee <= amount", name="amounts_valid"),
+    CheckConstraint("refunded_amount >= 0 AND refunded_amount <= amount", name="refunds_within_amount"),
+)
