@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     risk_velocity_amount: int = Field(default=5_000_000, ge=1)
     risk_new_recipient_amount: int = Field(default=200_000, ge=0)
 
+    # Trades: how long each step may take unless the merchant sets it per trade
+    # (within trustpay.trades.model's bounds): pay, then ship, then confirm receipt.
+    trade_pay_within_minutes: int = Field(default=30, ge=1, le=15 * 24 * 60)
+    trade_ship_within_hours: int = Field(default=120, ge=1, le=30 * 24)
+    trade_confirm_within_hours: int = Field(default=240, ge=24, le=90 * 24)
+
     @field_validator("default_currency")
     @classmethod
     def _upper(cls, v: str) -> str:
