@@ -8,7 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from trustpay import __version__
-from trustpay.api import banking, errors, identity, ops_reconciliation, system, test_clock, transactions, wallet
+from trustpay.api import (
+    banking,
+    errors,
+    identity,
+    merchants,
+    ops_reconciliation,
+    system,
+    test_clock,
+    transactions,
+    wallet,
+)
 from trustpay.banks import registry as banks
 from trustpay.jobs.worker import Worker
 from trustpay.platform.context import Platform
@@ -47,6 +57,7 @@ def create_app(
     errors.install(app)
     app.include_router(system.router)
     identity.install(app, platform)
+    merchants.install(app, platform)  # after identity: wraps its idempotency scope
     banks.install(app, platform)  # mounts the sandbox bank at /sandbox-bank unless it runs elsewhere
     wallet.install(app)
     banking.install(app)

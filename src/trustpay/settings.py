@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     withdrawal_fee_margin: Decimal = Field(default=Decimal("0.0004"), ge=0, lt=1)
     withdrawal_fee_minimum: int = Field(default=10, ge=0)
 
+    # Merchants (defaults for every merchant ops has not given a plan of its own):
+    # trade fee = fixed + amount × (bank base rate + platform margin), round half up,
+    # never below the minimum; finished trade money is settled T+N days later.
+    merchant_fee_bank_rate: Decimal = Field(default=Decimal("0.0038"), ge=0, lt=1)
+    merchant_fee_margin: Decimal = Field(default=Decimal("0.0022"), ge=0, lt=1)
+    merchant_fee_fixed: int = Field(default=0, ge=0)
+    merchant_fee_minimum: int = Field(default=0, ge=0)
+    merchant_settlement_delay_days: int = Field(default=1, ge=0, le=30)
+
     # Risk rules (TRUSTPAY_RISK_RULES=off turns them off): per user and hour, more
     # money-out actions or more money out than these asks for a step-up (three times
     # as much is declined); a first payment to a new recipient above the last one too.

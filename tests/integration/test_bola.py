@@ -229,6 +229,38 @@ def make_recon_exception(env: Env, a: Actor) -> Owned:
                  bodies={"POST": {"action": "note_only", "note": "the bank reverses its stray line"}})
 
 
+# ------------------------------------------------------------ registry: merchants
+def _make_merchants(env: Env, a: Actor) -> None:
+    """Merchant routes refuse personal users with 403 before any id is looked at; the case that
+    matters is another merchant, so A and B (bob@example.com) both become merchants here."""
+    env.platform.db.run(lambda conn: conn.execute(update(users).where(
+        or_(users.c.id == a.user_id, users.c.email == "bob@example.com")).values(kind="merchant")))
+
+
+def make_api_key(env: Env, a: Actor) -> Owned:
+    _make_merchants(env, a)
+    r = env.client.post("/v1/merchant/api-keys", json={"label": "bola"}, headers=bearer(a.token))
+    assert r.status_code == 201, r.text
+    key_id, secret = str(r.json()["id"]), str(r.json()["secret"])
+
+    def check() -> None:
+        assert env.client.get("/v1/merchant/profile", headers=bearer(secret)).status_code == 200, \
+            "A's API key stopped working"
+    return Owned({"key_id": key_id, "starting_after": key_id}, check)
+
+
+def make_fee_plan_merchant(env: Env, a: Actor) -> Owned:
+    """Ops-only: A is ops and addresses a merchant; B (a customer) gets the unknown-merchant 404."""
+    env.platform.db.run(lambda conn: conn.execute(update(users).where(users.c.id == a.user_id).values(kind="ops")))
+    shop = env.sign_up(f"shop-{new_id('usr', env.clock.now())[-8:]}@example.com", kind="merchant")
+    shop_token = env.token(shop["email"])
+
+    def check() -> None:
+        r = env.client.get("/v1/merchant/profile", headers=bearer(shop_token))
+        assert r.status_code == 200 and r.json()["id"] == shop["id"], "the merchant's profile is gone"
+    return Owned({"merchant_id": str(shop["id"])}, check, bodies={"PUT": {"margin": "0.001"}})
+
+
 # Path pattern (exactly as in the route table) -> how A makes an object it addresses.
 # A NEW ROUTE WITH AN ID IN ITS PATH NEEDS AN ENTRY HERE.
 PATH_OBJECTS: dict[str, Maker] = {
@@ -242,6 +274,8 @@ PATH_OBJECTS: dict[str, Maker] = {
     "/v1/topups/{topup_id}": make_topup,
     "/v1/withdrawals/{withdrawal_id}": make_withdrawal,
     "/v1/ops/reconciliation/exceptions/{exception_id}/resolve": make_recon_exception,
+    "/v1/merchant/api-keys/{key_id}": make_api_key,
+    "/v1/ops/merchants/{merchant_id}/fee-plan": make_fee_plan_merchant,
 }
 # Routes whose path parameter is not a user's object, and what authenticates them instead.
 NOT_USER_OBJECTS: dict[str, str] = {
@@ -253,6 +287,7 @@ QUERY_OBJECTS: dict[str, Maker] = {
     "/v1/users/me/audit-log": make_audit_cursor,
     "/v1/transactions": make_transaction_cursor,
     "/v1/transfers": make_sent_transfer_cursor,
+    "/v1/merchant/api-keys": make_api_key,
 }
 
 

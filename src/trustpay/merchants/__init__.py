@@ -1,0 +1,1 @@
+"""Merchants: profiles, fee plans, secret API keys and the caller they authenticate."""
