@@ -27,6 +27,7 @@ from trustpay.trades.model import (
     TradeFee,
     TradeStatus,
     Windows,
+    fee_due,
     parties_for,
     transition,
     windows,
@@ -163,3 +164,18 @@ def test_overrides_are_bounded(name: str, bounds: object) -> None:
 def test_fee_rounds_half_up(plan: TradeFee, amount: int, fee: int) -> None:
     assert plan.fee_for(amount) == fee
     assert plan.merchant_gets(amount) + plan.fee_for(amount) == amount
+
+
+@pytest.mark.parametrize(("fee", "amount", "refunded", "due"), [
+    (60, 10_000, 0, 60),
+    (60, 10_000, 10_000, 0),
+    (60, 10_000, 5_000, 30),
+    (61, 10_000, 5_000, 31),  # 30.5 → 31
+    (1, 3, 1, 1),  # 0.667 → 1
+    (1, 3, 2, 0),  # 0.333 → 0
+    (0, 500, 100, 0),
+])
+def test_fee_due_shrinks_in_proportion_to_refunds(fee: int, amount: int, refunded: int, due: int) -> None:
+    assert fee_due(fee, amount, refunded) == due
+    with pytest.raises(ValueError):
+        fee_due(fee, amount, amount + 1)

@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from trustpay.banks import reconcile
 from trustpay.events.queue import send_queued
 from trustpay.platform.idempotency import purge_expired
+from trustpay.trades import timeouts as trade_timeouts
 from trustpay.wallet import bank_ops, transfers
 
 if TYPE_CHECKING:
@@ -34,3 +35,4 @@ def register_builtins(registry: Registry) -> None:
     transfers.register_jobs(registry)
     bank_ops.register_jobs(registry)
     reconcile.register_jobs(registry)
+    trade_timeouts.register_jobs(registry)

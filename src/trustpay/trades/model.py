@@ -220,3 +220,13 @@ class TradeFee:
 
     def merchant_gets(self, amount: int) -> int:
         return amount - self.fee_for(amount)
+
+
+def fee_due(fee: int, amount: int, refunded: int) -> int:
+    """The part of a trade's fee still charged once ``refunded`` of ``amount`` has gone
+    back to the buyer: the fee shrinks in proportion, rounded half up (so refunds
+    reverse ``fee − fee_due``). Nothing refunded: the whole fee; all of it: none."""
+    if not 0 <= refunded <= amount:
+        raise ValueError("refunded must be between 0 and the trade's amount")
+    kept = (Decimal(fee) * (amount - refunded) / amount).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return int(kept)

@@ -1,0 +1,59 @@
+"""The trades table. A state change reads the row ``FOR UPDATE`` (PostgreSQL; on
+SQLite the writer's ``BEGIN IMMEDIATE`` already serialises) and then moves it
+with ``UPDATE … WHERE status = :from``: a change that lost a race is seen
+(rowcount 0) instead of being applied twice."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, or_, select, update
+
+from trustpay.db.schema import trades
+from trustpay.platform.sql import insert_or_ignore
+from trustpay.trades.model import not_found
+
+
+def insert_new(conn: Connection, values: Mapping[str, Any]) -> bool:
+    """Insert unless the merchant already has this out_trade_no; True if inserted.
+    A concurrent creator of the same number waits for the first and then inserts nothing."""
+    return insert_or_ignore(conn, trades, values, ("merchant_id", "out_trade_no"))
+
+
+def get(conn: Connection, trade_id: str, *, for_update: bool = False) -> Any:
+    q = select(trades).where(trades.c.id == trade_id)
+    if for_update:
+        q = q.with_for_update()
+    row = conn.execute(q).mappings().first()
+    if row is None:
+        raise not_found(trade_id)
+    return row
+
+
+def by_out_trade_no(conn: Connection, merchant_id: str, out_trade_no: str) -> Any | None:
+    return conn.execute(select(trades).where(trades.c.merchant_id == merchant_id,
+                                             trades.c.out_trade_no == out_trade_no)).mappings().first()
+
+
+def move(conn: Connection, trade_id: str, *, from_status: str, **values: Any) -> bool:
+    """Apply ``values`` only if the trade is still ``from_status``; False if it was not."""
+    res = conn.execute(update(trades).where(trades.c.id == trade_id, trades.c.status == from_status)
+                       .values(**values))
+    return bool(res.rowcount)
+
+
+def page(conn: Connection, user_id: str, *, limit: int, starting_after: str | None,
+         out_trade_no: str | None = None) -> tuple[list[Any], bool]:
+    """The trades the user sold (as merchant) or bought, newest first."""
+    mine = or_(trades.c.merchant_id == user_id, trades.c.buyer_id == user_id)
+    q = select(trades).where(mine)
+    if out_trade_no is not None:
+        # An out_trade_no is the merchant's own: it names only their trades.
+        q = q.where(trades.c.merchant_id == user_id, trades.c.out_trade_no == out_trade_no)
+    if starting_after:
+        if conn.execute(select(trades.c.id).where(trades.c.id == starting_after, mine)).first() is None:
+            raise not_found(starting_after)
+        q = q.where(trades.c.id < starting_after)
+    rows = list(conn.execute(q.order_by(trades.c.id.desc()).limit(limit + 1)).mappings())
+    return rows[:limit], len(rows) > limit
