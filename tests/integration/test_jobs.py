@@ -243,8 +243,10 @@ def test_a_failing_sweeper_stops_nothing_else(platform: Platform, reg: jobs.Regi
         raise RuntimeError("sweeper bug")
 
     reg.add_sweeper("broken", broken)
-    schedule(platform)
-    assert jobs.run_until_idle(platform) == 1
+    job_id = schedule(platform)
+    # Counts more than the job: the webhook fan-out sweeper also handles the event it emitted.
+    assert jobs.run_until_idle(platform) >= 1
+    assert job_row(platform, job_id)["status"] == "done"
     assert len(events(platform)) == 1
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 
 from trustpay.banks import reconcile
+from trustpay.events import webhooks
 from trustpay.events.queue import send_queued
 from trustpay.platform.idempotency import purge_expired
 from trustpay.trades import timeouts as trade_timeouts
@@ -36,3 +37,4 @@ def register_builtins(registry: Registry) -> None:
     bank_ops.register_jobs(registry)
     reconcile.register_jobs(registry)
     trade_timeouts.register_jobs(registry)
+    webhooks.register_jobs(registry)
