@@ -20,6 +20,7 @@ from trustpay.identity import crypto, store
 from trustpay.identity.model import UserKind
 from trustpay.identity.service import sign_up
 from trustpay.ledger.model import AccountKind, EntryDraft, credit, debit
+from trustpay.merchants import service as merchants
 from trustpay.money import Money
 from trustpay.platform.context import Platform
 from trustpay.wallet import cards, common
@@ -62,6 +63,8 @@ def seed(console: Console, platform: Platform | None = None) -> None:
                                        name=DEMO_FUNDING, allow_negative=True)
             for demo in DEMO_USERS:
                 user_id = user_ids[demo.email] = _ensure_user(p, conn, demo)
+                if demo.kind is UserKind.MERCHANT:
+                    merchants.ensure_profile(p, conn, user_id)  # the standard fee plan, T+N from settings
                 wallet = p.book.open_account(conn, currency=ccy, kind=AccountKind.WALLET, owner_id=user_id)
                 ref = f"demo:opening:{demo.email}"
                 if demo.opening and not _posted(conn, ref):

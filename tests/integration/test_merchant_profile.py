@@ -4,16 +4,19 @@ card (only the merchant's own active card) and T+N, the fee plan only ops may se
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from sqlalchemy import select, update
 from tests.integration.identity_support import Env, bearer, make_env
 
-from trustpay.db.schema import audit_log, users
+from trustpay.db.schema import audit_log, merchant_profiles, users
+from trustpay.demo import DEMO_PASSWORD, seed
 from trustpay.merchants import service
 from trustpay.wallet.model import FeePlan
 
@@ -162,3 +165,12 @@ def test_fee_plan_for_a_merchant_without_a_profile_row_is_the_default(env: Env) 
     p = env.platform
     assert p.db.run(lambda conn: service.fee_plan(p, conn, mid), write=False) == service.default_fee_plan(p)
     assert p.db.run(lambda conn: service.settlement_delay_days(p, conn, mid), write=False) == 2
+
+
+def test_demo_seeding_gives_the_demo_shop_a_profile(env: Env) -> None:
+    for _ in range(2):  # idempotent
+        seed(Console(file=io.StringIO()), env.platform)
+    rows = env.platform.db.run(lambda conn: conn.execute(select(merchant_profiles)).all(), write=False)
+    assert [r.display_name for r in rows] == ["Lotus Tea Shop"]
+    token = env.token("shop@demo.trustpay.test", DEMO_PASSWORD)
+    assert get(env, token)["fee_plan"]["rate"] == "0.006"

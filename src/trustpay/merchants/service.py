@@ -98,6 +98,13 @@ def get_profile(p: Platform, conn: Connection, merchant_id: str) -> MerchantProf
     return _profile(p, user, store.profile_row(conn, merchant_id))
 
 
+def ensure_profile(p: Platform, conn: Connection, merchant_id: str) -> MerchantProfile:
+    """The merchant's profile row, created with the defaults if it is missing (idempotent)."""
+    user = merchant_user(conn, merchant_id)
+    store.ensure_profile(conn, merchant_id, display_name=user.name, now=p.clock.now())
+    return get_profile(p, conn, merchant_id)
+
+
 def update_profile(p: Platform, conn: Connection, merchant_id: str, *, origin: Origin,
                    display_name: str | None = None, settlement_card_id: str | None = _UNSET,
                    settlement_delay_days: int | None = _UNSET) -> MerchantProfile:
