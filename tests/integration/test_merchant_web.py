@@ -34,7 +34,7 @@ def browser(env: Env, email: str, kind: str = "merchant") -> tuple[TestClient, s
 def csrf(client: TestClient, url: str) -> str:
     r = client.get(url)
     assert r.status_code == 200, r.text
-    return CSRF.findall(r.text)[-1]
+    return str(CSRF.findall(r.text)[-1])
 
 
 def test_overview_shows_the_fee_plan_in_words_and_the_nav_links_here(env: Env) -> None:
