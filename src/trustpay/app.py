@@ -16,6 +16,7 @@ from trustpay.api import (
     ops_reconciliation,
     system,
     test_clock,
+    trades,
     transactions,
     wallet,
 )
@@ -60,6 +61,7 @@ def create_app(
     merchants.install(app, platform)  # after identity: wraps its idempotency scope
     banks.install(app, platform)  # mounts the sandbox bank at /sandbox-bank unless it runs elsewhere
     wallet.install(app)
+    trades.install(app)
     banking.install(app)
     app.include_router(transactions.router)
     app.include_router(ops_reconciliation.router)

@@ -261,6 +261,78 @@ def make_fee_plan_merchant(env: Env, a: Actor) -> Owned:
     return Owned({"merchant_id": str(shop["id"])}, check, bodies={"PUT": {"margin": "0.001"}})
 
 
+# ------------------------------------------------------------ registry: trades
+def _shop(env: Env) -> dict[str, str]:
+    """A third party's merchant account; returns its session's headers."""
+    email = f"shop-{new_id('usr', env.clock.now())[-8:].lower()}@example.com"
+    env.sign_up(email, kind="merchant")
+    return bearer(env.token(email))
+
+
+def _trade(env: Env, seller: dict[str, str], **extra: Any) -> str:
+    body = {"out_trade_no": new_id("trd", env.clock.now())[-20:], "amount": 100, "subject": "BOLA tea", **extra}
+    r = env.client.post("/v1/trades", json=body, headers=seller)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _pay_trade(env: Env, buyer: Actor, trade_id: str) -> None:
+    _ready_to_pay(env, buyer)
+    r = env.client.post(f"/v1/trades/{trade_id}/pay", json={"payment_password": PAY_PW}, headers=bearer(buyer.token))
+    assert r.status_code == 200, r.text
+
+
+def _trade_unchanged(env: Env, token: str, trade_id: str) -> Callable[[], None]:
+    status = env.client.get(f"/v1/trades/{trade_id}", headers=bearer(token)).json()["status"]
+
+    def check() -> None:
+        r = env.client.get(f"/v1/trades/{trade_id}", headers=bearer(token))
+        assert r.status_code == 200 and r.json()["status"] == status, r.text
+    return check
+
+
+def make_bought_trade(env: Env, a: Actor) -> Owned:
+    """A paid another merchant's trade: from then on only A and that merchant see it."""
+    trade = _trade(env, _shop(env))
+    _pay_trade(env, a, trade)
+    return Owned({"trade_id": trade, "starting_after": trade}, _trade_unchanged(env, a.token, trade))
+
+
+def make_trade_to_pay(env: Env, a: Actor) -> Owned:
+    """A trade whose merchant named A as its buyer (an unnamed unpaid trade is, by design,
+    payable by whoever holds its id: the checkout link)."""
+    _ready_to_pay(env, a)
+    trade = _trade(env, _shop(env), buyer=a.user_id)
+    return Owned({"trade_id": trade}, _trade_unchanged(env, a.token, trade),
+                 bodies={"POST": {"payment_password": PAY_PW}})
+
+
+def make_shipped_trade(env: Env, a: Actor) -> Owned:
+    shop = _shop(env)
+    trade = _trade(env, shop)
+    _pay_trade(env, a, trade)
+    r = env.client.post(f"/v1/trades/{trade}/ship", json={"carrier": "SF", "tracking_no": "1"}, headers=shop)
+    assert r.status_code == 200, r.text
+    return Owned({"trade_id": trade}, _trade_unchanged(env, a.token, trade),
+                 bodies={"POST": {"payment_password": PAY_PW}})
+
+
+def make_sold_trade(env: Env, a: Actor) -> Owned:
+    """A (a merchant, as is B) sold a trade someone else paid: A ships it."""
+    _make_merchants(env, a)
+    trade = _trade(env, bearer(a.token))
+    _pay_trade(env, _third_party(env), trade)
+    return Owned({"trade_id": trade}, _trade_unchanged(env, a.token, trade),
+                 bodies={"POST": {"carrier": "SF Express", "tracking_no": "SF1"}})
+
+
+def make_unpaid_sold_trade(env: Env, a: Actor) -> Owned:
+    """A (a merchant, as is B) may close its unpaid trade; to B it is at most a trade to pay."""
+    _make_merchants(env, a)
+    trade = _trade(env, bearer(a.token))
+    return Owned({"trade_id": trade}, _trade_unchanged(env, a.token, trade))
+
+
 # Path pattern (exactly as in the route table) -> how A makes an object it addresses.
 # A NEW ROUTE WITH AN ID IN ITS PATH NEEDS AN ENTRY HERE.
 PATH_OBJECTS: dict[str, Maker] = {
@@ -276,6 +348,11 @@ PATH_OBJECTS: dict[str, Maker] = {
     "/v1/ops/reconciliation/exceptions/{exception_id}/resolve": make_recon_exception,
     "/v1/merchant/api-keys/{key_id}": make_api_key,
     "/v1/ops/merchants/{merchant_id}/fee-plan": make_fee_plan_merchant,
+    "/v1/trades/{trade_id}": make_bought_trade,
+    "/v1/trades/{trade_id}/pay": make_trade_to_pay,
+    "/v1/trades/{trade_id}/ship": make_sold_trade,
+    "/v1/trades/{trade_id}/confirm": make_shipped_trade,
+    "/v1/trades/{trade_id}/close": make_unpaid_sold_trade,
 }
 # Routes whose path parameter is not a user's object, and what authenticates them instead.
 NOT_USER_OBJECTS: dict[str, str] = {
@@ -288,6 +365,7 @@ QUERY_OBJECTS: dict[str, Maker] = {
     "/v1/transactions": make_transaction_cursor,
     "/v1/transfers": make_sent_transfer_cursor,
     "/v1/merchant/api-keys": make_api_key,
+    "/v1/trades": make_bought_trade,
 }
 
 
