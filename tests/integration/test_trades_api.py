@@ -139,10 +139,12 @@ def test_duplicate_out_trade_no_and_bad_input(t: TradeEnv) -> None:
     assert first.json() == same.json()
     other = new_trade(t, key, amount=AMOUNT + 1)
     assert other.status_code == 409 and other.json()["error"]["code"] == "already_exists"
-    for extra, code in [({"amount": "100"}, "invalid_amount"), ({"amount": 1.5}, "invalid_amount"),
-                        ({"currency": "ABC"}, "invalid_currency"), ({"mode": "later"}, "invalid_request"),
-                        ({"ship_within_hours": 0}, "invalid_deadline"), ({"pay_within_minutes": "5"},
-                                                                         "invalid_deadline")]:
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"amount": "100"}, "invalid_amount"), ({"amount": 1.5}, "invalid_amount"),
+        ({"currency": "ABC"}, "invalid_currency"), ({"mode": "later"}, "invalid_request"),
+        ({"ship_within_hours": 0}, "invalid_deadline"), ({"pay_within_minutes": "5"}, "invalid_deadline"),
+    ]
+    for extra, code in cases:
         r = new_trade(t, key, "order-2", **extra)
         assert r.status_code == 400 and r.json()["error"]["code"] == code, (extra, r.text)
     r = t.client.post("/v1/trades", json={"amount": AMOUNT, "subject": "x"}, headers=key)
