@@ -19,6 +19,7 @@ from trustpay.api import (
     trades,
     transactions,
     wallet,
+    webhooks,
 )
 from trustpay.banks import registry as banks
 from trustpay.jobs.worker import Worker
@@ -63,6 +64,7 @@ def create_app(
     wallet.install(app)
     trades.install(app)
     banking.install(app)
+    webhooks.install(app)
     app.include_router(transactions.router)
     app.include_router(ops_reconciliation.router)
     web.install(app)

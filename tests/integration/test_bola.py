@@ -29,7 +29,10 @@ from tests.integration.statement_support import top_up
 from trustpay.banks import reconcile
 from trustpay.banks.connector import OperationKind, OperationStatus, StatementLine
 from trustpay.db.schema import audit_log, idempotency_keys, metadata, users
+from trustpay.events import webhooks
 from trustpay.ids import new_id
+from trustpay.merchants import webhooks as webhook_endpoints
+from trustpay.platform import outbox
 
 PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 # Query parameters that name an object (pagination cursors, filters by id).
@@ -333,6 +336,45 @@ def make_unpaid_sold_trade(env: Env, a: Actor) -> Owned:
     return Owned({"trade_id": trade}, _trade_unchanged(env, a.token, trade))
 
 
+# ------------------------------------------------------------ registry: webhooks
+def _webhook_endpoint(env: Env, a: Actor) -> str:
+    """A's endpoint, made by the service (the URL check would look the host up in DNS)."""
+    _make_merchants(env, a)
+    p = env.platform
+    row, _ = p.db.run(lambda conn: webhook_endpoints.create(p, conn, a.user_id, url="https://hooks.example.com/bola",
+                                                            events="*"))
+    return str(row["id"])
+
+
+def _endpoint_still_there(env: Env, a: Actor, endpoint_id: str) -> Callable[[], None]:
+    def check() -> None:
+        r = env.client.get(f"/v1/webhook-endpoints/{endpoint_id}", headers=bearer(a.token))
+        assert r.status_code == 200 and r.json()["status"] == "active", r.text
+    return check
+
+
+def make_webhook_endpoint(env: Env, a: Actor) -> Owned:
+    endpoint = _webhook_endpoint(env, a)
+    return Owned({"endpoint_id": endpoint}, _endpoint_still_there(env, a, endpoint),
+                 bodies={"PATCH": {"events": ["trade.paid"]}})
+
+
+def make_webhook_delivery(env: Env, a: Actor) -> Owned:
+    """A delivery queued for A's endpoint (not sent: no worker runs here)."""
+    endpoint = _webhook_endpoint(env, a)
+    p = env.platform
+    p.db.run(lambda conn: outbox.emit(conn, "topup.succeeded", {"id": "top_bola"}, a.user_id, now=p.clock.now()))
+    p.db.run(lambda conn: webhooks.fan_out(p, conn))
+    listed = env.client.get(f"/v1/webhook-endpoints/{endpoint}/deliveries", headers=bearer(a.token)).json()
+    delivery = str(listed["data"][0]["id"])
+
+    def check() -> None:
+        r = env.client.get(f"/v1/webhook-endpoints/{endpoint}/deliveries", headers=bearer(a.token))
+        assert [d["id"] for d in r.json()["data"]] == [delivery], r.text
+        assert r.json()["data"][0]["attempts"] == 0, "B's call touched A's delivery"
+    return Owned({"delivery_id": delivery, "endpoint_id": endpoint, "starting_after": delivery}, check)
+
+
 # Path pattern (exactly as in the route table) -> how A makes an object it addresses.
 # A NEW ROUTE WITH AN ID IN ITS PATH NEEDS AN ENTRY HERE.
 PATH_OBJECTS: dict[str, Maker] = {
@@ -347,6 +389,10 @@ PATH_OBJECTS: dict[str, Maker] = {
     "/v1/withdrawals/{withdrawal_id}": make_withdrawal,
     "/v1/ops/reconciliation/exceptions/{exception_id}/resolve": make_recon_exception,
     "/v1/merchant/api-keys/{key_id}": make_api_key,
+    "/v1/webhook-endpoints/{endpoint_id}": make_webhook_endpoint,
+    "/v1/webhook-endpoints/{endpoint_id}/roll-secret": make_webhook_endpoint,
+    "/v1/webhook-endpoints/{endpoint_id}/deliveries": make_webhook_endpoint,
+    "/v1/webhook-deliveries/{delivery_id}/resend": make_webhook_delivery,
     "/v1/ops/merchants/{merchant_id}/fee-plan": make_fee_plan_merchant,
     "/v1/trades/{trade_id}": make_bought_trade,
     "/v1/trades/{trade_id}/pay": make_trade_to_pay,
@@ -365,6 +411,7 @@ QUERY_OBJECTS: dict[str, Maker] = {
     "/v1/transactions": make_transaction_cursor,
     "/v1/transfers": make_sent_transfer_cursor,
     "/v1/merchant/api-keys": make_api_key,
+    "/v1/webhook-endpoints/{endpoint_id}/deliveries": make_webhook_delivery,
     "/v1/trades": make_bought_trade,
 }
 
@@ -511,6 +558,9 @@ def _check_route(world: World, path: str, maker: Maker, params_of: Callable[[Rou
         what = f"{method} {path} as another user"
 
         before = snapshot(env, ignore_user=b.user_id)
+        if query and PARAM.search(path):  # a list under an object: /v1/x/{id}/items?starting_after=
+            ids = {**{n: owned.params[n] for n in PARAM.findall(path)}, **ids}
+            ghost = {n: missing_like(i, env) for n, i in ids.items()}
         theirs = assert_not_found(call(env, method, url_of(ids), b.token, body), what, *ids.values())
         nobodys = assert_not_found(call(env, method, url_of(ghost), b.token, body),
                                    f"{method} {path} with an id that does not exist", *ghost.values())
@@ -536,6 +586,8 @@ def test_another_users_object_in_the_path_is_404_and_untouched(world: World, pat
 
 @pytest.mark.parametrize("path", sorted(QUERY_OBJECTS))
 def test_another_users_object_in_the_query_is_404_and_untouched(world: World, path: str) -> None:
+    names = world.routes[path].id_query_params if path in world.routes else ()
+
     def url(ids: Mapping[str, str]) -> str:
-        return str(httpx.URL(path, params=dict(ids)))
+        return str(httpx.URL(fill(path, ids), params={n: ids[n] for n in names}))
     _check_route(world, path, QUERY_OBJECTS[path], lambda r: r.id_query_params, url, query=True)
