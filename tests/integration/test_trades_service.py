@@ -310,3 +310,20 @@ def test_pay_and_close_racing_end_one_way(t: TradeEnv) -> None:
     assert t.money(buyer, shop)["buyer"] == 10 * AMOUNT - paid * AMOUNT
     assert t.money(buyer, shop)["escrow"] == paid * AMOUNT
     t.ledger_ok()
+
+
+def test_trade_payments_count_toward_risk_velocity(db_url: str, tmp_path: Path) -> None:
+    # One money-out action an hour before a step-up, three times that before a refusal.
+    for t in make_trade_env(db_url, tmp_path, risk_velocity_count=1):
+        shop = t.merchant()
+        buyer = t.user("buyer@example.com", fund=10 * AMOUNT)
+        for n in range(3):  # the 2nd and 3rd are challenged; the payment password answers it
+            assert t.pay(buyer, t.create(shop, f"order-{n}")["id"])["status"] == "WAIT_SELLER_SEND_GOODS"
+        fourth = t.create(shop, "order-3")
+        with pytest.raises(PaymentFailed) as refused:
+            t.pay(buyer, fourth["id"])
+        assert refused.value.code == "risk_declined"
+        r = t.transfer(buyer, shop.id, 100)  # and the trades count for transfers too
+        assert r.status_code == 402 and r.json()["error"]["code"] == "risk_declined"
+        t.advance(3600)  # an hour later the window has moved on
+        assert t.pay(buyer, t.create(shop, "order-4")["id"])["status"] == "WAIT_SELLER_SEND_GOODS"

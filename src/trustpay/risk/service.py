@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, func, select
 
-from trustpay.db.schema import transfers, withdrawals
+from trustpay.db.schema import trades, transfers, withdrawals
 from trustpay.errors import AuthenticationFailed, PaymentFailed
 from trustpay.identity import mfa
 from trustpay.identity import service as identity
@@ -54,13 +54,19 @@ def decide(p: Platform, conn: Connection, user_id: str, *, action: str, amount: 
         select(func.count(), func.coalesce(func.sum(withdrawals.c.amount + withdrawals.c.fee), 0)).where(
             withdrawals.c.user_id == user_id, withdrawals.c.created_at > since, withdrawals.c.status != "failed")
     ).one()
+    # Trade payments leave the wallet too (a refund later does not undo the attempt).
+    p_count, p_sum = conn.execute(
+        select(func.count(), func.coalesce(func.sum(trades.c.amount), 0)).where(
+            trades.c.buyer_id == user_id, trades.c.paid_at > since)
+    ).one()
     new_recipient = False
     if recipient_id is not None:
         new_recipient = conn.execute(
             select(transfers.c.id).where(transfers.c.sender_id == user_id, transfers.c.recipient_id == recipient_id,
                                          transfers.c.status == "completed").limit(1)
         ).first() is None
-    return evaluate(Facts(action, amount, int(t_count) + int(w_count), int(t_sum) + int(w_sum), new_recipient),
+    return evaluate(Facts(action, amount, int(t_count) + int(w_count) + int(p_count),
+                          int(t_sum) + int(w_sum) + int(p_sum), new_recipient),
                     rules_of(p))
 
 
