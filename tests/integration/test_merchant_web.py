@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from tests.integration.identity_support import Env, bearer, make_env
 
 from trustpay.web.auth import SESSION_COOKIE
+from trustpay.web.merchant_pages import SECTIONS
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 SECRET = re.compile(r'data-testid="new-secret">(sk_[a-z]+_[A-Za-z0-9]+)<')
@@ -44,6 +46,13 @@ def test_overview_shows_the_fee_plan_in_words_and_the_nav_links_here(env: Env) -
     assert 'data-testid="merchant-link"' in r.text
     assert 'data-testid="fee-bank-rate">0.38%<' in r.text and 'data-testid="fee-margin">0.22%<' in r.text
     assert 'data-testid="fee-rate">0.6%<' in r.text
+    # Tabs: the ones this module serves always; the others (webhooks, trades) once their page is mounted.
+    tabs = r.text[r.text.index('data-testid="merchant-tabs"'):r.text.index("</nav>", r.text.index("merchant-tabs"))]
+    assert '<a href="/merchant" aria-current="page">Overview</a>' in tabs
+    mounted = {ctx.path for ctx in iter_route_contexts(env.app.routes)}
+    for path, _label in SECTIONS:
+        assert (f'href="{path}"' in tabs) is (path in mounted), path
+    assert 'href="/merchant/api-keys"' in tabs and 'href="/merchant/settlement"' in tabs
     r = client.get("/merchant?lang=zh-Hans")
     assert "商家后台" in r.text and "银行费率" in r.text
 

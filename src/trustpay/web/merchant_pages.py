@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.routing import Route
+from fastapi.routing import iter_route_contexts
 
 from trustpay.api.deps import get_origin
 from trustpay.errors import TrustPayError
@@ -75,8 +75,13 @@ def _merchant(request: Request) -> Viewer | Response:
     return viewer
 
 
+def _mounted_paths(request: Request) -> set[str]:
+    # Included routers are not flattened into app.routes; walk them the way FastAPI does.
+    return {ctx.path for ctx in iter_route_contexts(request.app.routes) if isinstance(ctx.path, str)}
+
+
 def _tabs(request: Request, current: str) -> list[dict[str, Any]]:
-    mounted = {r.path for r in request.app.routes if isinstance(r, Route)}
+    mounted = _mounted_paths(request)
     return [{"href": path, "label": label, "current": path == current} for path, label in SECTIONS
             if path in mounted]
 

@@ -1,0 +1,78 @@
+"""The merchant dashboard in headless Chromium against the real server: a merchant signs
+up through the pages, follows the nav link to the dashboard, creates an API key (the
+secret is shown once, works against the API, and is gone on reload), then revokes it
+(the API refuses it at once)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.e2e.conftest import Server
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "lantern 27 harbour tea"
+EMAIL = "shop.merchant.e2e@example.com"
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    ctx: BrowserContext = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+    try:
+        yield ctx.new_page()
+    finally:
+        ctx.close()
+
+
+def profile_status(server: Server, secret: str) -> int:
+    return httpx.get(server.url("/v1/merchant/profile"), headers={"authorization": f"Bearer {secret}"},
+                     timeout=10).status_code
+
+
+def test_create_a_key_see_it_once_and_revoke_it(page: Page, server: Server, screenshots_dir: Path) -> None:
+    page.goto(server.url("/signup"))
+    page.check("input[name=kind][value=merchant]")
+    page.fill("input[name=name]", "Lotus Tea E2E")
+    page.fill("input[name=email]", EMAIL)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form.form button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/verify$"))
+
+    page.get_by_test_id("merchant-link").click()
+    expect(page).to_have_url(re.compile(r"/merchant$"))
+    expect(page.get_by_test_id("fee-rate")).to_have_text("0.6%")
+    expect(page.get_by_test_id("merchant-name")).to_have_text("Lotus Tea E2E")
+    page.goto(server.url("/merchant?lang=zh-Hans"))
+    expect(page.get_by_test_id("merchant-fees")).to_contain_text("银行费率")
+    page.screenshot(path=str(screenshots_dir / "merchant-overview-zh-Hans.png"), full_page=True)
+    page.goto(server.url("/merchant?lang=en-GB"))
+
+    page.get_by_role("link", name="API keys", exact=True).first.click()
+    expect(page.get_by_test_id("no-keys")).to_be_visible()
+    page.get_by_test_id("key-label").fill("shop server")
+    page.get_by_test_id("create-key").click()
+    secret_box = page.get_by_test_id("new-secret")
+    expect(secret_box).to_have_text(re.compile(r"^sk_test_[A-Za-z0-9]{43}$"))
+    secret = secret_box.inner_text()
+    expect(page.get_by_test_id("copy-secret")).to_be_visible()
+    page.screenshot(path=str(screenshots_dir / "merchant-api-key-created.png"), full_page=True)
+    assert profile_status(server, secret) == 200
+
+    # Shown once: a reload of the list has the prefix, never the secret.
+    page.goto(server.url("/merchant/api-keys"))
+    expect(page.get_by_test_id("new-secret")).to_have_count(0)
+    assert secret not in page.content() and secret[:12] in page.content()
+    row = page.get_by_test_id("key-row").first
+    expect(row).to_have_attribute("data-status", "active")
+
+    row.get_by_test_id("revoke-key").click()
+    expect(page).to_have_url(re.compile(r"notice=revoked"))
+    expect(page.get_by_test_id("key-row").first).to_have_attribute("data-status", "revoked")
+    page.screenshot(path=str(screenshots_dir / "merchant-api-key-revoked.png"), full_page=True)
+    assert profile_status(server, secret) == 401
