@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import Connection, MetaData, select
 from tests.integration.identity_support import Env, bearer, make_env
 
+from trustpay.api.idempotency import idempotent
 from trustpay.db.schema import merchant_api_keys
 from trustpay.merchants.auth import MerchantCaller, ensure_key_active
 from trustpay.merchants.model import LAST_USED_GRANULARITY, secret_hash
@@ -217,3 +218,33 @@ def assert_nowhere_in_database(env: Env, needle: str) -> None:
             f = Path(path + suffix)
             if f.exists():
                 assert needle.encode() not in f.read_bytes()
+
+
+def test_idempotency_keys_sent_with_a_secret_key_belong_to_its_merchant(env: Env) -> None:
+    """A retry that switches from the merchant's key to its session (or to another of its keys)
+    is the same caller: replayed, not run twice. Another merchant has a key space of its own."""
+    token = merchant(env)
+    k1, k2 = new_key(env, token), new_key(env, token)
+    other = new_key(env, merchant(env, "other@example.com"))
+    runs: list[str] = []
+    router = APIRouter()
+    p = env.platform
+
+    @router.post("/_probe/merchant-idempotent")
+    def probe(request: Request, caller: MerchantCaller) -> Response:
+        def effect(conn: Connection) -> tuple[int, dict[str, str]]:
+            runs.append(caller.merchant_id)
+            return 201, {"merchant": caller.merchant_id}
+        return idempotent(request, p, effect=effect)
+
+    env.app.include_router(router)
+    key = {"Idempotency-Key": "order-42"}
+    first = env.client.post("/_probe/merchant-idempotent", json={}, headers=bearer(k1["secret"], **key))
+    assert first.status_code == 201, first.text
+    for credential in (k2["secret"], token):
+        again = env.client.post("/_probe/merchant-idempotent", json={}, headers=bearer(credential, **key))
+        assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+        assert again.content == first.content
+    theirs = env.client.post("/_probe/merchant-idempotent", json={}, headers=bearer(other["secret"], **key))
+    assert theirs.status_code == 201 and "idempotent-replayed" not in theirs.headers
+    assert len(runs) == 2 and runs[0] != runs[1]
