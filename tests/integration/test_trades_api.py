@@ -86,6 +86,9 @@ def test_escrow_flow_over_http(t: TradeEnv) -> None:
         found = t.client.get("/v1/trades", params={"out_trade_no": "order-1"}, headers=who).json()
         assert [x["id"] for x in found["data"]] == [tid] and found["has_more"] is False
     assert t.client.get("/v1/trades", headers=buyer.auth).json()["data"][0]["id"] == tid
+    # The buyer's statement shows the payment, to the merchant by name.
+    line = t.client.get("/v1/transactions", headers=buyer.auth).json()["data"][0]
+    assert (line["type"], line["amount"], line["reference"], line["counterparty"]) == ("payment", -AMOUNT, tid, "T")
     t.ledger_ok()
 
 
@@ -178,3 +181,14 @@ def test_timeouts_through_the_test_clock_route(t: TradeEnv) -> None:
     r = post(t, f"/v1/trades/{unpaid}/pay", buyer.auth, {"payment_password": PAY_PW})
     assert r.status_code == 409 and r.json()["error"]["code"] == "invalid_state"
     assert t.balance(buyer)["available"] == AMOUNT
+    # Paid but never shipped: at the ship deadline the buyer gets it all back, shown as a refund.
+    shipless = new_trade(t, key, "order-2", ship_within_hours=1).json()["id"]
+    assert post(t, f"/v1/trades/{shipless}/pay", buyer.auth, {"payment_password": PAY_PW}).status_code == 200
+    assert t.client.post("/v1/test_clock/advance", json={"seconds": 3600}).status_code == 200
+    t.relogin(buyer)
+    got = t.client.get(f"/v1/trades/{shipless}", headers=key).json()
+    assert (got["status"], got["close_reason"], got["refunded_amount"]) == ("TRADE_CLOSED", "ship_timeout", AMOUNT)
+    lines = t.client.get("/v1/transactions", headers=buyer.auth).json()["data"]
+    assert [(x["type"], x["amount"]) for x in lines[:2]] == [("refund", AMOUNT), ("payment", -AMOUNT)]
+    assert t.balance(buyer)["available"] == AMOUNT
+    t.ledger_ok()

@@ -164,7 +164,7 @@ def test_line_ids_lead_back_to_entry_and_account() -> None:
     ("tr_1", "post_hold", 100, False, LineType.TRANSFER_IN),
     ("tr_1", "post_hold", -100, False, LineType.TRANSFER_OUT),
     ("trd_1", "transfer", -100, False, LineType.PAYMENT),
-    ("trd_1", "transfer", 100, False, LineType.SALE),
+    ("trd_1", "transfer", 100, False, LineType.REFUND),  # a trade puts money in a wallet only to refund it
     ("rf_1", "transfer", 100, False, LineType.REFUND),
     ("txn_1", "reversal", -100, False, LineType.REVERSAL),
     ("adj-7", "transfer", 7, False, LineType.ADJUSTMENT),

@@ -21,8 +21,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
+from trustpay.db.schema import trades
 from trustpay.errors import Conflict, InvalidRequest
 from trustpay.identity import service as identity
 from trustpay.identity.audit import Origin
@@ -30,6 +31,7 @@ from trustpay.ids import new_id
 from trustpay.jobs import store as jobs
 from trustpay.ledger.model import AccountKind, EntryDraft, Posting, credit, debit
 from trustpay.merchants import service as merchants
+from trustpay.merchants import store as merchant_store
 from trustpay.money import Money, check_amount, check_currency
 from trustpay.platform import outbox
 from trustpay.risk import service as risk
@@ -51,6 +53,8 @@ from trustpay.trades.views import shape
 from trustpay.wallet import common
 from trustpay.wallet import service as wallet
 from trustpay.wallet import store as wallet_store
+from trustpay.wallet.statement import register_counterparty
+from trustpay.wallet.transfers import mask_email
 
 if TYPE_CHECKING:
     from trustpay.platform.context import Platform
@@ -325,3 +329,31 @@ def _windows_of(row: Any) -> Windows:
 
 def _money(row: Any) -> str:
     return Money.of(row["amount"], row["currency"]).format("en")
+
+
+# ------------------------------------------------------------------ names
+def merchant_name(conn: Connection, merchant_id: str) -> str:
+    """What a payer sees as the merchant: its display name, else its account name."""
+    profile = merchant_store.profile_row(conn, merchant_id)
+    if profile is not None and profile.display_name:
+        return str(profile.display_name)
+    user = wallet_store.user_by(conn, user_id=merchant_id)
+    if user is None:
+        return ""
+    return str(user.name or mask_email(user.email))
+
+
+def counterparty(conn: Connection, reference: str, user_id: str) -> str | None:
+    """The other side of a trade on a statement line: the merchant for its buyer."""
+    row = conn.execute(select(trades.c.merchant_id, trades.c.buyer_id).where(trades.c.id == reference)).first()
+    if row is None:
+        return None
+    if user_id == row.buyer_id:
+        return merchant_name(conn, row.merchant_id) or None
+    if user_id == row.merchant_id and row.buyer_id is not None:
+        buyer = wallet_store.user_by(conn, user_id=row.buyer_id)
+        return None if buyer is None else mask_email(buyer.email)
+    return None
+
+
+register_counterparty("trd", counterparty)

@@ -56,7 +56,9 @@ _BY_PREFIX: dict[str, tuple[LineType, LineType]] = {
     "top": (LineType.TOPUP, LineType.TOPUP),
     "wd": (LineType.WITHDRAWAL, LineType.WITHDRAWAL),
     "tr": (LineType.TRANSFER_IN, LineType.TRANSFER_OUT),
-    "trd": (LineType.SALE, LineType.PAYMENT),
+    # A trade's money reaches its merchant in the merchant's pending-settlement account,
+    # never in a wallet; what a trade puts into a wallet is the buyer's money coming back.
+    "trd": (LineType.REFUND, LineType.PAYMENT),
     "rf": (LineType.REFUND, LineType.REFUND),
 }
 
