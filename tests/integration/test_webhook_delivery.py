@@ -12,14 +12,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from tests.integration.webhook_support import Receiver, receiver
+from tests.integration.webhook_support import Receiver, emit, endpoint, merchant, receiver
 
 from trustpay.clock import FrozenClock
 from trustpay.db.schema import webhook_attempts
 from trustpay.events import webhook_store, webhooks
 from trustpay.events.webhook_model import RETRY_DELAYS
-from trustpay.identity import service as identity
-from trustpay.identity.model import UserKind
 from trustpay.jobs.runner import run_until_idle
 from trustpay.merchants import webhooks as endpoints
 from trustpay.platform import outbox
@@ -40,22 +38,6 @@ def hooks(db_url: str, clock: FrozenClock) -> Iterator[Platform]:
 @pytest.fixture
 def rx() -> Iterator[Receiver]:
     yield from receiver()
-
-
-def merchant(p: Platform, email: str = "shop@example.com") -> str:
-    user = p.db.run(lambda conn: identity.sign_up(p, conn, email=email, password="correct horse 42 battery",
-                                                  kind=UserKind.MERCHANT))
-    return user.id
-
-
-def endpoint(p: Platform, owner: str, url: str, events: Any = "*") -> tuple[str, str]:
-    row, secret = p.db.run(lambda conn: endpoints.create(p, conn, owner, url=endpoints.check_url(p, url),
-                                                         events=events))
-    return str(row["id"]), secret
-
-
-def emit(p: Platform, owner: str | None, type: str = "transfer.completed", **obj: Any) -> str:
-    return p.db.run(lambda conn: outbox.emit(conn, type, {"id": "tr_x", **obj}, owner, now=p.clock.now()))
 
 
 def delivery_of(p: Platform, endpoint_id: str, event_id: str) -> dict[str, Any]:

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from trustpay.identity import service as identity
+from trustpay.identity.model import UserKind
+from trustpay.merchants import webhooks as endpoints
+from trustpay.platform import outbox
+from trustpay.platform.context import Platform
+
 
 @dataclass(frozen=True)
 class Received:
@@ -82,3 +88,20 @@ def receiver() -> Iterator[Receiver]:
         yield r
     finally:
         r.stop()
+
+
+# ------------------------------------------------ service-level set-up
+def merchant(p: Platform, email: str = "shop@example.com") -> str:
+    user = p.db.run(lambda conn: identity.sign_up(p, conn, email=email, password="correct horse 42 battery",
+                                                  kind=UserKind.MERCHANT))
+    return user.id
+
+
+def endpoint(p: Platform, owner: str, url: str, events: Any = "*") -> tuple[str, str]:
+    row, secret = p.db.run(lambda conn: endpoints.create(p, conn, owner, url=endpoints.check_url(p, url),
+                                                         events=events))
+    return str(row["id"]), secret
+
+
+def emit(p: Platform, owner: str | None, type: str = "transfer.completed", **obj: Any) -> str:
+    return p.db.run(lambda conn: outbox.emit(conn, type, {"id": "tr_x", **obj}, owner, now=p.clock.now()))
