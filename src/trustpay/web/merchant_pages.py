@@ -5,7 +5,10 @@ Same services and rules as ``/v1/merchant/…``. Only merchant users see it
 rendered once, in the response to the form that created it, and never again.
 
 ``SECTIONS`` is the dashboard's tab bar; tabs whose page another module
-provides (webhooks, trades) appear once that page is mounted.
+provides (webhooks, trades) appear once that page is mounted. Such a page
+checks its visitor with ``_merchant(request)`` and renders a template that
+extends ``merchant/layout.html`` (block ``merchant_main``) with
+``_context(request, viewer, "/merchant/…", **its_values)``.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ def fee_plan_view(plan: FeePlan, currency: str) -> dict[str, Any]:
 
 
 def _merchant(request: Request) -> Viewer | Response:
+    """The signed-in merchant, or the response to send instead (log-in page, or 404 for others)."""
     viewer = signed_in(request)
     if viewer is None:
         return login_redirect()
@@ -87,6 +91,7 @@ def _tabs(request: Request, current: str) -> list[dict[str, Any]]:
 
 
 def _context(request: Request, viewer: Viewer, current: str, **values: Any) -> dict[str, Any]:
+    """What merchant/layout.html needs (profile, fee plan, tabs with ``current`` marked), plus ``values``."""
     p = auth.platform_of(request)
     with p.db.transaction(write=False) as conn:
         profile = service.get_profile(p, conn, viewer.user.id)
