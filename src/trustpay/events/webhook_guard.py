@@ -67,7 +67,7 @@ def check_url(url: str, *, allow_private: bool, resolver: Resolver = system_reso
     port = port or (443 if parts.scheme == "https" else 80)
     try:
         addresses = resolver(host, port)
-    except (OSError, UnicodeError):
+    except (OSError, UnicodeError, ValueError):  # ValueError: e.g. a NUL byte in the host
         raise InvalidUrl(f"url: the host {host!r} does not resolve", param="url") from None
     if not addresses:
         raise InvalidUrl(f"url: the host {host!r} does not resolve", param="url")

@@ -226,14 +226,17 @@ def send(p: Platform, claim: Claim) -> Answer:
         SIGNATURE_HEADER: signature_header(claim.secret, p.clock.now(), claim.body),
         "Host": _host_header(target.host, target.port, claim.url),
     }
-    url = httpx.URL(claim.url).copy_with(host=target.address)
-    extensions: dict[str, Any] = {"sni_hostname": target.host} if url.scheme == "https" else {}
     try:
+        url = httpx.URL(claim.url).copy_with(host=target.address)
+        extensions: dict[str, Any] = {"sni_hostname": target.host} if url.scheme == "https" else {}
+        # trust_env=False: no proxy from the environment, which would bypass the address check.
         with httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as client:
             request = client.build_request("POST", url, content=claim.body, headers=headers, extensions=extensions)
             response = client.send(request, stream=True)
             response.close()  # the body is not ours to read
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # any failure to get an answer is this attempt's result, never a crash
+        if not isinstance(exc, httpx.HTTPError):
+            log.warning("webhook %s: unexpected error sending", claim.delivery_id, exc_info=True)
         return Answer(None, _clip(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__), took())
     code = response.status_code
     error = None if is_success(code) else (

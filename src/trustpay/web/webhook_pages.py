@@ -96,6 +96,7 @@ def create_submit(request: Request, csrf_token: FormText = "", url: FormText = "
     p = auth.platform_of(request)
     form = {"url": url, "events": events}
     try:
+        endpoints.events_of(events)  # a missing choice first: it needs no DNS lookup
         checked = endpoints.check_url(p, url)
         row, secret = p.db.run(lambda conn: endpoints.create(p, conn, viewer.user.id, url=checked,
                                                              events=events))
