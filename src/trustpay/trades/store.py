@@ -57,3 +57,9 @@ def page(conn: Connection, user_id: str, *, limit: int, starting_after: str | No
         q = q.where(trades.c.id < starting_after)
     rows = list(conn.execute(q.order_by(trades.c.id.desc()).limit(limit + 1)).mappings())
     return rows[:limit], len(rows) > limit
+
+
+def bought_by(conn: Connection, buyer_id: str, *, limit: int) -> list[Any]:
+    """The buyer's trades, newest first (for "my purchases")."""
+    return list(conn.execute(select(trades).where(trades.c.buyer_id == buyer_id)
+                             .order_by(trades.c.id.desc()).limit(limit)).mappings())

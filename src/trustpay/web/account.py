@@ -247,23 +247,30 @@ def pending_logins(request: Request) -> PendingLogins:
     return found
 
 
+def safe_next(target: str) -> str:
+    """Where to go after logging in: a path on this site only (never another host)."""
+    ok = target.startswith("/") and not target.startswith("//") and "\\" not in target and len(target) <= 200
+    return target if ok and not any(c < " " for c in target) else ""
+
+
 def _login_page(request: Request, *, email: str = "", error: str | None = None, info: str | None = None,
-                ticket: str | None = None, status_code: int = 200) -> HTMLResponse:
-    return render(request, "login.html", {"email": email, "error": error, "info": info, "ticket": ticket},
-                  status_code=status_code)
+                ticket: str | None = None, status_code: int = 200, next: str = "") -> HTMLResponse:
+    return render(request, "login.html", {"email": email, "error": error, "info": info, "ticket": ticket,
+                                          "next": safe_next(next)}, status_code=status_code)
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, notice: str = "") -> Response:
+def login_page(request: Request, notice: str = "", next: str = "") -> Response:
     if signed_in(request) is not None:
-        return redirect("/security")
+        return redirect(safe_next(next) or "/security")
     info = message(request, notice) if notice in ("expired", "signed_out", "reset_done") else None
-    return _login_page(request, info=info)
+    return _login_page(request, info=info, next=next)
 
 
 @router.post("/login", response_class=HTMLResponse)
 def login_submit(request: Request, csrf_token: FormText = "", email: FormText = "",
-                 password: FormText = "", ticket: FormText = "", totp_code: FormText = "") -> Response:
+                 password: FormText = "", ticket: FormText = "", totp_code: FormText = "",
+                 next: FormText = "") -> Response:
     refused = check_form(request, None, csrf_token)
     if refused is not None:
         return refused
@@ -273,7 +280,7 @@ def login_submit(request: Request, csrf_token: FormText = "", email: FormText = 
     if ticket:  # the second step: the authenticator code
         held = pending.take(ticket)
         if held is None:
-            return _login_page(request, error=message(request, "mfa_expired"), status_code=401)
+            return _login_page(request, error=message(request, "mfa_expired"), status_code=401, next=next)
         email, password = held
     try:
         rate_limit(p, "login", origin)
@@ -286,14 +293,14 @@ def login_submit(request: Request, csrf_token: FormText = "", email: FormText = 
             error = message(request, "rate_limited")
         elif exc.code == "mfa_required":
             return _login_page(request, email=email, ticket=pending.put(email, password),
-                               status_code=exc.status)
+                               status_code=exc.status, next=next)
         elif ticket:
             return _login_page(request, email=email, error=message(request, "mfa_wrong"),
-                               ticket=pending.put(email, password, ticket), status_code=exc.status)
+                               ticket=pending.put(email, password, ticket), status_code=exc.status, next=next)
         else:
             error = message(request, "invalid_credentials")
-        return _login_page(request, email=email, error=error, status_code=exc.status)
-    response = redirect("/security" if new.user.email_verified else "/verify")
+        return _login_page(request, email=email, error=error, status_code=exc.status, next=next)
+    response = redirect((safe_next(next) or "/security") if new.user.email_verified else "/verify")
     auth.set_session_cookie(request, response, new.token)
     return response
 

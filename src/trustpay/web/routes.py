@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from trustpay.api.deps import PlatformDep
-from trustpay.web import account, kyc, merchant_pages, ops_pages, protection, wallet_pages, webhook_pages
+from trustpay.web import account, checkout, kyc, merchant_pages, ops_pages, protection, wallet_pages, webhook_pages
 from trustpay.web.templating import STATIC_DIR, render
 
 router = APIRouter(include_in_schema=False)
@@ -44,6 +44,7 @@ def install(app: FastAPI) -> None:
     app.include_router(protection.router)
     app.include_router(kyc.router)
     app.include_router(wallet_pages.router)
+    app.include_router(checkout.router)
     app.include_router(ops_pages.router)
     app.include_router(merchant_pages.router)
     app.include_router(webhook_pages.router)

@@ -1,0 +1,249 @@
+"""The hosted checkout page (收银台) a trade's ``checkout_url`` points to, its QR
+code, and the buyer's "my purchases" with confirm receipt.
+
+The page is the trade as its buyer sees it at every step: before paying, the
+merchant, what is bought, the amount, who pays the fee, how escrow protects
+the buyer and by when each side must act; then the payment (balance +
+payment password, the same checks and order as ``POST /v1/trades/{id}/pay``,
+a one-time form key in place of Idempotency-Key); afterwards the status and,
+once shipped, the confirm-receipt form.
+
+Visibility follows the API: an unpaid trade that names no buyer is shown to
+whoever holds the link (it is a request for payment; paying needs a session);
+after payment only its merchant and buyer see it, anyone else the 404 page.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import qrcode
+import qrcode.image.svg
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import Connection
+
+from trustpay.api.deps import get_origin
+from trustpay.clock import to_utc
+from trustpay.errors import TrustPayError
+from trustpay.trades import service, store
+from trustpay.trades.model import Mode, Party, TradeStatus, not_found
+from trustpay.trades.views import checkout_path, shape
+from trustpay.wallet import service as wallet
+from trustpay.web import auth
+from trustpay.web.account import form_viewer, redirect, signed_in
+from trustpay.web.auth import Viewer
+from trustpay.web.notfound import not_found_page
+from trustpay.web.templating import gettext, render
+from trustpay.web.wallet_home import Refusal, Refused, refusal, run_once
+
+router = APIRouter(include_in_schema=False)
+FormText = Annotated[str, Form(max_length=1024)]
+PURCHASES_SHOWN = 50
+
+
+def _(message: str) -> str:
+    """Marks ``message`` for the catalogs; translated when rendered."""
+    return message
+
+
+STATUS_LABELS = {
+    TradeStatus.WAIT_BUYER_PAY: _("Awaiting payment"),
+    TradeStatus.WAIT_SELLER_SEND_GOODS: _("Paid, waiting for the merchant to ship"),
+    TradeStatus.WAIT_BUYER_CONFIRM_GOODS: _("Shipped: confirm when it arrives"),
+    TradeStatus.TRADE_SUCCESS: _("Paid to the merchant"),
+    TradeStatus.TRADE_FINISHED: _("Finished"),
+    TradeStatus.TRADE_CLOSED: _("Closed"),
+}
+CLOSE_REASONS = {
+    "merchant_closed": _("The merchant called this order off."),
+    "pay_timeout": _("It was not paid in time."),
+    "ship_timeout": _("The merchant did not ship in time, so all your money came back to your wallet."),
+}
+NOTICES = {
+    "paid": _("Paid. Your money is safe with TrustPay until you confirm receipt."),
+    "paid_instant": _("Paid. The merchant has received your payment."),
+    "confirmed": _("Receipt confirmed: the merchant has been paid. Thank you!"),
+}
+NOT_NOW = _("This order cannot be paid or confirmed any more: it has moved on. Here is where it stands now.")
+
+
+def _row(request: Request, trade_id: str) -> Any | None:
+    p = auth.platform_of(request)
+    try:
+        with p.db.transaction(write=False) as conn:
+            return store.get(conn, trade_id)
+    except TrustPayError:
+        return None
+
+
+def _party(row: Any, viewer: Viewer | None) -> Party | None:
+    """The viewer's part, or None for a signed-out visitor (who may only look at an open,
+    unnamed payment request); raises NotFound for anyone the trade is hidden from."""
+    if viewer is None:
+        if row["buyer_id"] is not None:
+            raise not_found(row["id"])
+        return None
+    return service.party_of(row, viewer.user.id)
+
+
+def _view(request: Request, row: Any, viewer: Viewer | None, party: Party | None) -> dict[str, Any]:
+    p = auth.platform_of(request)
+    t = shape(row)
+    with p.db.transaction(write=False) as conn:
+        merchant = service.merchant_name(conn, row["merchant_id"])
+        available = _available(conn, viewer, row["currency"])
+    status = TradeStatus(row["status"])
+    escrow = Mode(row["mode"]) is Mode.ESCROW
+    return {
+        "viewer": viewer, "t": t, "merchant": merchant, "escrow": escrow, "party": party.value if party else None,
+        "status_label": STATUS_LABELS[status], "close_reason": CLOSE_REASONS.get(row["close_reason"] or ""),
+        "merchant_gets": row["amount"] - row["fee"], "when": _times(row),
+        "can_pay": status is TradeStatus.WAIT_BUYER_PAY and party is Party.BUYER,
+        "can_confirm": status is TradeStatus.WAIT_BUYER_CONFIRM_GOODS and party is Party.BUYER,
+        "available": available, "short": available is not None and available < row["amount"],
+        "login_url": "/login?next=" + quote(checkout_path(row["id"]), safe=""),
+        "need_totp": viewer is not None and viewer.user.mfa_enabled,
+        "request_key": _new_key(), "error": None, "info": None,
+        "step": _step(status), "qr_url": checkout_path(row["id"]) + "/qr.svg",
+    }
+
+
+def _times(row: Any) -> dict[str, datetime | None]:
+    return {k: None if row[k] is None else to_utc(row[k]) for k in ("pay_by", "ship_by", "confirm_by", "created_at")}
+
+
+def _available(conn: Connection, viewer: Viewer | None, currency: str) -> int | None:
+    if viewer is None:
+        return None
+    for b in wallet.balances(conn, viewer.user.id):
+        if b.currency == currency:
+            return b.available
+    return 0
+
+
+def _step(status: TradeStatus) -> int:
+    """Where an escrow trade is on the four-step path shown on the page (1-based; 5 = done)."""
+    return {TradeStatus.WAIT_BUYER_PAY: 1, TradeStatus.WAIT_SELLER_SEND_GOODS: 2,
+            TradeStatus.WAIT_BUYER_CONFIRM_GOODS: 3, TradeStatus.TRADE_FINISHED: 5}.get(status, 0)
+
+
+def _new_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def _page(request: Request, trade_id: str, *, error: Refusal | None = None, info: str | None = None,
+          status_code: int = 200) -> Response:
+    viewer = signed_in(request)
+    row = _row(request, trade_id)
+    if row is None:
+        return not_found_page(request)
+    try:
+        party = _party(row, viewer)
+    except TrustPayError:
+        if viewer is None:  # a paid trade: its buyer signs in and comes back
+            return redirect("/login?next=" + quote(checkout_path(trade_id), safe=""))
+        return not_found_page(request)
+    context = _view(request, row, viewer, party)
+    context.update(error=error, info=info)
+    return render(request, "trades/checkout.html", context, status_code=status_code)
+
+
+@router.get("/checkout/{trade_id}", response_class=HTMLResponse)
+def checkout_page(request: Request, trade_id: str, notice: str = "") -> Response:
+    info = gettext(request, NOTICES[notice]) if notice in NOTICES else None
+    return _page(request, trade_id, info=info)
+
+
+def _refused(request: Request, trade_id: str, code: str, param: str | None, status: int) -> Response:
+    if code in ("invalid_state", "not_found"):
+        row = _row(request, trade_id)
+        if row is None or code == "not_found":
+            return not_found_page(request)
+        text = gettext(request, NOT_NOW)
+        return _page(request, trade_id, error=Refusal(code, text, None, None), status_code=status)
+    return _page(request, trade_id, error=refusal(request, code, param), status_code=status)
+
+
+@router.post("/checkout/{trade_id}/pay", response_class=HTMLResponse)
+def pay_submit(request: Request, trade_id: str, csrf_token: FormText = "", payment_password: FormText = "",
+               totp_code: FormText = "", request_key: FormText = "") -> Response:
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
+    p = auth.platform_of(request)
+    origin = get_origin(request)
+    stepped_up = False
+
+    def before() -> None:
+        nonlocal stepped_up
+        stepped_up = service.authorise_pay(p, viewer.user.id, trade_id, payment_password=payment_password or None,
+                                           totp_code=totp_code.strip() or None, origin=origin)
+
+    def effect(conn: Connection) -> dict[str, Any]:
+        return shape(service.pay(p, conn, trade_id, viewer.user.id, stepped_up=stepped_up))
+
+    try:
+        done = run_once(request, viewer, request_key, {"trade": trade_id, "action": "pay"}, effect, before=before)
+    except TrustPayError as exc:
+        return _refused(request, trade_id, exc.code, exc.param, exc.status)
+    except Refused as exc:
+        return _refused(request, trade_id, exc.code, exc.param, exc.status)
+    notice = "paid" if done["mode"] == Mode.ESCROW.value else "paid_instant"
+    return redirect(f"{checkout_path(trade_id)}?notice={notice}")
+
+
+@router.post("/checkout/{trade_id}/confirm", response_class=HTMLResponse)
+def confirm_submit(request: Request, trade_id: str, csrf_token: FormText = "", payment_password: FormText = "",
+                   request_key: FormText = "") -> Response:
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
+    p = auth.platform_of(request)
+    origin = get_origin(request)
+
+    def before() -> None:
+        service.authorise_confirm(p, viewer.user.id, trade_id, payment_password=payment_password, origin=origin)
+
+    def effect(conn: Connection) -> dict[str, Any]:
+        return shape(service.confirm(p, conn, trade_id, viewer.user.id))
+
+    try:
+        run_once(request, viewer, request_key, {"trade": trade_id, "action": "confirm"}, effect, before=before)
+    except TrustPayError as exc:
+        return _refused(request, trade_id, exc.code, exc.param, exc.status)
+    except Refused as exc:
+        return _refused(request, trade_id, exc.code, exc.param, exc.status)
+    return redirect(f"{checkout_path(trade_id)}?notice=confirmed")
+
+
+@router.get("/checkout/{trade_id}/qr.svg")
+def checkout_qr(request: Request, trade_id: str) -> Response:
+    """A QR code of the checkout link (收款码 for this one trade): scanning it opens the page."""
+    if _row(request, trade_id) is None:
+        return not_found_page(request)
+    url = str(request.base_url).rstrip("/") + checkout_path(trade_id)
+    image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, border=2)
+    out = io.BytesIO()
+    image.save(out)
+    return Response(out.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/purchases", response_class=HTMLResponse)
+def purchases_page(request: Request) -> Response:
+    """我的购买: the viewer's trades as a buyer, newest first, those awaiting them on top."""
+    viewer = signed_in(request)
+    if viewer is None:
+        return redirect("/login?next=%2Fpurchases")
+    p = auth.platform_of(request)
+    with p.db.transaction(write=False) as conn:
+        rows = store.bought_by(conn, viewer.user.id, limit=PURCHASES_SHOWN)
+        items = [{"t": shape(r), "merchant": service.merchant_name(conn, r["merchant_id"]),
+                  "status_label": STATUS_LABELS[TradeStatus(r["status"])], "created": to_utc(r["created_at"]),
+                  "to_confirm": r["status"] == TradeStatus.WAIT_BUYER_CONFIRM_GOODS} for r in rows]
+    items.sort(key=lambda i: not i["to_confirm"])  # stable: newest first within each group
+    return render(request, "trades/purchases.html", {"viewer": viewer, "items": items})
