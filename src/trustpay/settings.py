@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     trade_pay_within_minutes: int = Field(default=30, ge=1, le=15 * 24 * 60)
     trade_ship_within_hours: int = Field(default=120, ge=1, le=30 * 24)
     trade_confirm_within_hours: int = Field(default=240, ge=24, le=90 * 24)
+    # Buyer refund requests (escrow): the merchant answers within this, else the refund
+    # is approved; a return the merchant asked for is shipped back within this, else the
+    # request closes; returned goods are confirmed within this, else the refund is paid.
+    refund_seller_agree_within_hours: int = Field(default=72, ge=1, le=30 * 24)
+    refund_buyer_return_within_hours: int = Field(default=168, ge=1, le=30 * 24)
+    refund_seller_confirm_goods_within_hours: int = Field(default=240, ge=1, le=30 * 24)
 
     @field_validator("default_currency")
     @classmethod
