@@ -593,3 +593,58 @@ trades = Table(
     CheckConstraint("amount > 0 AND fee >= 0 AND fee <= amount", name="amounts_valid"),
     CheckConstraint("refunded_amount >= 0 AND refunded_amount <= amount", name="refunds_within_amount"),
 )
+
+# --- settlement (merchants) ---------------------------------------------------
+# One payout to a merchant's settlement card of the money its trades left in its
+# pending-settlement account. ``open_key`` (merchant:currency:business date) is set
+# while the batch is pending or succeeded and cleared when it fails, so a date is
+# batched at most once unless its batch failed (then its trades may go again).
+settlements = Table(
+    "settlements",
+    metadata,
+    Column("id", String(32), primary_key=True),  # stl_…: also the bank's idempotency key
+    Column("merchant_id", String(32), ForeignKey("users.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("business_date", String(10), nullable=False),  # the run's date, platform timezone
+    Column("cutoff", TS, nullable=False),  # money that became settleable before this is in
+    Column("status", String(10), nullable=False),  # pending | succeeded | failed
+    Column("gross", Amount, nullable=False),  # what the buyers paid, less refunds
+    Column("fee", Amount, nullable=False),
+    Column("amount", Amount, nullable=False),  # gross − fee: what the card receives
+    Column("trade_count", Integer, nullable=False),
+    Column("card_id", String(32), nullable=False),
+    Column("bank", String(32), nullable=False),
+    Column("hold_id", String(32), nullable=False),  # pending settlement → bank clearing
+    Column("bank_ref", String(64), nullable=True),
+    Column("failure_reason", String(200), nullable=True),
+    Column("open_key", String(80), nullable=True, unique=True),
+    Column("created_at", TS, nullable=False),
+    Column("completed_at", TS, nullable=True),
+    Index("ix_settlements_merchant", "merchant_id", "id"),
+    CheckConstraint("amount > 0 AND fee >= 0 AND gross = amount + fee", name="amounts_valid"),
+)
+
+# The trades in a batch. ``active_trade_id`` repeats trade_id while the batch is not
+# failed: unique, so a trade is in at most one pending or paid batch.
+settlement_items = Table(
+    "settlement_items",
+    metadata,
+    Column("settlement_id", String(32), ForeignKey("settlements.id"), primary_key=True),
+    Column("trade_id", String(32), ForeignKey("trades.id"), primary_key=True),
+    Column("active_trade_id", String(32), nullable=True, unique=True),
+    Column("out_trade_no", String(64), nullable=False),
+    Column("settleable_at", TS, nullable=False),  # finished (escrow) or paid (instant)
+    Column("amount", Amount, nullable=False),  # the trade's amount less refunds
+    Column("fee", Amount, nullable=False),
+    Column("net", Amount, nullable=False),
+)
+
+# "No settlement card" told to a merchant once per business date, not on every rerun.
+settlement_notices = Table(
+    "settlement_notices",
+    metadata,
+    Column("merchant_id", String(32), ForeignKey("users.id"), primary_key=True),
+    Column("business_date", String(10), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("created_at", TS, nullable=False),
+)
