@@ -359,6 +359,11 @@ def make_webhook_endpoint(env: Env, a: Actor) -> Owned:
                  bodies={"PATCH": {"events": ["trade.paid"]}})
 
 
+def make_webhook_endpoint_cursor(env: Env, a: Actor) -> Owned:
+    endpoint = _webhook_endpoint(env, a)
+    return Owned({"starting_after": endpoint}, _endpoint_still_there(env, a, endpoint))
+
+
 def make_webhook_delivery(env: Env, a: Actor) -> Owned:
     """A delivery queued for A's endpoint (not sent: no worker runs here)."""
     endpoint = _webhook_endpoint(env, a)
@@ -411,6 +416,7 @@ QUERY_OBJECTS: dict[str, Maker] = {
     "/v1/transactions": make_transaction_cursor,
     "/v1/transfers": make_sent_transfer_cursor,
     "/v1/merchant/api-keys": make_api_key,
+    "/v1/webhook-endpoints": make_webhook_endpoint_cursor,
     "/v1/webhook-endpoints/{endpoint_id}/deliveries": make_webhook_delivery,
     "/v1/trades": make_bought_trade,
 }

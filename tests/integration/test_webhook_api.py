@@ -59,6 +59,14 @@ def test_endpoint_lifecycle(w: WalletEnv, rx: Receiver) -> None:
     r = w.client.patch(f"/v1/webhook-endpoints/{ep}", json={"status": "active"}, headers=m.auth)
     assert (r.json()["status"], r.json()["disabled_reason"]) == ("active", None)
 
+    w.clock.advance(1)  # ids sort by creation time: a later millisecond
+    second = create(w, m, rx.url)["id"]
+    page1 = w.client.get("/v1/webhook-endpoints?limit=1", headers=m.auth).json()
+    assert [e["id"] for e in page1["data"]] == [second] and page1["has_more"] is True
+    page2 = w.client.get(f"/v1/webhook-endpoints?limit=1&starting_after={second}", headers=m.auth).json()
+    assert [e["id"] for e in page2["data"]] == [ep] and page2["has_more"] is False
+    assert w.client.delete(f"/v1/webhook-endpoints/{second}", headers=m.auth).status_code == 204
+
     rolled = w.client.post(f"/v1/webhook-endpoints/{ep}/roll-secret", headers=m.auth)
     assert rolled.status_code == 200 and rolled.json()["secret"] not in (None, made["secret"])
 

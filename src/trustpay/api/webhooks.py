@@ -103,10 +103,12 @@ def create_endpoint(body: EndpointIn, request: Request, me: MerchantCaller, p: P
 
 
 @router.get("/webhook-endpoints", response_model=EndpointList)
-def list_endpoints(me: MerchantCaller, p: PlatformDep) -> dict[str, Any]:
-    """All of the merchant's endpoints, newest first (at most 16, so one page)."""
-    rows = p.db.run(lambda conn: endpoints.list_endpoints(conn, me.merchant_id), write=False)
-    return {"object": "list", "data": [endpoints.shape(r) for r in rows], "has_more": False}
+def list_endpoints(me: MerchantCaller, p: PlatformDep, limit: Limit = 20,
+                   starting_after: str | None = None) -> dict[str, Any]:
+    """The merchant's endpoints, newest first (at most 16 exist)."""
+    rows, more = p.db.run(lambda conn: endpoints.page_endpoints(conn, me.merchant_id, limit=limit,
+                                                                starting_after=starting_after), write=False)
+    return {"object": "list", "data": [endpoints.shape(r) for r in rows], "has_more": more}
 
 
 @router.get("/webhook-endpoints/{endpoint_id}", response_model=EndpointOut)

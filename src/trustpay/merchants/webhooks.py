@@ -71,6 +71,18 @@ def list_endpoints(conn: Connection, owner_id: str) -> list[Any]:
     ).mappings())
 
 
+def page_endpoints(conn: Connection, owner_id: str, *, limit: int, starting_after: str | None
+                   ) -> tuple[list[Any], bool]:
+    """Newest first (API.md list conventions); the cursor must be one of the merchant's endpoints."""
+    rows = list_endpoints(conn, owner_id)
+    if starting_after is not None:
+        ids = [r["id"] for r in rows]
+        if starting_after not in ids:
+            raise NotFound(f"no webhook endpoint {starting_after[:40]}", param="starting_after")
+        rows = rows[ids.index(starting_after) + 1:]
+    return rows[:limit], len(rows) > limit
+
+
 def get(conn: Connection, owner_id: str, endpoint_id: str, *, lock: bool = False) -> Any:
     """The merchant's endpoint; another merchant's, a deleted or a missing one is the same 404."""
     q = select(webhook_endpoints).where(
