@@ -648,3 +648,40 @@ settlement_notices = Table(
     Column("kind", String(20), primary_key=True),
     Column("created_at", TS, nullable=False),
 )
+
+# --- refunds (0011) -------------------------------------------------------
+# Money going back from a paid trade: issued by its merchant (REFUND_SUCCESS at
+# once) or asked for by its buyer (trustpay.trades.refund_model's machine). Each
+# success adds to trades.refunded_amount in the same transaction, with the trade
+# row locked and the UPDATE guarded by refunded_amount + amount <= trades.amount.
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", String(32), primary_key=True),  # rfd_…
+    Column("trade_id", String(32), ForeignKey("trades.id"), nullable=False, index=True),
+    Column("merchant_id", String(32), ForeignKey("users.id"), nullable=False),
+    Column("buyer_id", String(32), ForeignKey("users.id"), nullable=False),
+    Column("requested_by", String(10), nullable=False),  # merchant | buyer
+    # Whose numbering out_refund_no is in: the merchant's for its refunds, the buyer's
+    # for their requests (a buyer cannot take a number the merchant will use).
+    Column("requester_id", String(32), nullable=False),
+    Column("out_refund_no", String(64), nullable=False),
+    Column("request_hash", String(64), nullable=False),  # same number, same body: the same refund
+    Column("amount", Amount, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reason", String(256), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("fee_reversed", Amount, nullable=False, server_default="0"),  # instant trades: fee given back
+    Column("return_carrier", String(64), nullable=True),
+    Column("return_tracking_no", String(64), nullable=True),
+    Column("answer", String(256), nullable=True),  # the merchant's words when rejecting or refusing goods
+    Column("close_reason", String(24), nullable=True),
+    Column("respond_by", TS, nullable=True),  # the running deadline while open
+    Column("entry_id", String(32), nullable=True),  # the ledger entry that paid it
+    Column("created_at", TS, nullable=False),
+    Column("succeeded_at", TS, nullable=True),
+    Column("closed_at", TS, nullable=True),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("requester_id", "out_refund_no", name="uq_refunds_requester_out_refund_no"),
+    CheckConstraint("amount > 0 AND fee_reversed >= 0 AND fee_reversed <= amount", name="amounts_valid"),
+)
