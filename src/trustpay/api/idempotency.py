@@ -90,7 +90,7 @@ def _respond(request: Request, platform: Platform, body: bytes, effect: Effect,
         # No key: still one transaction; domain errors go to the normal handler.
         if before is not None:
             before()
-        return to_response(platform.db.run(lambda conn: render(*effect(conn))))
+        return to_response(platform.db.run_grouped(lambda conn: render(*effect(conn))))
     fp = Fingerprint.of(request.method, request.url.path, body, request.url.query)
     return to_response(execute(
         platform, scope=scope_for(request, platform), key=check_key(key), fingerprint=fp,

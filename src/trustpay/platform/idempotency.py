@@ -153,46 +153,47 @@ def _where_key(scope: str, key: str) -> Any:
 # --------------------------------------------------------------------- steps
 def claim(platform: Platform, scope: str, key: str, fp: Fingerprint) -> Claim | StoredResponse:
     """Step 1: own the key, or learn its stored response (raises 409 / 422)."""
+    return platform.db.run(lambda conn: _claim_in(platform, conn, scope, key, fp))
+
+
+def _claim_in(platform: Platform, conn: Connection, scope: str, key: str,
+              fp: Fingerprint) -> Claim | StoredResponse:
     if not scope or len(scope) > MAX_SCOPE_LENGTH:
         raise ValueError(f"idempotency scope must be 1 to {MAX_SCOPE_LENGTH} characters")
     check_key(key)
+    now = platform.clock.now()
+    token = now + CLAIM_LEASE
     retention = timedelta(hours=platform.settings.idempotency_retention_hours)
-
-    def attempt(conn: Connection) -> Claim | StoredResponse:
-        now = platform.clock.now()
-        token = now + CLAIM_LEASE
-        # A few rounds: the row we collided with may be released (deleted) or
-        # taken over by someone else between our statements.
-        for _ in range(5):
-            if insert_or_ignore(conn, keys_t, {
-                "scope": scope, "key": key, "method": fp.method, "path": fp.path,
-                "request_hash": fp.request_hash, "status": IN_PROGRESS, "created_at": now,
-                "locked_until": token, "expires_at": now + retention,
-            }, ("scope", "key")):
-                return Claim(scope, key, fp, token)
-            row = conn.execute(select(keys_t).where(_where_key(scope, key))).first()
-            if row is None:
-                continue
-            if (row.method, row.path, row.request_hash) != (fp.method, fp.path, fp.request_hash):
-                raise IdempotencyKeyReused(
-                    "this Idempotency-Key was used with a different request",
-                    param="Idempotency-Key",
-                )
-            if row.status == DONE:
-                return _replay(row)
-            if row.locked_until is not None and to_utc(row.locked_until) > now:
-                raise IdempotencyInProgress("a request with this Idempotency-Key is still running")
-            took = conn.execute(
-                update(keys_t)
-                .where(_where_key(scope, key), keys_t.c.status == IN_PROGRESS,
-                       keys_t.c.locked_until == row.locked_until)
-                .values(locked_until=token)
-            ).rowcount
-            if took == 1:
-                return Claim(scope, key, fp, token)
-        raise IdempotencyInProgress("a request with this Idempotency-Key is still running")
-
-    return platform.db.run(attempt)
+    # A few rounds: the row we collided with may be released (deleted) or
+    # taken over by someone else between our statements.
+    for _ in range(5):
+        if insert_or_ignore(conn, keys_t, {
+            "scope": scope, "key": key, "method": fp.method, "path": fp.path,
+            "request_hash": fp.request_hash, "status": IN_PROGRESS, "created_at": now,
+            "locked_until": token, "expires_at": now + retention,
+        }, ("scope", "key")):
+            return Claim(scope, key, fp, token)
+        row = conn.execute(select(keys_t).where(_where_key(scope, key))).first()
+        if row is None:
+            continue
+        if (row.method, row.path, row.request_hash) != (fp.method, fp.path, fp.request_hash):
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used with a different request",
+                param="Idempotency-Key",
+            )
+        if row.status == DONE:
+            return _replay(row)
+        if row.locked_until is not None and to_utc(row.locked_until) > now:
+            raise IdempotencyInProgress("a request with this Idempotency-Key is still running")
+        took = conn.execute(
+            update(keys_t)
+            .where(_where_key(scope, key), keys_t.c.status == IN_PROGRESS,
+                   keys_t.c.locked_until == row.locked_until)
+            .values(locked_until=token)
+        ).rowcount
+        if took == 1:
+            return Claim(scope, key, fp, token)
+    raise IdempotencyInProgress("a request with this Idempotency-Key is still running")
 
 
 def _finish(conn: Connection, c: Claim, resp: StoredResponse, expires_at: datetime) -> None:
@@ -264,10 +265,66 @@ def execute(
 ) -> StoredResponse:
     """Run ``effect`` at most once for (scope, key); return the response to send.
 
-    ``before`` runs once the key is ours and only then — never for a replay — with
-    no transaction open: checks that commit on their own (a payment password, a
+    ``before`` runs with no transaction open, only for a key nobody has used yet
+    (never for a replay): checks that commit on their own (a payment password, a
     step-up code) and whose refusal is not stored, so the same key may be retried
-    with a corrected password."""
+    with a corrected password. Two copies of one request sent at the same moment
+    may both run it; one of them takes effect, the other is replayed or refused.
+
+    A key seen for the first time is claimed, used and finished in the effect's
+    own transaction (one commit). A key already there — finished, in flight, or
+    abandoned by a crashed process — goes through the separate claim step."""
+    if before is not None:
+        if _exists(platform, scope, key):
+            return _execute_claimed(platform, scope, key, fingerprint, effect, before)
+        before()
+    return _claim_and_run(platform, scope, key, fingerprint, effect)
+
+
+def _exists(platform: Platform, scope: str, key: str) -> bool:
+    with platform.db.transaction(write=False) as conn:
+        return conn.execute(select(keys_t.c.status).where(_where_key(scope, key))).first() is not None
+
+
+def _claim_and_run(platform: Platform, scope: str, key: str, fp: Fingerprint, effect: Effect) -> StoredResponse:
+    """Claim, effect and stored response in one transaction; nothing of it commits
+    unless all of it does, so a crash leaves the key unused rather than in flight."""
+    retention = timedelta(hours=platform.settings.idempotency_retention_hours)
+    effect_ran = False
+
+    def work(conn: Connection) -> StoredResponse:
+        nonlocal effect_ran
+        effect_ran = False
+        got = _claim_in(platform, conn, scope, key, fp)
+        if isinstance(got, StoredResponse):
+            return got
+        effect_ran = True
+        resp = render(*effect(conn))
+        _finish(conn, got, resp, platform.clock.now() + retention)
+        return resp
+
+    try:
+        return platform.db.run_grouped(work)
+    except TrustPayError as exc:
+        if not effect_ran or not _should_store(exc):
+            raise
+        refusal = error_response(exc)
+    # The effect refused; its transaction (and the claim in it) rolled back.
+    # Store the refusal under the key so that retries get it too — unless a
+    # copy of this request got there first, whose answer is then the answer.
+
+    def remember(conn: Connection) -> StoredResponse:
+        got = _claim_in(platform, conn, scope, key, fp)
+        if isinstance(got, StoredResponse):
+            return got
+        _finish(conn, got, refusal, platform.clock.now() + retention)
+        return refusal
+
+    return platform.db.run(remember)
+
+
+def _execute_claimed(platform: Platform, scope: str, key: str, fingerprint: Fingerprint, effect: Effect,
+                     before: Callable[[], None] | None) -> StoredResponse:
     got = claim(platform, scope, key, fingerprint)
     if isinstance(got, StoredResponse):
         return got
