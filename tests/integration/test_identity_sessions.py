@@ -59,6 +59,23 @@ def test_idle_session_lives_at_14_59_and_dies_at_15_00(env: Env) -> None:
     assert err(env.me(token)) == (401, "session_expired")
 
 
+def test_last_use_is_written_at_most_once_a_second(env: Env) -> None:
+    """Reads do not each become a write: within a second of the stored last use the
+    idle timer is left alone, so a session is dead 15:00 after the first use of its
+    last second of activity (at most a second early), never late."""
+    token = env.token("u@example.com")
+    env.advance(minutes=10)
+    assert env.me(token).status_code == 200  # stored: 10:00
+    env.advance(seconds=0.9)
+    assert env.me(token).status_code == 200  # within the second: not stored
+    env.advance(minutes=14, seconds=59.0)  # 14:59.9 after the last use, 14:59.9 after the stored one
+    assert env.me(token).status_code == 200  # stored again
+    env.advance(seconds=0.5)
+    assert env.me(token).status_code == 200  # 0.5 s later: not stored
+    env.advance(minutes=14, seconds=59.5)  # 15:00.0 after the stored use, 14:59.5 after the last
+    assert err(env.me(token)) == (401, "session_expired")
+
+
 def test_session_ends_after_12_hours_however_busy(env: Env) -> None:
     token = env.token("u@example.com")
     for _ in range(71):  # 71 x 10 min = 11 h 50 min, always active

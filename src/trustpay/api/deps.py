@@ -39,7 +39,7 @@ def get_current_user(request: Request, p: PlatformDep) -> Principal:
     token = bearer_token(request)
     if token is None:
         raise AuthenticationFailed("send Authorization: Bearer <token> from POST /v1/sessions")
-    user, session = p.db.run(lambda conn: identity.authenticate(p, conn, token))
+    user, session = identity.authenticate_token(p, token)
     return Principal(user, session)
 
 

@@ -16,6 +16,10 @@ PASSWORD_MAX_LENGTH = 256  # argon2 takes any length; this only bounds the work 
 # API.md, Conventions: fixed by the contract, measured on the platform clock.
 SESSION_IDLE = timedelta(minutes=15)
 SESSION_ABSOLUTE = timedelta(hours=12)
+# A session's last use is written when the stored one is at least this old, not
+# on every request: a busy client would otherwise turn each read into a write.
+# So an idle session may end up to this much before 15:00 after its last use.
+SESSION_TOUCH_EVERY = timedelta(seconds=1)
 CODE_TTL = timedelta(minutes=15)
 CODE_MAX_ATTEMPTS = 5
 
@@ -115,6 +119,10 @@ class Lockout:
     @staticmethod
     def cleared() -> Lockout:
         return Lockout(0, None)
+
+
+def session_needs_touch(now: datetime, last_seen_at: datetime) -> bool:
+    return now - last_seen_at >= SESSION_TOUCH_EVERY
 
 
 def session_alive(now: datetime, *, last_seen_at: datetime, expires_at: datetime,

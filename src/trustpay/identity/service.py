@@ -47,6 +47,7 @@ from trustpay.identity.model import (
     mask_phone,
     normalize_email,
     normalize_phone,
+    session_needs_touch,
 )
 from trustpay.ids import new_id
 
@@ -198,7 +199,25 @@ def log_in(p: Platform, conn: Connection, *, email: str, password: str, origin: 
 
 
 def authenticate(p: Platform, conn: Connection, token: str) -> tuple[User, Session]:
-    """The bearer token's user and session; refreshes the idle timer."""
+    """The bearer token's user and session; refreshes the idle timer (in ``conn``,
+    which must then be a write transaction, when the stored last use is stale)."""
+    user, session, now = _live_session(p, conn, token)
+    if session_needs_touch(now, session.last_seen_at):
+        store.touch_session(conn, session.id, now)
+    return user, session
+
+
+def authenticate_token(p: Platform, token: str) -> tuple[User, Session]:
+    """:func:`authenticate` for a request: a read transaction, and a write only
+    when the idle timer's stored value is stale (about once a second per busy
+    session), so that signed-in reads do not queue for SQLite's single writer."""
+    user, session, now = p.db.run(lambda conn: _live_session(p, conn, token), write=False)
+    if session_needs_touch(now, session.last_seen_at):
+        p.db.run_grouped(lambda conn: store.touch_session(conn, session.id, now))
+    return user, session
+
+
+def _live_session(p: Platform, conn: Connection, token: str) -> tuple[User, Session, datetime]:
     now = p.clock.now()
     session = store.session_by_token_hash(conn, crypto.token_hash(token))
     if session is None:
@@ -208,8 +227,7 @@ def authenticate(p: Platform, conn: Connection, token: str) -> tuple[User, Sessi
     row = store.user_row(conn, user_id=session.user_id)
     if row is None:
         raise AuthenticationFailed("unknown token; sign in again")
-    store.touch_session(conn, session.id, now)
-    return store.as_user(row), session
+    return store.as_user(row), session, now
 
 
 def token_owner(p: Platform, conn: Connection, token: str) -> str | None:

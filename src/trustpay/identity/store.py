@@ -107,7 +107,9 @@ def session_by_token_hash(conn: Connection, token_hash: str) -> Session | None:
 
 
 def touch_session(conn: Connection, session_id: str, now: datetime) -> None:
-    conn.execute(update(sessions).where(sessions.c.id == session_id).values(last_seen_at=now))
+    # Never backwards: two requests of one session may touch it out of order.
+    conn.execute(update(sessions).where(sessions.c.id == session_id, sessions.c.last_seen_at < now)
+                 .values(last_seen_at=now))
 
 
 def revoke_session(conn: Connection, session_id: str, user_id: str, now: datetime) -> bool:

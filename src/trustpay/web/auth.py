@@ -76,7 +76,7 @@ def current_viewer(request: Request, *, touch: bool = True) -> Viewer | None:
     viewer: Viewer | None = None
     try:
         if touch:
-            user, session = p.db.run(lambda conn: identity.authenticate(p, conn, token))
+            user, session = identity.authenticate_token(p, token)
             viewer = Viewer(user, session)
         else:
             with p.db.transaction(write=False) as conn:
