@@ -285,3 +285,22 @@ def test_worker_survives_a_failing_tick(platform: Platform, reg: jobs.Registry,
     finally:
         worker.stop()
     assert len(calls) >= 2 and job_row(platform, job_id)["status"] == "done"
+
+
+def test_due_jobs_commit_together_and_a_failing_one_is_undone_alone(
+    platform: Platform, reg: jobs.Registry
+) -> None:
+    """A batch of due jobs shares one transaction, each in its own savepoint: the
+    failing job's writes roll back and it is recorded for a retry, the others commit."""
+    failing = Failing()
+    reg.register("test.fail", failing)
+    first = schedule(platform)
+    broken = schedule(platform, kind="test.fail")
+    last = schedule(platform)
+    assert jobs.run_due(platform) == 3
+    assert failing.calls == 1
+    assert sorted(e["job"] for e in events(platform)) == sorted([first, last])  # not the failing one's
+    assert job_row(platform, first)["status"] == job_row(platform, last)["status"] == "done"
+    retry = job_row(platform, broken)
+    assert (retry["status"], retry["attempts"]) == ("pending", 1)
+    assert "boom 1" in retry["last_error"]

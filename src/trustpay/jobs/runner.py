@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
+from trustpay.db.raw import Raw
 from trustpay.jobs.registry import Registration, registry_of
 from trustpay.jobs.store import Claimed, claim_due, mark_done, mark_failed_attempt, still_ours
 
@@ -43,9 +44,65 @@ def run_due(platform: Platform, limit: int = 50) -> int:
     claimed = platform.db.run(lambda conn: claim_due(
         conn, kinds=kinds, now=platform.clock.now(), limit=limit, lease=JOB_LEASE,
     ))
+    registry = registry_of(platform)
+    inline = [c for c in claimed if (reg := registry.handler_for(c.job.kind)) is not None and reg.outside is None]
+    _run_together(platform, inline)
     for c in claimed:
-        run_claimed(platform, c)
+        if c not in inline:
+            run_claimed(platform, c)
     return len(claimed)
+
+
+def _run_together(platform: Platform, claimed: list[Claimed]) -> None:
+    """Jobs that are pure database work, in one transaction, each in its own savepoint:
+    one commit for the batch instead of one per job (a burst of transfers closes its
+    undo windows together), and a job that fails is undone and recorded alone."""
+    if len(claimed) <= 1:
+        for c in claimed:
+            run_claimed(platform, c)
+        return
+
+    def each(conn: Connection) -> list[Exception | None]:
+        raw = Raw.of(conn)
+        errors: list[Exception | None] = []
+        for c in claimed:
+            raw.savepoint("tp_job")
+            try:
+                _work(platform, conn, c)
+                errors.append(None)
+            except Exception as exc:
+                raw.rollback_to("tp_job")
+                errors.append(exc)
+            raw.release("tp_job")
+        return errors
+
+    try:
+        errors = platform.db.run(each)
+    except Exception:
+        log.warning("a batch of %d jobs could not commit together; running them one by one",
+                    len(claimed), exc_info=True)
+        for c in claimed:
+            run_claimed(platform, c)
+        return
+    for c, exc in zip(claimed, errors, strict=True):
+        if isinstance(exc, _ClaimGone):
+            log.info("job %s (%s) was taken over or cancelled; its work rolled back", c.job.id, c.job.kind)
+        elif exc is not None:
+            log.warning("job %s (%s) attempt %d/%d failed", c.job.id, c.job.kind, c.job.attempts,
+                        c.job.max_attempts, exc_info=exc)
+            _record_failure(platform, c, f"{type(exc).__name__}: {exc}",
+                            registry_of(platform).handler_for(c.job.kind))
+
+
+def _work(platform: Platform, conn: Connection, c: Claimed) -> None:
+    """A claimed job's handler and its done-mark, in ``conn``'s transaction."""
+    reg = registry_of(platform).handler_for(c.job.kind)
+    if not still_ours(conn, c):
+        raise _ClaimGone
+    if reg is not None and reg.outside is None:
+        reg.handler(platform, conn, c.job)
+    if not mark_done(conn, c, now=platform.clock.now()):
+        raise _ClaimGone
 
 
 def run_claimed(platform: Platform, c: Claimed) -> Outcome:
@@ -54,20 +111,12 @@ def run_claimed(platform: Platform, c: Claimed) -> Outcome:
     if reg is None:  # claimed by kind, so only if a handler was unregistered meanwhile
         return _record_failure(platform, c, f"no handler for job kind {c.job.kind!r}", None)
 
-    def work(conn: Connection) -> None:
-        if not still_ours(conn, c):
-            raise _ClaimGone
-        if reg.outside is None:
-            reg.handler(platform, conn, c.job)
-        if not mark_done(conn, c, now=platform.clock.now()):
-            raise _ClaimGone
-
     outside = reg.outside
 
     try:
         if outside is not None:
             outside(platform, c.job)
-        platform.db.run(work)
+        platform.db.run(partial(_work, platform, c=c))
     except _ClaimGone:
         log.info("job %s (%s) was taken over or cancelled; its work rolled back",
                  c.job.id, c.job.kind)

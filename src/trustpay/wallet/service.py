@@ -66,6 +66,12 @@ def authorise_payment(p: Platform, user_id: str, amount: int, payment_password: 
     Returns whether a payment password was checked (a risk challenge may need it).
     A password sent although the cap would allow none is still checked."""
     prefs = p.db.run(lambda conn: preferences(conn, user_id), write=False)
+    return check_payment_password(p, user_id, amount, payment_password, prefs, origin)
+
+
+def check_payment_password(p: Platform, user_id: str, amount: int, payment_password: str | None,
+                           prefs: Preferences, origin: Origin = Origin()) -> bool:
+    """:func:`authorise_payment` with the user's preferences already read."""
     if not payment_password:
         if not needs_payment_password(amount, prefs.password_free_cap):
             return False

@@ -26,6 +26,7 @@ from trustpay.ledger.model import EntryDraft, credit, debit
 from trustpay.money import Money, check_amount
 from trustpay.platform import outbox
 from trustpay.risk import service as risk
+from trustpay.risk.model import Decision
 from trustpay.wallet import common, service, store
 from trustpay.wallet.model import TransferStatus, can_undo, invalid_state, transfer_windows
 from trustpay.wallet.statement import register_counterparty
@@ -68,10 +69,22 @@ def authorise(p: Platform, sender_id: str, *, to: str, amount: int, payment_pass
     """Before the money transaction (no transaction open; refusals commit on their own):
     the payment password (or the 免密 cap), the recipient, then risk control's step-up.
     Returns whether the sender stepped up, for :func:`send`."""
-    checked = service.authorise_payment(p, sender_id, amount, payment_password, origin)
-    recipient = p.db.run(lambda conn: find_recipient(p, conn, to), write=False)
-    decision = p.db.run(lambda conn: risk.decide(p, conn, sender_id, action="transfer", amount=amount,
-                                                 recipient_id=recipient.id), write=False)
+    def read(conn: Connection) -> tuple[service.Preferences, Any, Decision | None]:
+        # Everything the checks need in one read transaction (this runs on every transfer).
+        prefs = service.preferences(conn, sender_id)
+        try:
+            recipient = find_recipient(p, conn, to)
+        except NotFound as unknown:
+            return prefs, unknown, None
+        return prefs, recipient, risk.decide(p, conn, sender_id, action="transfer", amount=amount,
+                                             recipient_id=recipient.id)
+
+    prefs, recipient, decision = p.db.run(read, write=False)
+    # The password comes first, as the person typed it: a wrong one counts even
+    # when the recipient is unknown.
+    checked = service.check_payment_password(p, sender_id, amount, payment_password, prefs, origin)
+    if isinstance(recipient, NotFound) or decision is None:
+        raise recipient
     return risk.step_up(p, sender_id, decision, totp_code=totp_code, password_checked=checked, origin=origin)
 
 
