@@ -67,11 +67,11 @@ log = logging.getLogger("trustpay.webhooks")
 JOB_KIND = "webhook.deliver"
 FAN_OUT_BATCH = 200
 DISPATCH_BATCH = 50
-SEND_BATCH = 25  # deliveries one job sends before handing the endpoint back to the dispatcher
+SEND_BATCH = 10  # deliveries one job sends before handing the endpoint back to the dispatcher
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-# Longer than one send can take, so a live sender keeps its endpoint; a dead one's
-# endpoint is picked up again once it runs out.
-SENDING_LEASE = timedelta(minutes=2)
+# Longer than a whole batch can take (10 sends, each well under 30 s), so a live
+# sender keeps its endpoint; a dead one's endpoint is picked up again once it runs out.
+SENDING_LEASE = timedelta(minutes=5)
 USER_AGENT = "TrustPay-Webhooks/1"
 _rng = random.SystemRandom()
 
