@@ -1,8 +1,14 @@
 #!/usr/bin/env python3
 """Start or stop a throwaway PostgreSQL server for tests and benchmarks.
 
-    throwaway_pg.py start DIR   -> initdb in DIR, start on a free port, print the URL
-    throwaway_pg.py stop DIR    -> stop it (the directory is left for inspection)
+    throwaway_pg.py start DIR [--no-fsync]  -> initdb in DIR, start on a free port, print the URL
+    throwaway_pg.py stop DIR                -> stop it (the directory is left for inspection)
+
+``--no-fsync`` is for the test suite only: the server does not wait for the
+disk (fsync, synchronous_commit and full_page_writes off), which makes each
+test's CREATE DATABASE and every commit cheap. Nothing in the suite survives
+a power cut or relies on PostgreSQL doing so (the crash tests kill TrustPay,
+not PostgreSQL). Benchmarks start it without the flag, durable as in production.
 
 Runs the server as the ``postgres`` system user when started as root
 (PostgreSQL refuses to run as root). Uses Debian's binaries.
@@ -39,7 +45,7 @@ def _as_owner(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
 
-def start(d: Path) -> str:
+def start(d: Path, *, durable: bool = True) -> str:
     d = d.resolve()
     data = d / "data"
     if d.exists():
@@ -56,6 +62,8 @@ def start(d: Path) -> str:
     port = _free_port()
     opts = (f"-p {port} -k {d} -c listen_addresses=127.0.0.1 -c max_connections=200 "
             "-c shared_buffers=128MB")
+    if not durable:
+        opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     subprocess.run(
         _as_owner([_bin("pg_ctl"), "-D", str(data), "-l", str(d / "server.log"), "-o", opts, "-w", "start"]),
         check=True, stdout=subprocess.DEVNULL,
@@ -75,9 +83,12 @@ def stop(d: Path, quiet: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in {"start", "stop"}:
+    args = sys.argv[1:]
+    fast = "--no-fsync" in args
+    args = [a for a in args if a != "--no-fsync"]
+    if len(args) != 2 or args[0] not in {"start", "stop"} or (fast and args[0] != "start"):
         sys.exit(__doc__)
-    if sys.argv[1] == "start":
-        print(start(Path(sys.argv[2])))
+    if args[0] == "start":
+        print(start(Path(args[1]), durable=not fast))
     else:
-        stop(Path(sys.argv[2]))
+        stop(Path(args[1]))

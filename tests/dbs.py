@@ -44,7 +44,8 @@ class PostgresFactory:
             self._owned = Path(tempfile.mkdtemp(prefix="trustpay-pytest-pg-"))
             os.chmod(self._owned, 0o755)
             url = subprocess.run(
-                [sys.executable, str(ROOT / "scripts" / "throwaway_pg.py"), "start", str(self._owned / "pg")],
+                [sys.executable, str(ROOT / "scripts" / "throwaway_pg.py"), "start", str(self._owned / "pg"),
+                 "--no-fsync"],
                 check=True, capture_output=True, text=True,
             ).stdout.strip()
         self.base = make_url(url)
