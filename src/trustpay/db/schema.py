@@ -685,3 +685,60 @@ refunds = Table(
     UniqueConstraint("requester_id", "out_refund_no", name="uq_refunds_requester_out_refund_no"),
     CheckConstraint("amount > 0 AND fee_reversed >= 0 AND fee_reversed <= amount", name="amounts_valid"),
 )
+
+# --- disputes (0012) ------------------------------------------------------
+# Buyer protection (买家保障): one dispute per trade, opened by either side on a
+# paid trade (a finished one only within the protection period). While open the
+# trade's money is frozen; ops rules a split of ``amount`` (what was paid less what
+# was refunded when it opened) into buyer_amount + seller_amount, in ONE ledger entry.
+disputes = Table(
+    "disputes",
+    metadata,
+    Column("id", String(32), primary_key=True),  # dp_…
+    Column("trade_id", String(32), ForeignKey("trades.id"), nullable=False),
+    Column("merchant_id", String(32), ForeignKey("users.id"), nullable=False),
+    Column("buyer_id", String(32), ForeignKey("users.id"), nullable=False),
+    Column("opened_by", String(10), nullable=False),  # buyer | merchant
+    Column("reason", String(1000), nullable=False),
+    Column("status", String(10), nullable=False),  # open | resolved
+    Column("trade_status", String(32), nullable=False),  # the trade's status when it was opened
+    Column("amount", Amount, nullable=False),  # the disputed amount
+    Column("currency", String(3), nullable=False),
+    # Finished/instant trades: the merchant's share held on its pending-settlement account.
+    Column("hold_id", String(32), nullable=True),
+    Column("buyer_amount", Amount, nullable=True),
+    Column("seller_amount", Amount, nullable=True),
+    Column("seller_fee", Amount, nullable=True),  # the fee charged on the seller's share
+    Column("note", String(1000), nullable=True),
+    Column("resolved_by", String(32), ForeignKey("users.id"), nullable=True),
+    Column("entry_id", String(32), nullable=True),  # the ruling's ledger entry
+    Column("created_at", TS, nullable=False),
+    Column("resolved_at", TS, nullable=True),
+    Column("updated_at", TS, nullable=False),
+    # One dispute per trade, ever: a ruling is final.
+    UniqueConstraint("trade_id", name="uq_disputes_trade_id"),
+    Index("ix_disputes_status_created_at", "status", "created_at"),
+    CheckConstraint("amount > 0", name="amount_positive"),
+    CheckConstraint("buyer_amount IS NULL OR (buyer_amount >= 0 AND seller_amount >= 0 "
+                    "AND buyer_amount + seller_amount = amount)", name="split_sums"),
+)
+
+# Evidence: words, a link, or a small file. Files are kept in the row (``content``):
+# at most a few MB each, they then commit or roll back with the evidence row, are in
+# every database backup, and no path on disk can be guessed, traversed or orphaned.
+dispute_evidence = Table(
+    "dispute_evidence",
+    metadata,
+    Column("id", String(32), primary_key=True),  # dpe_…
+    Column("dispute_id", String(32), ForeignKey("disputes.id"), nullable=False, index=True),
+    Column("party", String(10), nullable=False),  # buyer | merchant
+    Column("kind", String(10), nullable=False),  # text | url | file
+    Column("text", String(4000), nullable=True),
+    Column("url", String(2000), nullable=True),
+    Column("file_name", String(200), nullable=True),
+    Column("content_type", String(100), nullable=True),  # sniffed from the bytes
+    Column("size", Integer, nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("content", LargeBinary, nullable=True),
+    Column("created_at", TS, nullable=False),
+)
