@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     refund_seller_agree_within_hours: int = Field(default=72, ge=1, le=30 * 24)
     refund_buyer_return_within_hours: int = Field(default=168, ge=1, le=30 * 24)
     refund_seller_confirm_goods_within_hours: int = Field(default=240, ge=1, le=30 * 24)
+    # Disputes (买家保障): a finished trade may be disputed this many days after it
+    # finished (an instant one after it was paid); evidence files up to this size.
+    dispute_protection_days: int = Field(default=15, ge=0, le=180)
+    dispute_evidence_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
 
     @field_validator("default_currency")
     @classmethod
