@@ -122,3 +122,4 @@ def test_a_receiver_down_for_a_day_gets_every_event_in_order(server: Server, rx:
     wait_for(lambda: len(topup_events(rx)) == 5, "the retry")
     assert topup_events(rx)[3] == topup_events(rx)[4]
     assert topup_events(rx)[4]["data"]["object"]["id"] == r.json()["id"]
+    assert secret not in server.log()  # never logged

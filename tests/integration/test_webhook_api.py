@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from tests.integration.identity_support import bearer, make_env
 from tests.integration.wallet_support import PAY_PW, Wallet, WalletEnv, make_wallet_env
 from tests.integration.webhook_support import Receiver, receiver
 
 from trustpay.banks.registry import sandbox_bank
+from trustpay.db.schema import idempotency_keys, webhook_endpoints
 from trustpay.jobs.runner import run_until_idle
 
 
@@ -126,6 +128,11 @@ def test_an_idempotent_retry_makes_no_second_endpoint_and_never_replays_the_secr
     assert r.status_code == 201 and r.headers.get("Idempotent-Replayed") == "true"
     assert r.json()["id"] == first["id"] and r.json()["secret"] is None
     assert len(w.client.get("/v1/webhook-endpoints", headers=m.auth).json()["data"]) == 1
+    # The secret is nowhere in the database in the clear: sealed in its row, absent from the replay store.
+    with w.platform.db.transaction(write=False) as conn:
+        for table in (webhook_endpoints, idempotency_keys):
+            for row in conn.execute(select(table)).all():
+                assert str(first["secret"]) not in repr(tuple(row)), table.name
 
 
 def test_delivery_log_and_resend(w: WalletEnv, rx: Receiver) -> None:
