@@ -112,8 +112,9 @@ TRANSITIONS: dict[Mode, dict[tuple[TradeStatus, Action], Edge]] = {
     },
 }
 
-# Money an open dispute has frozen must not move by any other road.
-FROZEN_BY_DISPUTE = frozenset({A.CONFIRM, A.CONFIRM_TIMEOUT, A.SHIP_TIMEOUT})
+# Money an open dispute has frozen must not move by any other road (and the goods
+# wait too: the ruling decides whether the trade goes on at all).
+FROZEN_BY_DISPUTE = frozenset({A.SHIP, A.CONFIRM, A.CONFIRM_TIMEOUT, A.SHIP_TIMEOUT})
 
 # Where the buyer's money has left their wallet (and not come back): from here
 # on only the merchant and that buyer may see the trade.
