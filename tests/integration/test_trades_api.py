@@ -117,8 +117,11 @@ def test_who_may_see_and_act(t: TradeEnv) -> None:
     # Only the merchant closes; for the buyer "close" is no action of theirs.
     r = post(t, f"/v1/trades/{tid}/close", stranger.auth)
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
-    # The merchant's key cannot pay its own trade.
-    assert post(t, f"/v1/trades/{tid}/pay", key, {"payment_password": PAY_PW}).status_code == 404
+    # A secret key never spends (not even its merchant's own wallet); the merchant's session
+    # cannot pay its own trade either.
+    r = post(t, f"/v1/trades/{tid}/pay", key, {"payment_password": PAY_PW})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    assert post(t, f"/v1/trades/{tid}/pay", shop.auth, {"payment_password": PAY_PW}).status_code == 404
     assert post(t, f"/v1/trades/{tid}/pay", buyer.auth, {"payment_password": PAY_PW}).status_code == 200
     # Paid: the stranger now gets the same 404 as for a trade that does not exist.
     theirs = t.client.get(f"/v1/trades/{tid}", headers=stranger.auth)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from trustpay.api.deps import OriginDep, PlatformDep, bearer_token, get_current_user
 from trustpay.api.idempotency import idempotent
-from trustpay.errors import AuthenticationFailed
+from trustpay.errors import AuthenticationFailed, Forbidden
 from trustpay.merchants import auth as merchant_auth
 from trustpay.merchants.auth import MerchantCaller, MerchantPrincipal
 from trustpay.merchants.model import looks_like_secret_key
@@ -36,6 +36,12 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 class TradeCaller:
     user_id: str  # the merchant's id for a secret key
     key_id: str | None  # the secret key, re-checked inside the write transaction
+
+    def spending(self) -> None:
+        """Money leaves a wallet only on its owner's own session: a secret key is for the
+        merchant's backend, and must not spend the merchant's balance if it leaks."""
+        if self.key_id is not None:
+            raise Forbidden("a secret key cannot pay or confirm trades; sign in as the buyer")
 
     def still_valid(self, conn: Connection) -> None:
         """401 if the key was revoked after this request was let in."""
@@ -175,13 +181,20 @@ def get_trade(trade_id: str, me: Caller, p: PlatformDep) -> dict[str, Any]:
         return shape(service.get_for(conn, trade_id, me.user_id))
 
 
-@router.post("/trades/{trade_id}/pay", response_model=TradeOut,
-             responses={**CONFLICTS, 402: {"description": "insufficient_funds, limit_exceeded, account_frozen, "
-                                                          "payment_password_invalid, risk_declined"}})
+PAY_ERRORS: dict[int | str, dict[str, Any]] = {
+    **CONFLICTS,
+    402: {"description": "insufficient_funds, limit_exceeded, account_frozen, payment_password_invalid, "
+                         "risk_declined"},
+    403: {"description": "forbidden: a secret key cannot pay or confirm (the buyer's session does)"},
+}
+
+
+@router.post("/trades/{trade_id}/pay", response_model=TradeOut, responses=PAY_ERRORS)
 def pay_trade(trade_id: str, body: PayIn, request: Request, me: Caller, p: PlatformDep,
               origin: OriginDep) -> Response:
     """The buyer pays: escrow → ``WAIT_SELLER_SEND_GOODS`` (the money waits with us);
     instant → ``TRADE_SUCCESS`` (the merchant has it)."""
+    me.spending()
     stepped_up = False
 
     def before() -> None:  # not for a replay: the first answer is replayed as it was
@@ -206,10 +219,12 @@ def ship_trade(trade_id: str, body: ShipIn, request: Request, me: Caller, p: Pla
     return idempotent(request, p, effect=effect)
 
 
-@router.post("/trades/{trade_id}/confirm", response_model=TradeOut, responses=CONFLICTS)
+@router.post("/trades/{trade_id}/confirm", response_model=TradeOut, responses=PAY_ERRORS)
 def confirm_trade(trade_id: str, body: ConfirmIn, request: Request, me: Caller, p: PlatformDep,
                   origin: OriginDep) -> Response:
     """The buyer confirms receipt: ``TRADE_FINISHED``, the merchant is paid (minus the fee)."""
+    me.spending()
+
     def before() -> None:
         service.authorise_confirm(p, me.user_id, trade_id, payment_password=body.payment_password, origin=origin)
 
