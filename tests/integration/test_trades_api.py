@@ -83,9 +83,11 @@ def test_escrow_flow_over_http(t: TradeEnv) -> None:
                                     "fee_revenue": FEE, "escrow": 0}
     # The merchant finds it by its own order number, with the key or the merchant's session.
     for who in (key, shop.auth):
-        found = t.client.get("/v1/trades", params={"out_trade_no": "order-1"}, headers=who).json()
-        assert [x["id"] for x in found["data"]] == [tid] and found["has_more"] is False
-    assert t.client.get("/v1/trades", headers=buyer.auth).json()["data"][0]["id"] == tid
+        found = t.client.get("/v1/trades", params={"out_trade_no": "order-1"}, headers=who)
+        assert found.status_code == 200 and found.json() == r.json()
+    listed = t.client.get("/v1/trades", headers=buyer.auth).json()
+    assert [x["id"] for x in listed["data"]] == [tid] and listed["has_more"] is False
+    assert t.client.get("/v1/trades", params={"out_trade_no": "order-9"}, headers=key).status_code == 404
     # The buyer's statement shows the payment, to the merchant by name.
     line = t.client.get("/v1/transactions", headers=buyer.auth).json()["data"][0]
     assert (line["type"], line["amount"], line["reference"], line["counterparty"]) == ("payment", -AMOUNT, tid, "T")
@@ -130,9 +132,10 @@ def test_who_may_see_and_act(t: TradeEnv) -> None:
     assert post(t, f"/v1/trades/{tid}/pay", stranger.auth, {"payment_password": PAY_PW}).status_code == 404
     r = post(t, f"/v1/trades/{tid}/close", key)
     assert r.status_code == 409 and r.json()["error"]["code"] == "invalid_state"
-    # Another merchant's list filtered by this order number is empty: numbers are per merchant.
+    # Order numbers are per merchant: another merchant (or the buyer) asking for it gets 404.
     other = t.merchant("other@example.com")
-    assert t.client.get("/v1/trades", params={"out_trade_no": "order-1"}, headers=other.auth).json()["data"] == []
+    for who in (other.auth, buyer.auth):
+        assert t.client.get("/v1/trades", params={"out_trade_no": "order-1"}, headers=who).status_code == 404
     assert t.balance(stranger)["available"] == AMOUNT
 
 

@@ -24,6 +24,7 @@ from trustpay.merchants.auth import MerchantCaller, MerchantPrincipal
 from trustpay.merchants.model import looks_like_secret_key
 from trustpay.platform.idempotency import EffectResult
 from trustpay.trades import service, store
+from trustpay.trades.model import not_found
 from trustpay.trades.service import NewTrade
 from trustpay.trades.views import shape
 
@@ -165,13 +166,18 @@ def create_trade(body: TradeIn, request: Request, me: MerchantCaller, p: Platfor
     return idempotent(request, p, effect=effect)
 
 
-@router.get("/trades", response_model=TradeList)
+@router.get("/trades", response_model=TradeOut | TradeList, responses={404: CONFLICTS[404]})
 def list_trades(me: Caller, p: PlatformDep, limit: Limit = 20, starting_after: str | None = None,
                 out_trade_no: str | None = Query(default=None, max_length=64)) -> dict[str, Any]:
-    """Trades you sold or bought, newest first; ``out_trade_no`` finds one of your own."""
+    """With ``out_trade_no``: that trade of yours (the merchant's own order number), or 404.
+    Without: the trades you sold or bought, newest first."""
     with p.db.transaction(write=False) as conn:
-        rows, more = store.page(conn, me.user_id, limit=limit, starting_after=starting_after,
-                                out_trade_no=out_trade_no)
+        if out_trade_no is not None:
+            row = store.by_out_trade_no(conn, me.user_id, out_trade_no)
+            if row is None:
+                raise not_found(out_trade_no)
+            return shape(row)
+        rows, more = store.page(conn, me.user_id, limit=limit, starting_after=starting_after)
     return {"object": "list", "data": [shape(r) for r in rows], "has_more": more}
 
 

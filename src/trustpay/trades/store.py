@@ -43,14 +43,10 @@ def move(conn: Connection, trade_id: str, *, from_status: str, **values: Any) ->
     return bool(res.rowcount)
 
 
-def page(conn: Connection, user_id: str, *, limit: int, starting_after: str | None,
-         out_trade_no: str | None = None) -> tuple[list[Any], bool]:
+def page(conn: Connection, user_id: str, *, limit: int, starting_after: str | None) -> tuple[list[Any], bool]:
     """The trades the user sold (as merchant) or bought, newest first."""
     mine = or_(trades.c.merchant_id == user_id, trades.c.buyer_id == user_id)
     q = select(trades).where(mine)
-    if out_trade_no is not None:
-        # An out_trade_no is the merchant's own: it names only their trades.
-        q = q.where(trades.c.merchant_id == user_id, trades.c.out_trade_no == out_trade_no)
     if starting_after:
         if conn.execute(select(trades.c.id).where(trades.c.id == starting_after, mine)).first() is None:
             raise not_found(starting_after)
