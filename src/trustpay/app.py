@@ -14,6 +14,7 @@ from trustpay.api import (
     identity,
     merchants,
     ops_reconciliation,
+    settlements,
     system,
     test_clock,
     trades,
@@ -65,6 +66,7 @@ def create_app(
     trades.install(app)
     banking.install(app)
     webhooks.install(app)
+    settlements.install(app)
     app.include_router(transactions.router)
     app.include_router(ops_reconciliation.router)
     web.install(app)

@@ -17,6 +17,7 @@ from trustpay.banks.errors import BadBankSignature
 from trustpay.banks.registry import connector_for
 from trustpay.identity import audit
 from trustpay.identity.model import Outcome
+from trustpay.merchants import settlement
 from trustpay.money import check_amount
 from trustpay.platform.idempotency import EffectResult
 from trustpay.wallet import bank_ops, cards, store
@@ -194,8 +195,10 @@ async def bank_callback(bank: str, request: Request, p: PlatformDep) -> Response
             conn, event="bank.callback_rejected", outcome=Outcome.FAILURE, user_id=None, origin=origin, now=now,
             resource=bank))
         return JSONResponse(exc.to_dict(), status_code=400)
-    await run_in_threadpool(p.db.run, lambda conn: bank_ops.settle(p, conn, cb.reference, cb.status,
-                                                                   cb.failure_reason, bank_ref=cb.bank_ref))
+    # Settlement payouts (stl_…) are settled by their own service; everything else is the wallet's.
+    settle = settlement.settle if cb.reference.startswith("stl_") else bank_ops.settle
+    await run_in_threadpool(p.db.run, lambda conn: settle(p, conn, cb.reference, cb.status,
+                                                          cb.failure_reason, bank_ref=cb.bank_ref))
     return JSONResponse({"received": True})
 
 

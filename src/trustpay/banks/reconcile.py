@@ -1,7 +1,7 @@
 """Reconciliation (对账): the bank's daily statement against our records and the ledger.
 
 For one bank and one business date (UTC), every statement line is looked up by
-its ``reference`` (our ``top_…``/``wd_…`` id) and compared (:mod:`recon_model`):
+its ``reference`` (our ``top_…``/``wd_…`` id, or a merchant settlement's ``stl_…``) and compared (:mod:`recon_model`):
 
 * matched, both final and equal → ok;
 * the bank completed it, we still have it pending (the card ending 0028 never
@@ -48,10 +48,11 @@ from sqlalchemy import Connection, and_, func, or_, select, update
 from trustpay.banks.connector import OperationKind, OperationStatus, StatementLine
 from trustpay.banks.recon_model import ExceptionKind, Ours, Verdict, judge, split_duplicates
 from trustpay.banks.registry import SANDBOX, connector_for
-from trustpay.db.schema import ledger_entries, recon_exceptions, recon_matches, recon_runs
+from trustpay.db.schema import ledger_entries, recon_exceptions, recon_matches, recon_runs, settlements
 from trustpay.errors import Conflict
 from trustpay.ids import new_id
 from trustpay.ledger.model import EntryDraft, Posting, credit, debit
+from trustpay.merchants import settlement
 from trustpay.platform.sql import insert_or_ignore
 from trustpay.wallet import bank_ops, common
 from trustpay.wallet import store as wallet_store
@@ -139,7 +140,8 @@ def _work_lines(p: Platform, conn: Connection, run_id: str, bank: str, day: str,
             continue
         assert ours is not None
         if verdict is Verdict.SETTLE:
-            bank_ops.settle(p, conn, ours.id, line.status, "reported by the bank's statement", bank_ref=line.bank_ref)
+            settle = settlement.settle if ours.id.startswith("stl_") else bank_ops.settle
+            settle(p, conn, ours.id, line.status, "reported by the bank's statement", bank_ref=line.bank_ref)
             settled += 1
         elif ours.status is OperationStatus.PENDING:
             continue  # the statement only lists completed operations; nothing to confirm yet
@@ -178,14 +180,16 @@ def _close_run(p: Platform, conn: Connection, run_id: str, bank: str, business_d
 
 # ------------------------------------------------------------------ our side
 def _ours(row: Any, kind: OperationKind) -> Ours:
-    return Ours(id=row["id"], kind=kind, bank=row["bank"], user_id=row["user_id"],
+    owner = row["user_id"] if "user_id" in row else row["merchant_id"]  # settlements name the merchant
+    return Ours(id=row["id"], kind=kind, bank=row["bank"], user_id=owner,
                 status=OperationStatus(row["status"]), amount=int(row["amount"]), currency=row["currency"],
                 created_at=row["created_at"], completed_at=row["completed_at"])
 
 
 def _load(conn: Connection, reference: str) -> Ours | None:
     for prefix, table, kind in (("top_", wallet_store.topups, OperationKind.DEBIT),
-                                ("wd_", wallet_store.withdrawals, OperationKind.PAYOUT)):
+                                ("wd_", wallet_store.withdrawals, OperationKind.PAYOUT),
+                                ("stl_", settlements, OperationKind.PAYOUT)):
         if reference.startswith(prefix):
             row = conn.execute(select(table).where(table.c.id == reference)).mappings().first()
             return None if row is None else _ours(row, kind)
@@ -196,7 +200,8 @@ def _missing_at_bank(conn: Connection, bank: str, business_date: date, on_statem
     start = datetime.combine(business_date, time(), tzinfo=UTC)
     end = start + timedelta(days=1)
     out: list[Ours] = []
-    for table, kind in ((wallet_store.topups, OperationKind.DEBIT), (wallet_store.withdrawals, OperationKind.PAYOUT)):
+    for table, kind in ((wallet_store.topups, OperationKind.DEBIT), (wallet_store.withdrawals, OperationKind.PAYOUT),
+                        (settlements, OperationKind.PAYOUT)):
         rows = conn.execute(
             select(table).where(
                 table.c.bank == bank,

@@ -11,7 +11,9 @@ from sqlalchemy import Connection
 from trustpay.banks import reconcile
 from trustpay.events import webhooks
 from trustpay.events.queue import send_queued
+from trustpay.merchants import settlement
 from trustpay.platform.idempotency import purge_expired
+from trustpay.trades import refunds as trade_refunds
 from trustpay.trades import timeouts as trade_timeouts
 from trustpay.wallet import bank_ops, transfers
 
@@ -37,4 +39,6 @@ def register_builtins(registry: Registry) -> None:
     bank_ops.register_jobs(registry)
     reconcile.register_jobs(registry)
     trade_timeouts.register_jobs(registry)
+    trade_refunds.register_jobs(registry)
     webhooks.register_jobs(registry)
+    settlement.register_jobs(registry)
