@@ -21,6 +21,7 @@ PREFIXES = frozenset(
         "usr", "card", "top", "wd", "tr", "trd", "rf", "dp", "evt", "whe", "key", "txn", "stl",
         "acc", "hold", "job", "ses", "aud", "rcn", "rex",
         "whd",  # a webhook delivery
+        "dpe",  # a piece of dispute evidence
     }
 )
 _ID_RE = re.compile(r"([a-z]{2,4})_([0-9a-hjkmnp-tv-z]{26})")
