@@ -30,7 +30,7 @@ from trustpay.trades.refund_model import (
 )
 
 R, RA, RP, CR = RefundStatus, RefundAction, RefundParty, RefundCloseReason
-RID = "rfd_0000000000000000000000000"
+RID = "rf_00000000000000000000000000"
 
 EXPECTED_EDGES = {
     (R.WAIT_SELLER_AGREE, RA.APPROVE, RP.MERCHANT): (R.REFUND_SUCCESS, None),

@@ -657,7 +657,7 @@ settlement_notices = Table(
 refunds = Table(
     "refunds",
     metadata,
-    Column("id", String(32), primary_key=True),  # rfd_…
+    Column("id", String(32), primary_key=True),  # rf_…
     Column("trade_id", String(32), ForeignKey("trades.id"), nullable=False, index=True),
     Column("merchant_id", String(32), ForeignKey("users.id"), nullable=False),
     Column("buyer_id", String(32), ForeignKey("users.id"), nullable=False),

@@ -66,6 +66,7 @@ class RefundCloseReason(StrEnum):
     BUYER_CANCELLED = "buyer_cancelled"
     RETURN_TIMEOUT = "return_timeout"
     TRADE_CLOSED = "trade_closed"  # the trade ended another way (e.g. its ship deadline refunded it all)
+    DISPUTED = "disputed"  # a dispute about the trade took the decision over
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from trustpay.merchants import store as merchant_store
 from trustpay.money import Money, check_amount, check_currency
 from trustpay.platform import outbox
 from trustpay.risk import service as risk
-from trustpay.trades import store
+from trustpay.trades import refund_store, store
 from trustpay.trades.model import (
     Action,
     DisputeStatus,
@@ -287,6 +287,9 @@ def authorise_confirm(p: Platform, user_id: str, trade_id: str, *, payment_passw
 
 def confirm(p: Platform, conn: Connection, trade_id: str, buyer_id: str) -> Any:
     row, nxt = _locked(conn, trade_id, buyer_id, Action.CONFIRM)
+    if refund_store.open_request(conn, trade_id) is not None:
+        raise Conflict("cannot confirm: you asked for a refund of this trade; withdraw the request first",
+                       code="invalid_state")
     return finish(p, conn, row, nxt, Action.CONFIRM)
 
 

@@ -20,7 +20,7 @@ from trustpay.errors import TrustPayError
 from trustpay.ledger.model import EntryDraft, credit, debit
 from trustpay.money import Money
 from trustpay.platform import outbox
-from trustpay.trades import service, store
+from trustpay.trades import refund_store, refunds, service, store
 from trustpay.trades.model import Action, CloseReason, DisputeStatus, Mode, Party, TradeStatus, transition
 from trustpay.trades.views import shape
 from trustpay.wallet import common
@@ -73,6 +73,7 @@ def refund_unshipped(p: Platform, conn: Connection, job: Job) -> None:
                             release_entry_id=entry_id, close_reason=CloseReason.SHIP_TIMEOUT.value,
                             closed_at=now, updated_at=now)
     outbox.emit(conn, "trade.closed", shape(updated), row["merchant_id"], now=now)
+    refunds.close_open_requests(p, conn, row["id"])  # everything went back: nothing left to ask for
     shown = Money.of(held, currency).format("en")
     common.tell(p, conn, row["buyer_id"], "Your money is back",
                 f"The merchant did not ship {row['subject']} in time; {shown} is back in your wallet.")
@@ -87,6 +88,8 @@ def finish_unconfirmed(p: Platform, conn: Connection, job: Job) -> None:
     if found is None:
         return
     row, nxt = found
+    if refund_store.open_request(conn, row["id"]) is not None:
+        return  # paused while the buyer asks for money back; deciding the request resumes it
     service.finish(p, conn, row, nxt, Action.CONFIRM_TIMEOUT)
 
 
