@@ -1,4 +1,4 @@
-"""``trustpay`` command line: serve, worker, migrate, demo, reconcile, ledger verify, sandbox-bank."""
+"""``trustpay`` command line: serve, worker, migrate, demo, reconcile, settle, ledger verify, sandbox-bank."""
 
 from __future__ import annotations
 
@@ -141,6 +141,42 @@ def reconcile_cmd(
                   f"{summary.matched} matched, {summary.settled} settled late, {summary.new_exceptions} new "
                   f"exceptions ({summary.open_exceptions} open), {summary.cleared} moved out of clearing")
     sys.exit(1 if summary.open_exceptions else 0)
+
+
+@app.command("settle")
+def settle_cmd(
+    date: str = typer.Option(..., "--date", help="Settlement date (platform timezone), YYYY-MM-DD"),
+) -> None:
+    """Pay out each merchant's trade money due by this date (T+N) to its settlement card,
+    one payout per merchant and currency. Safe to run again: a settled date changes nothing."""
+    from datetime import date as Date
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from trustpay.errors import TrustPayError
+    from trustpay.merchants.settlement import run
+    from trustpay.platform.context import Platform
+
+    try:
+        run_date = Date.fromisoformat(date)
+    except ValueError:
+        console.print(f"[red]not a date[/]: {date!r} (use YYYY-MM-DD)")
+        sys.exit(2)
+    platform = Platform.build()
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=console) as bar:
+            task = bar.add_task(f"settlement {run_date}", total=None)
+            summary = run(platform, run_date,
+                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except TrustPayError as exc:
+        console.print(f"[red]not settled[/]: {exc.message}")
+        sys.exit(1)
+    finally:
+        platform.close()
+    console.print(f"[green]settled[/] {run_date}: {summary.merchants} merchant balance(s) due, {summary.created} "
+                  f"payout(s) started ({summary.paid} paid, {summary.failed} failed so far), {summary.no_card} "
+                  "merchant(s) without a settlement card")
 
 
 @ledger_app.command("verify")
