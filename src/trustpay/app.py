@@ -14,6 +14,7 @@ from trustpay.api import (
     identity,
     merchants,
     ops_reconciliation,
+    refunds,
     settlements,
     system,
     test_clock,
@@ -64,6 +65,7 @@ def create_app(
     banks.install(app, platform)  # mounts the sandbox bank at /sandbox-bank unless it runs elsewhere
     wallet.install(app)
     trades.install(app)
+    refunds.install(app)
     banking.install(app)
     webhooks.install(app)
     settlements.install(app)
