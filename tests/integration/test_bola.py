@@ -415,82 +415,6 @@ def make_returned_goods(env: Env, a: Actor) -> Owned:
     return Owned({"refund_id": refund}, _refund_unchanged(env, a.token, refund), bodies={"POST": REFUND_BODY})
 
 
-# ------------------------------------------------------------ registry: refunds
-REFUND_BODY = {"return_goods": False, "answer": "BOLA answer"}
-
-
-def _refund_request(env: Env, buyer: Actor, trade: str) -> str:
-    r = env.client.post(f"/v1/trades/{trade}/refunds", headers=bearer(buyer.token),
-                        json={"amount": 50, "reason": "BOLA", "out_refund_no": new_id("rf", env.clock.now())[-20:]})
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
-
-
-def _refund_unchanged(env: Env, token: str, refund: str) -> Callable[[], None]:
-    status = env.client.get(f"/v1/refunds/{refund}", headers=bearer(token)).json()["status"]
-
-    def check() -> None:
-        r = env.client.get(f"/v1/refunds/{refund}", headers=bearer(token))
-        assert r.status_code == 200 and r.json()["status"] == status, r.text
-    return check
-
-
-def make_refundable_trade(env: Env, a: Actor) -> Owned:
-    """A paid another merchant's escrow trade: A may ask for a refund and list its refunds."""
-    trade = _trade(env, _shop(env))
-    _pay_trade(env, a, trade)
-    body = {"amount": 50, "reason": "BOLA", "out_refund_no": new_id("rf", env.clock.now())[-20:]}
-    return Owned({"trade_id": trade}, _trade_unchanged(env, a.token, trade), bodies={"POST": body})
-
-
-def make_refund_request(env: Env, a: Actor) -> Owned:
-    """A asked for part of a paid trade back: A sees it and may withdraw it."""
-    trade = _trade(env, _shop(env))
-    _pay_trade(env, a, trade)
-    refund = _refund_request(env, a, trade)
-    return Owned({"refund_id": refund}, _refund_unchanged(env, a.token, refund))
-
-
-def make_refund_to_return(env: Env, a: Actor) -> Owned:
-    """A's request was approved on condition the shipped goods come back: A ships them."""
-    shop = _shop(env)
-    trade = _trade(env, shop)
-    _pay_trade(env, a, trade)
-    assert env.client.post(f"/v1/trades/{trade}/ship", json={"carrier": "SF", "tracking_no": "1"},
-                           headers=shop).status_code == 200
-    refund = _refund_request(env, a, trade)
-    assert env.client.post(f"/v1/refunds/{refund}/approve", json={"return_goods": True},
-                           headers=shop).status_code == 200
-    return Owned({"refund_id": refund}, _refund_unchanged(env, a.token, refund),
-                 bodies={"POST": {"carrier": "SF", "tracking_no": "R1"}})
-
-
-def make_refund_to_answer(env: Env, a: Actor) -> Owned:
-    """A (a merchant, as is B) was asked for a refund by its buyer: A approves or rejects."""
-    _make_merchants(env, a)
-    trade = _trade(env, bearer(a.token))
-    buyer = _third_party(env)
-    _pay_trade(env, buyer, trade)
-    refund = _refund_request(env, buyer, trade)
-    return Owned({"refund_id": refund}, _refund_unchanged(env, a.token, refund), bodies={"POST": REFUND_BODY})
-
-
-def make_returned_goods(env: Env, a: Actor) -> Owned:
-    """A (a merchant, as is B) asked for the goods back and they were shipped: A confirms or refuses."""
-    _make_merchants(env, a)
-    trade = _trade(env, bearer(a.token))
-    buyer = _third_party(env)
-    _pay_trade(env, buyer, trade)
-    assert env.client.post(f"/v1/trades/{trade}/ship", json={"carrier": "SF", "tracking_no": "1"},
-                           headers=bearer(a.token)).status_code == 200
-    refund = _refund_request(env, buyer, trade)
-    assert env.client.post(f"/v1/refunds/{refund}/approve", json={"return_goods": True},
-                           headers=bearer(a.token)).status_code == 200
-    assert env.client.post(f"/v1/refunds/{refund}/return-goods", json={"carrier": "SF", "tracking_no": "R1"},
-                           headers=bearer(buyer.token)).status_code == 200
-    return Owned({"refund_id": refund}, _refund_unchanged(env, a.token, refund), bodies={"POST": REFUND_BODY})
-
-
 # ------------------------------------------------------------ registry: settlements
 def make_settlement(env: Env, a: Actor) -> Owned:
     """A (a merchant, as is B) was paid for an instant trade on T+0 to its settlement card."""
@@ -581,14 +505,6 @@ PATH_OBJECTS: dict[str, Maker] = {
     "/v1/trades/{trade_id}/ship": make_sold_trade,
     "/v1/trades/{trade_id}/confirm": make_shipped_trade,
     "/v1/trades/{trade_id}/close": make_unpaid_sold_trade,
-    "/v1/trades/{trade_id}/refunds": make_refundable_trade,
-    "/v1/refunds/{refund_id}": make_refund_request,
-    "/v1/refunds/{refund_id}/cancel": make_refund_request,
-    "/v1/refunds/{refund_id}/return-goods": make_refund_to_return,
-    "/v1/refunds/{refund_id}/approve": make_refund_to_answer,
-    "/v1/refunds/{refund_id}/reject": make_refund_to_answer,
-    "/v1/refunds/{refund_id}/confirm-goods": make_returned_goods,
-    "/v1/refunds/{refund_id}/refuse-goods": make_returned_goods,
     "/v1/trades/{trade_id}/refunds": make_refundable_trade,
     "/v1/refunds/{refund_id}": make_refund_request,
     "/v1/refunds/{refund_id}/cancel": make_refund_request,
