@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from tests.integration.trade_support import AMOUNT, FEE, TradeEnv, Wallet, make_trade_env
 
@@ -27,6 +28,7 @@ from trustpay.merchants import service as merchants
 from trustpay.merchants import settlement
 from trustpay.merchants.settlement_model import cutoff
 from trustpay.trades.service import merchant_pending_account
+from trustpay.web.auth import SESSION_COOKIE
 
 GOOD = "4111 1111 1111 1111"
 DECLINED = "4000000000000002"
@@ -286,3 +288,41 @@ def test_a_future_date_is_refused(t: TradeEnv) -> None:
     with pytest.raises(InvalidRequest, match="has not begun"):
         settlement.run(t.platform, RUN_DAY + timedelta(days=1))
     assert settlement.run(t.platform, RUN_DAY).merchants == 0
+
+
+def test_dashboard_tab_shows_waiting_money_batches_and_the_report_to_its_merchant_only(t: TradeEnv) -> None:
+    shop = t.merchant()
+    other = t.merchant("other@example.com")
+    buyer = t.user("buyer@example.com", fund=100_000)
+    card = bind(t, shop)
+    trade = finished_at(t, shop, buyer, CUTOFF - timedelta(hours=1), "order-1")
+
+    def page(who: Wallet, path: str = "/merchant/settlements", lang: str = "en") -> Any:
+        t.relogin(who)
+        client = TestClient(t.env.app)
+        client.cookies.set(SESSION_COOKIE, who.token)
+        return client.get(f"{path}?lang={lang}")
+
+    # Before the run: the money waits, with its date; no card yet, so the page says so.
+    t.clock.set(CUTOFF - timedelta(minutes=30))
+    r = page(shop)
+    assert r.status_code == 200
+    assert 'data-testid="no-settlement-card"' in r.text and 'data-testid="no-settlements"' in r.text
+    assert "Next settlement on 2026-01-10: CN¥99.40." in r.text
+    assert 'aria-current="page">Settlements</a>' in r.text
+
+    choose_card(t, shop, card)
+    run(t)
+    settle_bank(t)
+    [batch] = rows(t)
+    r = page(shop)
+    assert f'data-settlement-id="{batch["id"]}" data-status="succeeded"' in r.text
+    assert 'data-testid="nothing-waiting"' in r.text and 'data-testid="no-settlement-card"' not in r.text
+    for lang, word in (("zh-Hans", "已打款"), ("zh-Hant", "已撥款")):
+        assert word in page(shop, lang=lang).text
+    report = page(shop, f"/merchant/settlements/{batch['id']}/report.csv")
+    assert report.status_code == 200 and trade in report.text
+    # Another merchant: the ordinary 404 page, and an empty tab; a buyer: no dashboard at all.
+    assert page(other, f"/merchant/settlements/{batch['id']}/report.csv").status_code == 404
+    assert 'data-testid="no-settlements"' in page(other).text
+    assert page(buyer).status_code == 404

@@ -43,6 +43,7 @@ SECTIONS = [
     ("/merchant/trades", _("Trades")),
     (KEYS, _("API keys")),
     ("/merchant/webhooks", _("Webhooks")),
+    ("/merchant/settlements", _("Settlements")),
     (SETTLEMENT, _("Settlement")),
 ]
 MESSAGES = {

@@ -7,7 +7,17 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from trustpay.api.deps import PlatformDep
-from trustpay.web import account, checkout, kyc, merchant_pages, ops_pages, protection, wallet_pages, webhook_pages
+from trustpay.web import (
+    account,
+    checkout,
+    kyc,
+    merchant_pages,
+    ops_pages,
+    protection,
+    settlement_pages,
+    wallet_pages,
+    webhook_pages,
+)
 from trustpay.web.templating import STATIC_DIR, render
 
 router = APIRouter(include_in_schema=False)
@@ -48,4 +58,5 @@ def install(app: FastAPI) -> None:
     app.include_router(ops_pages.router)
     app.include_router(merchant_pages.router)
     app.include_router(webhook_pages.router)
+    app.include_router(settlement_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
