@@ -69,8 +69,11 @@ def test_add_an_endpoint_see_the_secret_once_then_the_log_resend_and_delete(env:
                     data={"csrf_token": csrf(client, f"/merchant/webhooks/{endpoint}")}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith("notice=resent")
     run_until_idle(env.platform)
-    assert DELIVERY.findall(client.get(f"/merchant/webhooks/{endpoint}").text) == [(delivery, "succeeded")]
+    page = client.get(f"/merchant/webhooks/{endpoint}")
+    assert DELIVERY.findall(page.text) == [(delivery, "succeeded")]
     assert len(rx.received) == 2
+    history = page.text[page.text.index('data-testid="attempt-log"'):page.text.index("</ol>")]
+    assert re.findall(r"HTTP (\d+)", history) == ["503", "200"]  # every attempt, oldest first
 
     zh = client.get(f"/merchant/webhooks/{endpoint}?lang=zh-Hant").text
     assert "推送紀錄" in zh and "已送達" in zh

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from trustpay.errors import TrustPayError
+from trustpay.events import webhook_store
 from trustpay.events import webhooks as delivery
 from trustpay.events.webhook_model import ALL_EVENTS, EVENT_TYPES
 from trustpay.identity.model import UserKind
@@ -123,10 +124,11 @@ def _endpoint_page(request: Request, viewer: Viewer, endpoint_id: str, *, secret
             row = endpoints.get(conn, viewer.user.id, endpoint_id)
             rows, more = endpoints.deliveries(conn, viewer.user.id, endpoint_id, limit=DELIVERIES_SHOWN,
                                               starting_after=None)
+            attempts = webhook_store.attempts_of(conn, [r["id"] for r in rows])
     except TrustPayError:
         return not_found_page(request)
     return render(request, "merchant/webhooks_endpoint.html", _page_context(
-        request, viewer, endpoint=row, deliveries=rows, more=more, secret=secret, info=info,
+        request, viewer, endpoint=row, deliveries=rows, attempts=attempts, more=more, secret=secret, info=info,
         error=error), status_code=status_code)
 
 
