@@ -22,6 +22,7 @@ PREFIXES = frozenset(
         "acc", "hold", "job", "ses", "aud", "rcn", "rex",
         "whd",  # a webhook delivery
         "dpe",  # a piece of dispute evidence
+        "qrc", "don",  # a collection code (收款码), a donation page
     }
 )
 _ID_RE = re.compile(r"([a-z]{2,4})_([0-9a-hjkmnp-tv-z]{26})")

@@ -742,3 +742,53 @@ dispute_evidence = Table(
     Column("content", LargeBinary, nullable=True),
     Column("created_at", TS, nullable=False),
 )
+
+# --- collection codes and donation pages (0013) ------------------------------
+# A merchant's static collection code (收款码, printed as a QR) and donation page
+# (网上募捐). Paying either makes one instant trade for its merchant, paid at once;
+# ``collection_payments`` ties that trade to the code or page with the payer's note.
+# Totals are never stored: they are summed from the trades (paid, less refunds).
+collection_codes = Table(
+    "collection_codes",
+    metadata,
+    Column("id", String(32), primary_key=True),  # qrc_…
+    Column("merchant_id", String(32), ForeignKey("users.id"), nullable=False),
+    Column("label", String(80), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("fixed_amount", Amount, nullable=True),  # None: the payer types the amount
+    Column("status", String(10), nullable=False),  # active | disabled
+    Column("created_at", TS, nullable=False),
+    Column("disabled_at", TS, nullable=True),
+    Index("ix_collection_codes_merchant_id", "merchant_id"),
+    CheckConstraint("fixed_amount IS NULL OR fixed_amount > 0", name="fixed_amount_positive"),
+)
+
+donation_pages = Table(
+    "donation_pages",
+    metadata,
+    Column("id", String(32), primary_key=True),  # don_…
+    Column("merchant_id", String(32), ForeignKey("users.id"), nullable=False),
+    Column("title", String(120), nullable=False),
+    Column("story", String(4000), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("goal", Amount, nullable=True),
+    Column("suggested_amounts", String(200), nullable=False),  # JSON list of minor-unit ints
+    Column("public", Boolean, nullable=False),  # show the total raised and the messages to everyone
+    Column("status", String(10), nullable=False),  # active | disabled
+    Column("created_at", TS, nullable=False),
+    Column("disabled_at", TS, nullable=True),
+    Index("ix_donation_pages_merchant_id", "merchant_id"),
+    CheckConstraint("goal IS NULL OR goal > 0", name="goal_positive"),
+)
+
+collection_payments = Table(
+    "collection_payments",
+    metadata,
+    Column("trade_id", String(32), ForeignKey("trades.id"), primary_key=True),
+    Column("source_id", String(32), nullable=False),  # the qrc_ code or don_ page paid through
+    Column("payer_id", String(32), ForeignKey("users.id"), nullable=False),
+    Column("note", String(200), nullable=True),  # the payer's note / donation message
+    Column("anonymous", Boolean, nullable=False, server_default="0"),
+    Column("created_at", TS, nullable=False),
+    Index("ix_collection_payments_source_id_created_at", "source_id", "created_at"),
+)
