@@ -59,3 +59,11 @@ def bought_by(conn: Connection, buyer_id: str, *, limit: int) -> list[Any]:
     """The buyer's trades, newest first (for "my purchases")."""
     return list(conn.execute(select(trades).where(trades.c.buyer_id == buyer_id)
                              .order_by(trades.c.id.desc()).limit(limit)).mappings())
+
+
+def sold_by(conn: Connection, merchant_id: str, *, status: str | None, limit: int) -> list[Any]:
+    """The merchant's trades, newest first, optionally in one status (the dashboard's list)."""
+    q = select(trades).where(trades.c.merchant_id == merchant_id)
+    if status is not None:
+        q = q.where(trades.c.status == status)
+    return list(conn.execute(q.order_by(trades.c.id.desc()).limit(limit)).mappings())

@@ -12,8 +12,10 @@ from trustpay.web import (
     checkout,
     kyc,
     merchant_pages,
+    merchant_trades,
     ops_pages,
     protection,
+    refund_pages,
     settlement_pages,
     wallet_pages,
     webhook_pages,
@@ -55,8 +57,10 @@ def install(app: FastAPI) -> None:
     app.include_router(kyc.router)
     app.include_router(wallet_pages.router)
     app.include_router(checkout.router)
+    app.include_router(refund_pages.router)
     app.include_router(ops_pages.router)
     app.include_router(merchant_pages.router)
+    app.include_router(merchant_trades.router)
     app.include_router(webhook_pages.router)
     app.include_router(settlement_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

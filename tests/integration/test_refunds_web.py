@@ -1,0 +1,131 @@
+"""The refund pages over the app (cookie sessions, CSRF), on both engines: the buyer
+asks from "my purchases" and ships the goods back; the merchant's trades tab lists,
+filters, ships, refunds and answers requests; who may see which page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from tests.integration.refund_support import AMOUNT, RefundEnv, Wallet, make_refund_env
+
+from trustpay.web.auth import SESSION_COOKIE
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+REQUEST_KEY = re.compile(r'name="request_key" value="([^"]+)"')
+
+
+@pytest.fixture
+def t(db_url: str, tmp_path: Path) -> Iterator[RefundEnv]:
+    yield from make_refund_env(db_url, tmp_path)
+
+
+def browser(t: RefundEnv, who: Wallet) -> TestClient:
+    client = TestClient(t.env.app)
+    client.cookies.set(SESSION_COOKIE, who.token)
+    return client
+
+
+def form_of(client: TestClient, url: str) -> dict[str, str]:
+    r = client.get(url)
+    assert r.status_code == 200, r.text
+    keys = REQUEST_KEY.findall(r.text)
+    return {"csrf_token": CSRF.findall(r.text)[0], **({"request_key": keys[0]} if keys else {})}
+
+
+def test_buyer_asks_merchant_wants_the_goods_back(t: RefundEnv) -> None:
+    shop, buyer = t.merchant(), t.user("buyer@example.com", fund=AMOUNT)
+    tid = t.paid_trade(shop, buyer, shipped=True)
+    me, merchant = browser(t, buyer), browser(t, shop)
+    assert f'href="/purchases/{tid}/refund"' in me.get("/purchases").text
+    url = f"/purchases/{tid}/refund"
+    page = me.get(url, params={"lang": "en"})
+    assert 'data-testid="refund-form"' in page.text and 'value="100.00"' in page.text
+    form = form_of(me, url)
+    over = me.post(url, data={**form, "amount": "100.01", "reason": "Wrong colour"})
+    assert over.status_code == 400 and "more than what is left" in over.text
+    body = {**form, "amount": "100.00", "reason": "Wrong colour"}
+    first = me.post(url, data=body, follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == f"{url}?notice=requested"
+    assert me.post(url, data=body, follow_redirects=False).status_code == 303  # the same form again: once
+    asked = me.get(url)
+    assert 'data-testid="open-request" data-status="WAIT_SELLER_AGREE"' in asked.text
+    assert 'data-testid="refund-form"' not in asked.text  # one open request at a time
+
+    listed = merchant.get("/merchant/trades", params={"lang": "en"})
+    assert f'data-id="{tid}"' in listed.text and 'data-testid="refund-open"' in listed.text
+    assert f'data-id="{tid}"' not in merchant.get("/merchant/trades", params={"status": "TRADE_CLOSED"}).text
+    detail = merchant.get(f"/merchant/trades/{tid}")
+    rid = re.findall(r'data-testid="refund-request" data-id="([^"]+)"', detail.text)[0]
+    assert 'data-testid="approve-with-return"' in detail.text
+    csrf = CSRF.findall(detail.text)[0]
+    r = merchant.post(f"/merchant/refunds/{rid}/approve", data={"csrf_token": csrf, "return_goods": "1"},
+                      follow_redirects=False)
+    assert r.headers["location"] == f"/merchant/trades/{tid}?notice=return"
+
+    waiting = me.get(url)
+    assert 'data-testid="return-form"' in waiting.text
+    r = me.post(f"/purchases/refunds/{rid}/return", data={"csrf_token": CSRF.findall(waiting.text)[0],
+                                                           "carrier": "YTO", "tracking_no": "YT42"},
+                follow_redirects=False)
+    assert r.headers["location"] == f"{url}?notice=returned"
+    detail = merchant.get(f"/merchant/trades/{tid}", params={"lang": "en"})
+    assert "YT42" in detail.text and 'data-testid="confirm-goods"' in detail.text
+    r = merchant.post(f"/merchant/refunds/{rid}/confirm-goods", data={"csrf_token": CSRF.findall(detail.text)[0]},
+                      follow_redirects=False)
+    assert r.headers["location"] == f"/merchant/trades/{tid}?notice=received"
+    assert t.money(buyer, shop) == {"buyer": AMOUNT, "merchant_pending": 0, "fee_revenue": 0, "escrow": 0}
+    done = me.get(url)
+    assert 'data-status="REFUND_SUCCESS"' in done.text and 'data-status="TRADE_CLOSED"' in done.text
+    t.ledger_ok()
+
+
+def test_merchant_ships_refunds_and_declines_from_the_dashboard(t: RefundEnv) -> None:
+    shop, buyer = t.merchant(), t.user("buyer@example.com", fund=AMOUNT)
+    tid = t.paid_trade(shop, buyer)
+    merchant, me = browser(t, shop), browser(t, buyer)
+    url = f"/merchant/trades/{tid}"
+    form = form_of(merchant, url)
+    r = merchant.post(f"{url}/ship", data={"csrf_token": form["csrf_token"], "carrier": "SF", "tracking_no": ""})
+    assert r.status_code == 400 and 'data-testid="ship-form"' in r.text
+    r = merchant.post(f"{url}/ship", data={"csrf_token": form["csrf_token"], "carrier": "SF", "tracking_no": "SF9"},
+                      follow_redirects=False)
+    assert r.headers["location"] == f"{url}?notice=shipped"
+    assert t.trade(tid, shop)["status"] == "WAIT_BUYER_CONFIRM_GOODS"
+    form = form_of(merchant, url)
+    body = {**form, "amount": "30.00", "reason": "Late delivery"}
+    assert merchant.post(f"{url}/refund", data=body, follow_redirects=False).status_code == 303
+    assert merchant.post(f"{url}/refund", data=body, follow_redirects=False).status_code == 303  # resent: once
+    assert t.money(buyer, shop)["buyer"] == 3_000
+    bad = merchant.post(f"{url}/refund", data={**form_of(merchant, url), "amount": "3,00", "reason": "x"})
+    assert bad.status_code == 400
+
+    rid = t.refund(buyer, tid, 1_000, "B1")["id"]
+    detail = merchant.get(url)
+    r = merchant.post(f"/merchant/refunds/{rid}/reject", data={"csrf_token": CSRF.findall(detail.text)[0],
+                                                               "answer": "Arrived intact"}, follow_redirects=False)
+    assert r.headers["location"] == f"{url}?notice=rejected"
+    assert "Arrived intact" in me.get(f"/purchases/{tid}/refund").text
+    assert t.money(buyer, shop)["buyer"] == 3_000
+    t.ledger_ok()
+
+
+def test_who_sees_the_refund_pages(t: RefundEnv) -> None:
+    shop, other_shop = t.merchant(), t.merchant("other@example.com")
+    buyer, stranger = t.user("buyer@example.com", fund=AMOUNT), t.user("stranger@example.com")
+    tid = t.paid_trade(shop, buyer)
+    rid = t.refund(buyer, tid, 1_000)["id"]
+    assert browser(t, stranger).get(f"/purchases/{tid}/refund").status_code == 404
+    assert browser(t, shop).get(f"/purchases/{tid}/refund").status_code == 404  # the buyer's page
+    assert browser(t, other_shop).get(f"/merchant/trades/{tid}").status_code == 404
+    assert browser(t, buyer).get("/merchant/trades").status_code == 404  # not a merchant
+    other = browser(t, other_shop)
+    csrf = CSRF.findall(other.get("/merchant/api-keys").text)[0]
+    assert other.post(f"/merchant/refunds/{rid}/approve", data={"csrf_token": csrf}).status_code == 404
+    mine = browser(t, shop)
+    assert mine.post(f"/merchant/refunds/{rid}/approve", data={"csrf_token": "forged"}).status_code == 403
+    assert t.get_refund(rid, buyer)["status"] == "WAIT_SELLER_AGREE"
+    assert t.money(buyer, shop)["buyer"] == 0
