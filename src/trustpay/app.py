@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from trustpay import __version__
 from trustpay.api import (
     banking,
+    collections,
     errors,
     identity,
     merchants,
@@ -66,6 +67,7 @@ def create_app(
     wallet.install(app)
     trades.install(app)
     refunds.install(app)
+    collections.install(app)
     banking.install(app)
     webhooks.install(app)
     settlements.install(app)

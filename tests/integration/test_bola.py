@@ -481,6 +481,32 @@ def make_webhook_delivery(env: Env, a: Actor) -> Owned:
     return Owned({"delivery_id": delivery, "endpoint_id": endpoint, "starting_after": delivery}, check)
 
 
+# ------------------------------------------------------------ registry: collection codes, donation pages
+def make_collection_code(env: Env, a: Actor) -> Owned:
+    _make_merchants(env, a)
+    r = env.client.post("/v1/merchant/collection-codes", json={"label": "BOLA stall"}, headers=bearer(a.token))
+    assert r.status_code == 201, r.text
+    code = str(r.json()["id"])
+
+    def check() -> None:
+        r = env.client.get(f"/v1/merchant/collection-codes/{code}", headers=bearer(a.token))
+        assert r.status_code == 200 and r.json()["status"] == "active", r.text
+    return Owned({"code_id": code}, check)
+
+
+def make_donation_page(env: Env, a: Actor) -> Owned:
+    _make_merchants(env, a)
+    r = env.client.post("/v1/merchant/donation-pages", json={"title": "BOLA wells", "story": "Water."},
+                        headers=bearer(a.token))
+    assert r.status_code == 201, r.text
+    page = str(r.json()["id"])
+
+    def check() -> None:
+        r = env.client.get(f"/v1/merchant/donation-pages/{page}", headers=bearer(a.token))
+        assert r.status_code == 200 and r.json()["status"] == "active", r.text
+    return Owned({"page_id": page}, check)
+
+
 # Path pattern (exactly as in the route table) -> how A makes an object it addresses.
 # A NEW ROUTE WITH AN ID IN ITS PATH NEEDS AN ENTRY HERE.
 PATH_OBJECTS: dict[str, Maker] = {
@@ -515,10 +541,17 @@ PATH_OBJECTS: dict[str, Maker] = {
     "/v1/refunds/{refund_id}/refuse-goods": make_returned_goods,
     "/v1/settlements/{settlement_id}": make_settlement,
     "/v1/settlements/{settlement_id}/report.csv": make_settlement,
+    "/v1/merchant/collection-codes/{code_id}": make_collection_code,
+    "/v1/merchant/collection-codes/{code_id}/disable": make_collection_code,
+    "/v1/merchant/donation-pages/{page_id}": make_donation_page,
+    "/v1/merchant/donation-pages/{page_id}/disable": make_donation_page,
 }
 # Routes whose path parameter is not a user's object, and what authenticates them instead.
 NOT_USER_OBJECTS: dict[str, str] = {
     "/v1/bank-callbacks/{bank}": "a bank's callback, authenticated by the bank's signature; {bank} is a bank name",
+    # Printed and shared by design (a QR on a counter, a public page): any signed-in payer may pay them.
+    "/v1/collection-codes/{code_id}/pay": "a merchant's public collection code; paying it is open to every payer",
+    "/v1/donation-pages/{page_id}/donate": "a merchant's public donation page; donating is open to every payer",
 }
 # List routes whose query names an object (a cursor, an id filter) -> A's object for it.
 QUERY_OBJECTS: dict[str, Maker] = {
