@@ -1,0 +1,128 @@
+"""Refund request in headless Chromium against the real server: a shopper pays an
+escrow trade (API), the merchant ships (API); on a phone the shopper asks for the
+money back from "my purchases"; on a desktop the merchant finds the request in its
+dashboard's Trades tab (screenshots in en, zh-Hans, zh-Hant) and approves it; the
+money is back in the shopper's wallet, the trade is closed, escrow holds nothing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+from sqlalchemy import create_engine, func, select
+
+from tests.e2e.conftest import Server
+from tests.e2e.test_checkout_pages import MOBILE, PASSWORD, api, token, top_up
+from tests.e2e.test_wallet_pages import PAY_PW, sign_up
+from trustpay.db.schema import ledger_accounts, ledger_entries, ledger_postings
+
+pytestmark = pytest.mark.e2e
+
+SHOP = "porcelain.shop.refund.e2e@example.com"
+SHOPPER = "shopper.refund.e2e@example.com"
+AMOUNT = 26_800  # ¥268.00
+
+
+@pytest.fixture
+def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
+    opened: list[BrowserContext] = []
+    yield opened
+    for ctx in opened:
+        ctx.close()
+
+
+def new_page(browser: Browser, opened: list[BrowserContext], *, mobile: bool) -> Page:
+    ctx = (browser.new_context(viewport=MOBILE, locale="en-GB", is_mobile=True, has_touch=True)
+           if mobile else browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB"))
+    opened.append(ctx)
+    return ctx.new_page()
+
+
+def log_in(page: Page, server: Server, email: str) -> None:
+    page.goto(server.url("/login"))
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form.form button[type=submit]")
+    expect(page).not_to_have_url(re.compile(r"/login"))
+
+
+def test_buyer_refund_request_merchant_approves(server: Server, browser: Browser, contexts: list[BrowserContext],
+                                                screenshots_dir: object) -> None:
+    shots = Path(str(screenshots_dir))
+    http = api(server)
+    r = http.post("/v1/users", json={"email": SHOP, "password": PASSWORD, "name": "Jingdezhen Porcelain",
+                                     "kind": "merchant"})
+    assert r.status_code == 201, r.text
+    r = http.post("/v1/merchant/api-keys", json={"label": "shop"}, headers=token(http, SHOP))
+    key = {"authorization": f"Bearer {r.json()['secret']}"}
+    r = http.post("/v1/trades", headers=key, json={"out_trade_no": "PORC-0001", "amount": AMOUNT,
+                                                   "subject": "Celadon tea bowl", "mode": "escrow"})
+    assert r.status_code == 201, r.text
+    tid = r.json()["id"]
+
+    phone = new_page(browser, contexts, mobile=True)
+    sign_up(phone, server, "Wang Fang", SHOPPER)
+    shopper = token(http, SHOPPER)
+    top_up(http, shopper, 50_000)
+    r = http.post(f"/v1/trades/{tid}/pay", headers=shopper, json={"payment_password": PAY_PW})
+    assert r.status_code == 200 and r.json()["status"] == "WAIT_SELLER_SEND_GOODS", r.text
+    r = http.post(f"/v1/trades/{tid}/ship", headers=key, json={"carrier": "EMS", "tracking_no": "EM123456789CN"})
+    assert r.status_code == 200, r.text
+
+    # The shopper: my purchases → refund → ask for everything back.
+    phone.goto(server.url("/purchases?lang=en"))
+    row = phone.locator(f"[data-testid=purchase][data-id='{tid}']")
+    row.get_by_test_id("refund-link").click()
+    expect(phone.get_by_test_id("refund-amount")).to_have_value("268.00")
+    phone.get_by_test_id("refund-reason").fill("Cracked on arrival")
+    phone.get_by_test_id("refund-submit").click()
+    expect(phone.get_by_test_id("open-request")).to_have_attribute("data-status", "WAIT_SELLER_AGREE")
+    expect(phone.get_by_test_id("alert-info")).to_be_visible()
+    phone.screenshot(path=str(shots / "refund-requested-en.png"), full_page=True)
+    r = http.post(f"/v1/trades/{tid}/confirm", headers=shopper, json={"payment_password": PAY_PW})
+    assert r.status_code == 409  # the merchant is not paid while the request is open
+
+    # The merchant: Trades tab → the trade with a request → approve.
+    desk = new_page(browser, contexts, mobile=False)
+    log_in(desk, server, SHOP)
+    for lang in ("en", "zh-Hans", "zh-Hant"):
+        desk.goto(server.url(f"/merchant/trades?lang={lang}"))
+        expect(desk.locator(f"[data-testid=merchant-trade][data-id='{tid}'] [data-testid=refund-open]")).to_be_visible()
+        desk.screenshot(path=str(shots / f"merchant-trades-{lang}.png"), full_page=True)
+    desk.goto(server.url("/merchant/trades?lang=en"))
+    desk.locator(f"[data-testid=merchant-trade][data-id='{tid}'] a").click()
+    request = desk.get_by_test_id("refund-request")
+    expect(request).to_contain_text("Cracked on arrival")
+    desk.screenshot(path=str(shots / "merchant-refund-request-en.png"), full_page=True)
+    request.get_by_test_id("approve-refund").click()
+    expect(desk.get_by_test_id("alert-info")).to_be_visible()
+    expect(desk.get_by_test_id("merchant-trade-detail")).to_have_attribute("data-status", "TRADE_CLOSED")
+    expect(desk.get_by_test_id("refunded")).to_contain_text("268.00")
+
+    # The money is back, once; the shopper's page says so.
+    phone.reload()
+    expect(phone.locator("[data-testid=refund]")).to_have_attribute("data-status", "REFUND_SUCCESS")
+    phone.screenshot(path=str(shots / "refund-done-en.png"), full_page=True)
+    wallet = http.get("/v1/wallet", headers=shopper).json()["balances"]
+    assert [b["available"] for b in wallet if b["currency"] == "CNY"] == [50_000]
+    trade = http.get(f"/v1/trades/{tid}", headers=key).json()
+    assert (trade["status"], trade["refunded_amount"], trade["close_reason"]) == ("TRADE_CLOSED", AMOUNT, "refunded")
+    refunds = http.get(f"/v1/trades/{tid}/refunds", headers=key).json()["data"]
+    assert [(x["status"], x["amount"], x["requested_by"]) for x in refunds] == [("REFUND_SUCCESS", AMOUNT, "buyer")]
+    # Per account kind, what this trade's ledger entries moved: the shopper's wallet is back where it
+    # was, escrow returned to zero, the merchant and the fee account got nothing.
+    moved = (select(ledger_accounts.c.kind, func.sum(ledger_postings.c.delta))
+             .join(ledger_postings, ledger_postings.c.account_id == ledger_accounts.c.id)
+             .join(ledger_entries, ledger_entries.c.seq == ledger_postings.c.entry_seq)
+             .where(ledger_entries.c.reference == tid, ledger_postings.c.field == "balance")
+             .group_by(ledger_accounts.c.kind))
+    engine = create_engine(server.database_url)
+    try:
+        with engine.connect() as conn:
+            by_kind = {kind: int(total) for kind, total in conn.execute(moved).all()}
+    finally:
+        engine.dispose()
+    assert by_kind == {"wallet": 0, "escrow": 0}, by_kind
