@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from trustpay.banks.reconcile import reconcile
 from trustpay.banks.registry import sandbox_bank
 from trustpay.db.schema import notification_queue, outbox, settlement_items, settlements
 from trustpay.errors import InvalidRequest
+from trustpay.events.webhook_model import normalize_events
 from trustpay.identity.audit import Origin
 from trustpay.ledger.model import AccountKind
 from trustpay.merchants import service as merchants
@@ -168,6 +170,7 @@ def test_a_declined_payout_is_voided_and_its_trades_are_batched_again(t: TradeEn
     assert pending(t, shop) == NET
     assert events(t) == [("settlement.failed", shop.id, "failed", NET)]
     assert told(t, shop, "Settlement failed") == 1
+    assert normalize_events(["settlement.failed"]) == ["settlement.failed"]  # a webhook may ask for it
     with t.platform.db.transaction(write=False) as conn:
         assert t.platform.book.account(conn, merchant_pending_account(
             t.platform, conn, shop.id, "CNY")).available == NET  # nothing held any more
@@ -326,3 +329,30 @@ def test_dashboard_tab_shows_waiting_money_batches_and_the_report_to_its_merchan
     assert page(other, f"/merchant/settlements/{batch['id']}/report.csv").status_code == 404
     assert 'data-testid="no-settlements"' in page(other).text
     assert page(buyer).status_code == 404
+
+
+def test_two_runs_of_one_date_at_once_make_one_batch(t: TradeEnv) -> None:
+    shop = t.merchant()
+    buyer = t.user("buyer@example.com", fund=100_000)
+    choose_card(t, shop, bind(t, shop))
+    for n in range(3):
+        finished_at(t, shop, buyer, CUTOFF - timedelta(hours=3 - n), f"order-{n}")
+    t.clock.set(settlement.run_at_for(t.platform, RUN_DAY))
+    start = threading.Barrier(2)
+    made: list[int] = []
+
+    def runner() -> None:
+        start.wait()
+        made.append(settlement.run(t.platform, RUN_DAY).created)
+
+    threads = [threading.Thread(target=runner) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(made) == [0, 1]
+    settle_bank(t)
+    [batch] = rows(t)
+    assert (batch["status"], batch["trade_count"], batch["amount"]) == ("succeeded", 3, 3 * NET)
+    assert pending(t, shop) == 0
+    t.ledger_ok()

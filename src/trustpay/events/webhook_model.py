@@ -25,7 +25,7 @@ ALL_EVENTS = "*"
 EVENT_TYPES = (
     "trade.paid", "trade.shipped", "trade.finished", "trade.closed", "refund.succeeded",
     "dispute.opened", "dispute.resolved", "transfer.completed", "topup.succeeded",
-    "withdrawal.succeeded", "withdrawal.failed", "settlement.paid",
+    "withdrawal.succeeded", "withdrawal.failed", "settlement.paid", "settlement.failed",
 )
 
 # Delay before attempt n+1 after attempt n failed (the first attempt is immediate):

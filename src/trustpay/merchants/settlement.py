@@ -38,7 +38,7 @@ from trustpay.banks.errors import BankUnavailable, UnknownBankOperation
 from trustpay.banks.registry import connector_for
 from trustpay.clock import rfc3339
 from trustpay.db.schema import settlement_items, settlement_notices, settlements, trades
-from trustpay.errors import InvalidRequest, TrustPayError
+from trustpay.errors import InvalidRequest
 from trustpay.ids import new_id
 from trustpay.jobs import store as jobs
 from trustpay.merchants import service as merchants
@@ -108,7 +108,9 @@ def run(p: Platform, run_date: date, *, progress: Callable[[int, int], None] | N
     for n, (merchant_id, currency) in enumerate(pairs, 1):
         try:
             outcome = p.db.run(lambda conn, m=merchant_id, c=currency: open_batch(p, conn, m, c, run_date))  # type: ignore[misc]
-        except TrustPayError:
+        except Exception:
+            # One merchant's trouble (a concurrent run of another date took a trade, a
+            # pending balance that no longer covers its trades) must not stop the others.
             log.exception("settling %s %s for %s failed; left for the next run", merchant_id, currency, run_date)
             outcome = None
         if outcome == NO_CARD:
