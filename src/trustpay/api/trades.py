@@ -126,7 +126,7 @@ class TradeOut(BaseModel):
     dispute_status: str = Field(description="none | open | resolved")
     deadlines: DeadlinesOut
     shipping: ShippingOut | None
-    close_reason: str | None = Field(description="merchant_closed | pay_timeout | ship_timeout")
+    close_reason: str | None = Field(description="merchant_closed | pay_timeout | ship_timeout | refunded")
     checkout_url: str = Field(description="the hosted checkout page, relative to this server")
     qr_code_url: str = Field(description="an SVG QR code of the checkout page, relative to this server")
     created_at: str
