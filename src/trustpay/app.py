@@ -11,6 +11,7 @@ from trustpay import __version__
 from trustpay.api import (
     banking,
     collections,
+    disputes,
     errors,
     identity,
     merchants,
@@ -66,6 +67,7 @@ def create_app(
     banks.install(app, platform)  # mounts the sandbox bank at /sandbox-bank unless it runs elsewhere
     wallet.install(app)
     trades.install(app)
+    disputes.install(app)
     refunds.install(app)
     collections.install(app)
     banking.install(app)

@@ -437,6 +437,74 @@ def make_settlement(env: Env, a: Actor) -> Owned:
     return Owned({"settlement_id": stl, "starting_after": stl}, check)
 
 
+# ------------------------------------------------------------ registry: disputes
+EVIDENCE_PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+
+@dataclass(frozen=True)
+class Multipart:
+    """A body sent as multipart/form-data (file uploads) instead of JSON."""
+
+    files: dict[str, tuple[str, bytes, str]]
+
+
+def _dispute(env: Env, buyer: Actor, shop: dict[str, str] | None = None) -> tuple[str, str]:
+    """buyer paid a trade and opened a dispute about it: (trade, dispute)."""
+    trade = _trade(env, shop or _shop(env))
+    _pay_trade(env, buyer, trade)
+    r = env.client.post(f"/v1/trades/{trade}/disputes", json={"reason": "BOLA: never arrived"},
+                        headers=bearer(buyer.token))
+    assert r.status_code == 201, r.text
+    return trade, str(r.json()["id"])
+
+
+def _dispute_unchanged(env: Env, token: str, dispute: str) -> Callable[[], None]:
+    seen = env.client.get(f"/v1/disputes/{dispute}", headers=bearer(token)).json()
+
+    def check() -> None:
+        r = env.client.get(f"/v1/disputes/{dispute}", headers=bearer(token))
+        assert r.status_code == 200 and r.json() == seen, r.text
+    return check
+
+
+def make_disputable_trade(env: Env, a: Actor) -> Owned:
+    """A paid another merchant's trade: A may open a dispute about it."""
+    trade = _trade(env, _shop(env))
+    _pay_trade(env, a, trade)
+    return Owned({"trade_id": trade}, _trade_unchanged(env, a.token, trade),
+                 bodies={"POST": {"reason": "BOLA: not as described"}})
+
+
+def make_dispute(env: Env, a: Actor) -> Owned:
+    """A opened a dispute about a trade A paid: A sees it and adds evidence."""
+    _, dispute = _dispute(env, a)
+    return Owned({"dispute_id": dispute}, _dispute_unchanged(env, a.token, dispute),
+                 bodies={"POST": Multipart({"file": ("photo.png", EVIDENCE_PNG, "image/png")})})
+
+
+def make_dispute_file(env: Env, a: Actor) -> Owned:
+    """A uploaded a photo to its dispute: A downloads it."""
+    _, dispute = _dispute(env, a)
+    r = env.client.post(f"/v1/disputes/{dispute}/evidence", headers=bearer(a.token),
+                        files={"file": ("photo.png", EVIDENCE_PNG, "image/png")})
+    assert r.status_code == 201, r.text
+    evidence = str(r.json()["evidence"][-1]["id"])
+    return Owned({"dispute_id": dispute, "evidence_id": evidence}, _dispute_unchanged(env, a.token, dispute))
+
+
+def make_ops_dispute(env: Env, a: Actor) -> Owned:
+    """Ops-only: A is ops and rules on two other people's dispute; B (a customer) gets the
+    same 404 as for a dispute that does not exist."""
+    env.platform.db.run(lambda conn: conn.execute(update(users).where(users.c.id == a.user_id).values(kind="ops")))
+    _, dispute = _dispute(env, _third_party(env))
+
+    def check() -> None:
+        r = env.client.get(f"/v1/ops/disputes/{dispute}", headers=bearer(a.token))
+        assert r.status_code == 200 and r.json()["status"] == "open", r.text
+    return Owned({"dispute_id": dispute}, check,
+                 bodies={"POST": {"buyer_amount": 60, "seller_amount": 40, "note": "BOLA ruling"}})
+
+
 # ------------------------------------------------------------ registry: webhooks
 def _webhook_endpoint(env: Env, a: Actor) -> str:
     """A's endpoint, made by the service (the URL check would look the host up in DNS)."""
@@ -541,6 +609,12 @@ PATH_OBJECTS: dict[str, Maker] = {
     "/v1/refunds/{refund_id}/refuse-goods": make_returned_goods,
     "/v1/settlements/{settlement_id}": make_settlement,
     "/v1/settlements/{settlement_id}/report.csv": make_settlement,
+    "/v1/trades/{trade_id}/disputes": make_disputable_trade,
+    "/v1/disputes/{dispute_id}": make_dispute,
+    "/v1/disputes/{dispute_id}/evidence": make_dispute,
+    "/v1/disputes/{dispute_id}/evidence/{evidence_id}": make_dispute_file,
+    "/v1/ops/disputes/{dispute_id}": make_ops_dispute,
+    "/v1/ops/disputes/{dispute_id}/resolve": make_ops_dispute,
     "/v1/merchant/collection-codes/{code_id}": make_collection_code,
     "/v1/merchant/collection-codes/{code_id}/disable": make_collection_code,
     "/v1/merchant/donation-pages/{page_id}": make_donation_page,
@@ -628,6 +702,9 @@ def snapshot(env: Env, ignore_user: str) -> dict[str, list[str]]:
 
 
 def call(env: Env, method: str, url: str, token: str, body: Any) -> httpx.Response:
+    if isinstance(body, Multipart):
+        sent: httpx.Response = env.client.request(method, url, headers=bearer(token), files=body.files)
+        return sent
     r: httpx.Response = env.client.request(method, url, headers=bearer(token), json=body)
     return r
 

@@ -730,7 +730,9 @@ dispute_evidence = Table(
     "dispute_evidence",
     metadata,
     Column("id", String(32), primary_key=True),  # dpe_…
-    Column("dispute_id", String(32), ForeignKey("disputes.id"), nullable=False, index=True),
+    Column("dispute_id", String(32), ForeignKey("disputes.id"), nullable=False),
+    # 1, 2, 3… within the dispute (given under the trade's lock): the order it was given in.
+    Column("position", Integer, nullable=False),
     Column("party", String(10), nullable=False),  # buyer | merchant
     Column("kind", String(10), nullable=False),  # text | url | file
     Column("text", String(4000), nullable=True),
@@ -741,6 +743,7 @@ dispute_evidence = Table(
     Column("sha256", String(64), nullable=True),
     Column("content", LargeBinary, nullable=True),
     Column("created_at", TS, nullable=False),
+    UniqueConstraint("dispute_id", "position", name="uq_dispute_evidence_dispute_id_position"),
 )
 
 # --- collection codes and donation pages (0013) ------------------------------

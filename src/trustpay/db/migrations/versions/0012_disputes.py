@@ -56,6 +56,7 @@ def upgrade() -> None:
     op.create_table('dispute_evidence',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('dispute_id', sa.String(length=32), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('party', sa.String(length=10), nullable=False),
     sa.Column('kind', sa.String(length=10), nullable=False),
     sa.Column('text', sa.String(length=4000), nullable=True),
@@ -68,14 +69,11 @@ def upgrade() -> None:
     sa.Column('created_at', TS, nullable=False),
     sa.ForeignKeyConstraint(['dispute_id'], ['disputes.id'], name=op.f('fk_dispute_evidence_dispute_id_disputes')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dispute_evidence')),
+    sa.UniqueConstraint('dispute_id', 'position', name='uq_dispute_evidence_dispute_id_position'),
     )
-    with op.batch_alter_table('dispute_evidence', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_dispute_evidence_dispute_id'), ['dispute_id'], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('dispute_evidence', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_dispute_evidence_dispute_id'))
     op.drop_table('dispute_evidence')
     with op.batch_alter_table('disputes', schema=None) as batch_op:
         batch_op.drop_index('ix_disputes_status_created_at')
