@@ -10,6 +10,7 @@ from trustpay.api.deps import PlatformDep
 from trustpay.web import (
     account,
     checkout,
+    dispute_pages,
     kyc,
     merchant_pages,
     merchant_trades,
@@ -59,6 +60,7 @@ def install(app: FastAPI) -> None:
     app.include_router(checkout.router)
     app.include_router(refund_pages.router)
     app.include_router(ops_pages.router)
+    app.include_router(dispute_pages.router)
     app.include_router(merchant_pages.router)
     app.include_router(merchant_trades.router)
     app.include_router(webhook_pages.router)

@@ -1,0 +1,240 @@
+"""Dispute pages (买家保障): one page per trade for its buyer and its merchant to
+open a dispute with evidence (words and a file) and follow it; the ops queue
+with each dispute's timeline and the ruling form.
+
+Same services and rules as ``/v1/trades/{id}/disputes``, ``/v1/disputes/…`` and
+``/v1/ops/disputes/…``; anyone else gets the ordinary 404 page.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
+
+from trustpay.api.deps import get_origin
+from trustpay.errors import InvalidAmount, NotFound, TrustPayError
+from trustpay.identity.model import UserKind
+from trustpay.money import Money
+from trustpay.trades import dispute_store, disputes, service
+from trustpay.trades.dispute_model import DISPUTABLE, check_file
+from trustpay.trades.disputes import EvidenceIn
+from trustpay.trades.model import TradeStatus
+from trustpay.trades.views import shape
+from trustpay.web import auth
+from trustpay.web.account import FormText, _, form_viewer, login_redirect, redirect, signed_in
+from trustpay.web.auth import Viewer
+from trustpay.web.notfound import not_found_page
+from trustpay.web.templating import gettext, render
+
+router = APIRouter(include_in_schema=False)
+OPS_PAGE = "/ops/disputes"
+SHOWN = 50
+Upload = Annotated[UploadFile | None, File()]
+
+NOTICES = {
+    "opened": _("The dispute is open. The money is frozen until TrustPay rules; add evidence below."),
+    "added": _("Thanks: your evidence was added."),
+    "resolved": _("The dispute is resolved; both sides were told and the ruling is in the audit log."),
+}
+ERRORS = {
+    "file_too_large": _("The file is too large (at most 5 MB)."),
+    "unsupported_file_type": _("Only PNG, JPEG, PDF and plain-text files are accepted."),
+    "empty_file": _("The file is empty."),
+    "invalid_split": _("The two amounts must add up to the disputed amount."),
+    "invalid_amount": _("Enter an amount such as 12.50."),
+    "invalid_state": _("This cannot be done now: the order or the dispute has moved on."),
+    "words": _("Say what went wrong (one line for the reason)."),
+    "unexpected": _("Something went wrong on our side. Nothing was changed; please try again."),
+}
+EVENT_LABELS = {
+    "trade.created": _("Order created"),
+    "trade.paid": _("Paid"),
+    "trade.shipped": _("Shipped"),
+    "trade.finished": _("Finished"),
+    "refund.requested": _("Refund asked for"),
+    "refund.created": _("Refund issued"),
+    "refund.succeeded": _("Refunded"),
+    "refund.closed": _("Refund request closed"),
+    "dispute.opened": _("Dispute opened"),
+    "evidence.added": _("Evidence added"),
+    "dispute.resolved": _("Ruling"),
+}
+PARTY_LABELS = {"buyer": _("Buyer"), "merchant": _("Merchant")}
+
+
+def _error(request: Request, exc: TrustPayError) -> str:
+    key = exc.code
+    if exc.param in ("reason", "note") or (exc.param or "").startswith("evidence"):
+        key = "words"
+    return gettext(request, ERRORS.get(key, ERRORS["unexpected"]))
+
+
+def _read(file: UploadFile | None, limit: int) -> tuple[str, bytes] | None:
+    """The uploaded file (one byte past the limit at most), or None when none was chosen."""
+    if file is None or not file.filename:
+        return None
+    return file.filename, file.file.read(limit + 1)
+
+
+# ------------------------------------------------------------------ the parties' page
+def _page(request: Request, viewer: Viewer, trade_id: str, *, info: str | None = None, error: str | None = None,
+          status_code: int = 200) -> Response:
+    p = auth.platform_of(request)
+    try:
+        with p.db.transaction(write=False) as conn:
+            row = service.get_for(conn, trade_id, viewer.user.id)
+            if viewer.user.id not in (row["buyer_id"], row["merchant_id"]):
+                return not_found_page(request)
+            dispute = dispute_store.for_trade(conn, trade_id)
+            evidence = dispute_store.evidence_of(conn, dispute["id"]) if dispute is not None else []
+            merchant = service.merchant_name(conn, row["merchant_id"])
+    except TrustPayError:
+        return not_found_page(request)
+    can_open = dispute is None and TradeStatus(row["status"]) in DISPUTABLE
+    return render(request, "trades/dispute.html", {
+        "viewer": viewer, "t": shape(row), "merchant": merchant, "is_buyer": viewer.user.id == row["buyer_id"],
+        "d": None if dispute is None else disputes.shape(dispute, evidence), "can_open": can_open,
+        "party_labels": PARTY_LABELS, "info": info, "error": error,
+        "protection_days": p.settings.dispute_protection_days,
+        "back": "/purchases" if viewer.user.id == row["buyer_id"] else f"/merchant/trades/{trade_id}",
+    }, status_code=status_code)
+
+
+@router.get("/trades/{trade_id}/dispute", response_class=HTMLResponse)
+def dispute_page(request: Request, trade_id: str, notice: str = "") -> Response:
+    viewer = signed_in(request)
+    if viewer is None:
+        return login_redirect()
+    return _page(request, viewer, trade_id, info=gettext(request, NOTICES[notice]) if notice in NOTICES else None)
+
+
+@router.post("/trades/{trade_id}/dispute", response_class=HTMLResponse)
+def open_submit(request: Request, trade_id: str, csrf_token: FormText = "", reason: FormText = "",
+                text: FormText = "", file: Upload = None) -> Response:
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
+    p = auth.platform_of(request)
+    upload = _read(file, p.settings.dispute_evidence_max_bytes)
+    evidence = [EvidenceIn("text", text=text)] if text.strip() else []
+    try:
+        if upload is not None:
+            check_file(upload[1], max_bytes=p.settings.dispute_evidence_max_bytes)  # refuse before opening
+
+        def work(conn: Any) -> None:
+            row = disputes.open_dispute(p, conn, trade_id, viewer.user.id, reason=reason, evidence=evidence)
+            if upload is not None:
+                disputes.add_file(p, conn, row["id"], viewer.user.id, file_name=upload[0], data=upload[1])
+        p.db.run(work)
+    except NotFound:
+        return not_found_page(request)
+    except TrustPayError as exc:
+        return _page(request, viewer, trade_id, error=_error(request, exc), status_code=exc.status)
+    return redirect(f"/trades/{trade_id}/dispute?notice=opened")
+
+
+@router.post("/trades/{trade_id}/dispute/evidence", response_class=HTMLResponse)
+def evidence_submit(request: Request, trade_id: str, csrf_token: FormText = "", text: FormText = "",
+                    file: Upload = None) -> Response:
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
+    p = auth.platform_of(request)
+    upload = _read(file, p.settings.dispute_evidence_max_bytes)
+
+    def work(conn: Any) -> None:
+        dispute = dispute_store.for_trade(conn, trade_id)
+        if dispute is None:
+            raise NotFound("no dispute")
+        if text.strip():
+            disputes.add_evidence(p, conn, dispute["id"], viewer.user.id, EvidenceIn("text", text=text))
+        if upload is not None:
+            disputes.add_file(p, conn, dispute["id"], viewer.user.id, file_name=upload[0], data=upload[1])
+    try:
+        if upload is None and not text.strip():
+            raise TrustPayError("nothing to add", param="evidence")
+        p.db.run(work)
+    except NotFound:
+        return not_found_page(request)
+    except TrustPayError as exc:
+        return _page(request, viewer, trade_id, error=_error(request, exc), status_code=exc.status)
+    return redirect(f"/trades/{trade_id}/dispute?notice=added")
+
+
+@router.get("/disputes/{dispute_id}/evidence/{evidence_id}")
+def evidence_download(request: Request, dispute_id: str, evidence_id: str) -> Response:
+    viewer = signed_in(request)
+    if viewer is None:
+        return login_redirect()
+    p = auth.platform_of(request)
+    try:
+        row = p.db.run(lambda conn: disputes.evidence_file(conn, dispute_id, evidence_id, viewer.user.id),
+                       write=False)
+    except TrustPayError:
+        return not_found_page(request)
+    safe = "".join(c for c in row["file_name"] if c.isascii() and (c.isalnum() or c in "._-")) or "evidence"
+    return Response(bytes(row["content"]), media_type=row["content_type"], headers={
+        "Content-Disposition": f'attachment; filename="{safe}"', "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "private, no-store"})
+
+
+# ------------------------------------------------------------------ ops
+def _ops(request: Request) -> Viewer | None:
+    viewer = signed_in(request)
+    return viewer if viewer is not None and viewer.user.kind is UserKind.OPS else None
+
+
+def _ops_page(request: Request, viewer: Viewer, *, info: str | None = None, error: str | None = None,
+              failed_id: str | None = None, status_code: int = 200) -> Response:
+    p = auth.platform_of(request)
+    with p.db.transaction(write=False) as conn:
+        items = disputes.queue(conn, viewer.user, status=None, limit=SHOWN)
+    for item in items:
+        # The shapes carry RFC 3339 text; the page formats times in the reader's language.
+        item["created"] = datetime.fromisoformat(item["created_at"].replace("Z", "+00:00"))
+    return render(request, "ops_disputes.html", {
+        "viewer": viewer, "items": items, "labels": EVENT_LABELS, "party_labels": PARTY_LABELS, "info": info,
+        "error": error, "failed_id": failed_id}, status_code=status_code)
+
+
+@router.get(OPS_PAGE, response_class=HTMLResponse)
+def ops_queue_page(request: Request, notice: str = "") -> Response:
+    if signed_in(request) is None:
+        return login_redirect()
+    viewer = _ops(request)
+    if viewer is None:
+        return not_found_page(request)
+    return _ops_page(request, viewer, info=gettext(request, NOTICES["resolved"]) if notice == "resolved" else None)
+
+
+@router.post(OPS_PAGE + "/{dispute_id}/resolve", response_class=HTMLResponse)
+def resolve_submit(request: Request, dispute_id: str, csrf_token: FormText = "", buyer_amount: FormText = "",
+                   seller_amount: FormText = "", note: FormText = "") -> Response:
+    viewer = form_viewer(request, csrf_token)
+    if not isinstance(viewer, Viewer):
+        return viewer
+    if viewer.user.kind is not UserKind.OPS:
+        return not_found_page(request)
+    p, origin = auth.platform_of(request), get_origin(request)
+
+    def work(conn: Any) -> None:
+        currency = dispute_store.get(conn, dispute_id)["currency"]
+        disputes.resolve(p, conn, dispute_id, viewer.user, buyer_amount=_minor(buyer_amount, currency),
+                         seller_amount=_minor(seller_amount, currency), note=note, origin=origin)
+    try:
+        p.db.run(work)
+    except NotFound:
+        return not_found_page(request)
+    except TrustPayError as exc:
+        return _ops_page(request, viewer, error=_error(request, exc), failed_id=dispute_id, status_code=exc.status)
+    return redirect(OPS_PAGE + "?notice=resolved")
+
+
+def _minor(text: str, currency: str) -> int:
+    try:
+        return Money.parse(text.strip(), currency).amount
+    except (InvalidAmount, ValueError):
+        raise InvalidAmount("not an amount", param="amount") from None

@@ -1,0 +1,90 @@
+"""The dispute pages over the app (cookie sessions, CSRF), on both engines: the buyer
+opens a dispute with words and a file, the merchant adds evidence, ops rules from
+the queue; files refused by type and size; who may see which page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from tests.integration.identity_support import PASSWORD
+from tests.integration.trade_support import AMOUNT, TradeEnv, Wallet, make_trade_env
+
+from trustpay.identity.service import create_ops_user
+from trustpay.web.auth import SESSION_COOKIE
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 200
+
+
+@pytest.fixture
+def t(db_url: str, tmp_path: Path) -> Iterator[TradeEnv]:
+    yield from make_trade_env(db_url, tmp_path, dispute_evidence_max_bytes=1024)
+
+
+def browser(t: TradeEnv, who: Wallet) -> TestClient:
+    client = TestClient(t.env.app)
+    client.cookies.set(SESSION_COOKIE, who.token)
+    return client
+
+
+def csrf(client: TestClient, url: str) -> str:
+    r = client.get(url)
+    assert r.status_code == 200, r.text
+    return str(CSRF.findall(r.text)[0])
+
+
+def test_buyer_opens_merchant_answers_ops_splits(t: TradeEnv) -> None:
+    shop, buyer = t.merchant(), t.user("buyer@example.com", fund=AMOUNT)
+    tid = str(t.create(shop, "order-1")["id"])
+    t.pay(buyer, tid)
+    t.ship(shop, tid)
+    me, merchant = browser(t, buyer), browser(t, shop)
+    url = f"/trades/{tid}/dispute"
+    assert f'href="{url}"' in me.get("/purchases").text
+    assert f'href="{url}"' in merchant.get(f"/merchant/trades/{tid}").text
+    assert 'data-testid="dispute-form"' in me.get(url, params={"lang": "en"}).text
+    token = csrf(me, url)
+    bad = me.post(url, data={"csrf_token": token, "reason": "Broken"},
+                  files={"file": ("x.exe", b"MZ\x90\x00" + b"\0" * 50, "image/png")})
+    assert bad.status_code == 400 and "Only PNG, JPEG, PDF" in bad.text
+    assert t.trade(tid, buyer)["dispute_status"] == "none"  # refused before anything opened
+    big = me.post(url, data={"csrf_token": token, "reason": "Broken"}, files={"file": ("x.png", PNG * 6, "image/png")})
+    assert big.status_code == 400 and "too large" in big.text
+    r = me.post(url, data={"csrf_token": token, "reason": "Arrived broken", "text": "The lid is cracked"},
+                files={"file": ("lid.png", PNG, "image/png")}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"{url}?notice=opened"
+    page = me.get(url, params={"lang": "en"})
+    assert 'data-testid="dispute" data-status="open"' in page.text and "lid.png" in page.text
+    evidence = re.findall(r'href="(/disputes/[^"]+/evidence/[^"]+)"', page.text)[0]
+    assert merchant.get(evidence).content == PNG
+
+    r = merchant.post(f"{url}/evidence", data={"csrf_token": csrf(merchant, url), "text": "Packed with care"},
+                      follow_redirects=False)
+    assert r.headers["location"] == f"{url}?notice=added"
+    stranger = browser(t, t.user("nosy@example.com"))
+    assert stranger.get(url).status_code == 404
+    assert stranger.get(evidence).status_code == 404
+    assert stranger.get("/ops/disputes").status_code == 404
+
+    t.platform.db.run(lambda conn: create_ops_user(t.platform, conn, email="ops@example.com", password=PASSWORD))
+    ops = TestClient(t.env.app)
+    ops.cookies.set(SESSION_COOKIE, t.env.token("ops@example.com"))
+    queue = ops.get("/ops/disputes", params={"lang": "en"})
+    assert 'data-testid="dispute"' in queue.text and "Packed with care" in queue.text
+    did = re.findall(r'data-testid="dispute" data-id="([^"]+)"', queue.text)[0]
+    token = CSRF.findall(queue.text)[0]
+    wrong = ops.post(f"/ops/disputes/{did}/resolve",
+                     data={"csrf_token": token, "buyer_amount": "30.00", "seller_amount": "60.00", "note": "Half"})
+    assert wrong.status_code == 400 and "add up to the disputed amount" in wrong.text
+    r = ops.post(f"/ops/disputes/{did}/resolve", data={"csrf_token": token, "buyer_amount": "40.00",
+                                                        "seller_amount": "60.00", "note": "Lid only"},
+                 follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert t.money(buyer, shop) == {"buyer": 4_000, "merchant_pending": 5_964, "fee_revenue": 36, "escrow": 0}
+    done = me.get(url, params={"lang": "en"})
+    assert 'data-testid="dispute" data-status="resolved"' in done.text and "Lid only" in done.text
+    t.ledger_ok()
