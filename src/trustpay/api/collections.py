@@ -190,7 +190,7 @@ def _pay(source_id: str, body: PayIn, request: Request, me: CurrentUser, p: Plat
         nonlocal stepped_up
         stepped_up = collection.authorise(p, me.user.id, source_id, body.amount,
                                           payment_password=body.payment_password, totp_code=body.totp_code,
-                                          origin=origin)
+                                          note=body.note, origin=origin)
 
     def effect(conn: Connection) -> EffectResult:
         return 201, collection.pay(p, conn, source_id, me.user.id, body.amount, note=body.note,

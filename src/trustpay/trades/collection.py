@@ -268,9 +268,11 @@ def payable(p: Platform, conn: Connection, source_id: str, payer_id: str, amount
 
 
 def authorise(p: Platform, payer_id: str, source_id: str, amount: Any, *, payment_password: str | None,
-              totp_code: str | None, origin: Origin = Origin()) -> bool:
-    """Before the money transaction, as for a checkout: the code takes this payment,
-    then the payment password (or the 免密 cap) and risk control's step-up."""
+              totp_code: str | None, note: str | None = None, origin: Origin = Origin()) -> bool:
+    """Before the money transaction, as for a checkout: the code takes this payment and
+    note (so no password is spent on a refusal), then the payment password (or the 免密
+    cap) and risk control's step-up."""
+    check_note(note)
     what = p.db.run(lambda conn: payable(p, conn, source_id, payer_id, amount), write=False)
     checked = wallet.authorise_payment(p, payer_id, what.amount, payment_password, origin)
     decision = p.db.run(lambda conn: risk.decide(p, conn, payer_id, action="payment", amount=what.amount),

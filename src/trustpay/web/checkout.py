@@ -226,7 +226,11 @@ def checkout_qr(request: Request, trade_id: str) -> Response:
     """A QR code of the checkout link (收款码 for this one trade): scanning it opens the page."""
     if _row(request, trade_id) is None:
         return not_found_page(request)
-    url = str(request.base_url).rstrip("/") + checkout_path(trade_id)
+    return qr_svg(str(request.base_url).rstrip("/") + checkout_path(trade_id))
+
+
+def qr_svg(url: str) -> Response:
+    """An SVG QR code of ``url`` (also the collection codes' and donation pages')."""
     image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, border=2)
     out = io.BytesIO()
     image.save(out)

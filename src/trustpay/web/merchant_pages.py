@@ -44,6 +44,7 @@ SECTIONS = [
     (KEYS, _("API keys")),
     ("/merchant/webhooks", _("Webhooks")),
     ("/merchant/settlements", _("Settlements")),
+    ("/merchant/collect", _("Collection codes")),
     (SETTLEMENT, _("Settlement")),
 ]
 MESSAGES = {

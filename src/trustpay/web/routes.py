@@ -10,6 +10,7 @@ from trustpay.api.deps import PlatformDep
 from trustpay.web import (
     account,
     checkout,
+    collection_pages,
     dispute_pages,
     kyc,
     merchant_pages,
@@ -58,6 +59,7 @@ def install(app: FastAPI) -> None:
     app.include_router(kyc.router)
     app.include_router(wallet_pages.router)
     app.include_router(checkout.router)
+    app.include_router(collection_pages.router)
     app.include_router(refund_pages.router)
     app.include_router(ops_pages.router)
     app.include_router(dispute_pages.router)
