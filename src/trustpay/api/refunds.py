@@ -20,7 +20,8 @@ from trustpay.api.idempotency import idempotent
 from trustpay.api.trades import Caller
 from trustpay.platform.idempotency import EffectResult
 from trustpay.trades import refunds
-from trustpay.trades.refunds import NewRefund, refund_shape
+from trustpay.trades.refund_views import refund_shape
+from trustpay.trades.refunds import NewRefund
 
 router = APIRouter(prefix="/v1", tags=["refunds"])
 

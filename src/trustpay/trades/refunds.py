@@ -24,25 +24,31 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from trustpay.clock import rfc3339, to_utc
 from trustpay.errors import Conflict, InvalidRequest, PaymentFailed, TrustPayError
 from trustpay.ids import new_id
-from trustpay.jobs import store as jobs
 from trustpay.ledger.errors import Overdraft
 from trustpay.ledger.model import EntryDraft, Posting, credit, debit
 from trustpay.money import Money, check_amount
 from trustpay.platform import outbox
 from trustpay.trades import refund_store, service, store
 from trustpay.trades.model import DisputeStatus, Mode, Party, TradeStatus
+from trustpay.trades.refund_deadlines import (
+    JOB_OF,
+    cancel_deadline,
+    cancel_trade_deadlines,
+    pause_confirm,
+    reschedule,
+    resume_confirm,
+    schedule,
+)
 from trustpay.trades.refund_model import (
     BUYER_REQUESTABLE,
     MERCHANT_REFUNDABLE,
-    TIMEOUT_OF,
     RefundAction,
     RefundCloseReason,
     RefundParty,
@@ -53,6 +59,7 @@ from trustpay.trades.refund_model import (
     refund_transition,
     refundable_left,
 )
+from trustpay.trades.refund_views import refund_shape
 from trustpay.trades.views import shape
 from trustpay.wallet import common
 
@@ -64,29 +71,7 @@ if TYPE_CHECKING:
 OUT_REFUND_NO = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 REASON_MAX = 256
 TRADE_CLOSE_REASON = "refunded"  # trades.close_reason when everything went back
-JOB_OF = {RefundAction.AGREE_TIMEOUT: "refund.agree_timeout", RefundAction.RETURN_TIMEOUT: "refund.return_timeout",
-          RefundAction.CONFIRM_GOODS_TIMEOUT: "refund.confirm_goods_timeout"}
 S, RS, RA = TradeStatus, RefundStatus, RefundAction
-
-
-# ------------------------------------------------------------------ shape
-def refund_shape(row: Any) -> dict[str, Any]:
-    """A refund in its public shape: the API's answer and ``refund.succeeded``'s object."""
-    returned = None
-    if row["return_carrier"] is not None:
-        returned = {"carrier": row["return_carrier"], "tracking_no": row["return_tracking_no"]}
-    return {
-        "id": row["id"], "object": "refund", "trade": row["trade_id"], "out_refund_no": row["out_refund_no"],
-        "requested_by": row["requested_by"], "amount": row["amount"], "currency": row["currency"],
-        "reason": row["reason"], "status": row["status"], "fee_reversed": row["fee_reversed"],
-        "return_shipping": returned, "answer": row["answer"], "close_reason": row["close_reason"],
-        "respond_by": _ts(row["respond_by"]), "created_at": _ts(row["created_at"]),
-        "succeeded_at": _ts(row["succeeded_at"]), "closed_at": _ts(row["closed_at"]),
-    }
-
-
-def _ts(value: datetime | None) -> str | None:
-    return None if value is None else rfc3339(value)
 
 
 # ------------------------------------------------------------------ who is asking
@@ -175,8 +160,8 @@ def create(p: Platform, conn: Connection, trade_id: str, user_id: str, new: NewR
     refund = refund_store.get(conn, refund_id)
     if respond_by is None:
         return _pay_back(p, conn, trade, refund, from_status=RS.REFUND_SUCCESS)
-    _schedule(conn, refund_id, RA.AGREE_TIMEOUT, respond_by, now)
-    _pause_confirm(conn, trade, now)
+    schedule(conn, refund_id, RA.AGREE_TIMEOUT, respond_by, now)
+    pause_confirm(conn, trade, now)
     common.tell(p, conn, trade["merchant_id"], "A buyer asked for a refund",
                 f"The buyer of {trade['subject']} ({trade['out_trade_no']}) asked for "
                 f"{Money.of(amount, trade['currency']).format('en')} back: {reason}. Answer before "
@@ -213,7 +198,7 @@ def approve(p: Platform, conn: Connection, refund_id: str, merchant_id: str, *, 
     now = p.clock.now()
     respond_by = now + timedelta(hours=p.settings.refund_buyer_return_within_hours)
     updated = _move(conn, refund, edge.next, respond_by=respond_by, updated_at=now)
-    _reschedule(conn, refund, RA.RETURN_TIMEOUT, respond_by, now)
+    reschedule(conn, refund, RA.RETURN_TIMEOUT, respond_by, now)
     common.tell(p, conn, trade["buyer_id"], "Send the goods back for your refund",
                 f"The merchant agreed to refund {_money(refund)} for {trade['subject']} once the goods are back. "
                 f"Ship them back and enter the tracking number before {respond_by:%Y-%m-%d %H:%M} UTC.")
@@ -260,7 +245,7 @@ def return_goods(p: Platform, conn: Connection, refund_id: str, buyer_id: str, *
     respond_by = now + timedelta(hours=p.settings.refund_seller_confirm_goods_within_hours)
     updated = _move(conn, refund, edge.next, return_carrier=carrier, return_tracking_no=tracking_no,
                     respond_by=respond_by, updated_at=now)
-    _reschedule(conn, refund, RA.CONFIRM_GOODS_TIMEOUT, respond_by, now)
+    reschedule(conn, refund, RA.CONFIRM_GOODS_TIMEOUT, respond_by, now)
     common.tell(p, conn, trade["merchant_id"], "Goods are on their way back",
                 f"The buyer of {trade['subject']} ({trade['out_trade_no']}) shipped the goods back "
                 f"({carrier} {tracking_no}). Confirm receipt before {respond_by:%Y-%m-%d %H:%M} UTC; "
@@ -318,15 +303,15 @@ def _pay_back(p: Platform, conn: Connection, trade: Any, refund: Any, *, from_st
                              entry_id=entry.id, fee_reversed=back, respond_by=None, succeeded_at=now,
                              updated_at=now):
         raise Conflict("cannot refund: the refund changed meanwhile", code="invalid_state")
-    _cancel_deadline(conn, refund, now, running=running)
+    cancel_deadline(conn, refund, now, running=running)
     updated_trade = store.get(conn, trade["id"])
     done = refund_store.get(conn, refund["id"])
     outbox.emit(conn, "refund.succeeded", refund_shape(done), trade["merchant_id"], now=now)
     if full:
-        _cancel_trade_deadlines(conn, trade["id"], now)
+        cancel_trade_deadlines(conn, trade["id"], now)
         outbox.emit(conn, "trade.closed", shape(updated_trade), trade["merchant_id"], now=now)
     elif refund["requested_by"] == RefundParty.BUYER.value:
-        _resume_confirm(conn, updated_trade, refund, now)
+        resume_confirm(conn, updated_trade, refund, now)
     common.tell(p, conn, trade["buyer_id"], "Your refund is in your wallet",
                 f"{_money(refund)} for {trade['subject']} is back in your TrustPay wallet.")
     return done
@@ -338,8 +323,8 @@ def _close(p: Platform, conn: Connection, trade: Any, refund: Any, nxt: RefundSt
     now = p.clock.now()
     done = _move(conn, refund, nxt, close_reason=None if reason is None else reason.value, answer=answer,
                  respond_by=None, closed_at=now, updated_at=now)
-    _cancel_deadline(conn, refund, now)
-    _resume_confirm(conn, trade, refund, now)
+    cancel_deadline(conn, refund, now)
+    resume_confirm(conn, trade, refund, now)
     if tell is not None:
         common.tell(p, conn, trade["buyer_id"], *tell)
     if tell_merchant is not None:
@@ -357,68 +342,7 @@ def _money(refund: Any) -> str:
     return Money.of(refund["amount"], refund["currency"]).format("en")
 
 
-# ------------------------------------------------------------------ the trade's confirm deadline
-def confirm_resume_key(trade_id: str, refund_id: str) -> str:
-    return f"{service.CONFIRM_TIMEOUT_JOB}:{trade_id}:{refund_id}"
-
-
-def _cancel_trade_confirm_jobs(conn: Connection, trade_id: str, now: datetime) -> None:
-    jobs.cancel(conn, service.job_key(service.CONFIRM_TIMEOUT_JOB, trade_id), now=now)
-    for r in refund_store.of_trade(conn, trade_id):
-        jobs.cancel(conn, confirm_resume_key(trade_id, r["id"]), now=now)
-
-
-def _cancel_trade_deadlines(conn: Connection, trade_id: str, now: datetime) -> None:
-    jobs.cancel(conn, service.job_key(service.SHIP_TIMEOUT_JOB, trade_id), now=now)
-    _cancel_trade_confirm_jobs(conn, trade_id, now)
-
-
-def _pause_confirm(conn: Connection, trade: Any, now: datetime) -> None:
-    if trade["status"] == S.WAIT_BUYER_CONFIRM_GOODS.value:
-        _cancel_trade_confirm_jobs(conn, trade["id"], now)
-
-
-def _resume_confirm(conn: Connection, trade: Any, refund: Any, now: datetime) -> None:
-    """The request is decided: the buyer gets back the confirm time it paused (counted
-    from the request, or from shipping if the goods went out while it was open)."""
-    if refund["requested_by"] != RefundParty.BUYER.value or trade["status"] != S.WAIT_BUYER_CONFIRM_GOODS.value:
-        return
-    paused_since = max(to_utc(refund["created_at"]), to_utc(trade["shipped_at"]))
-    confirm_by = to_utc(trade["confirm_by"]) + (now - paused_since)
-    if not refund_store.set_confirm_by(conn, trade["id"], from_status=trade["status"], confirm_by=confirm_by,
-                                       now=now):
-        raise Conflict("the trade changed meanwhile", code="invalid_state")
-    _cancel_trade_confirm_jobs(conn, trade["id"], now)
-    jobs.schedule(conn, service.CONFIRM_TIMEOUT_JOB, confirm_by, {"trade_id": trade["id"]},
-                  confirm_resume_key(trade["id"], refund["id"]), now=now)
-
-
-def confirm_paused(conn: Connection, trade_id: str) -> bool:
-    """True while a buyer's request keeps the trade's confirm deadline from paying the merchant."""
-    return refund_store.open_request(conn, trade_id) is not None
-
-
 # ------------------------------------------------------------------ deadlines
-def _job_key(kind: str, refund_id: str) -> str:
-    return f"{kind}:{refund_id}"
-
-
-def _schedule(conn: Connection, refund_id: str, action: RefundAction, at: datetime, now: datetime) -> None:
-    kind = JOB_OF[action]
-    jobs.schedule(conn, kind, at, {"refund_id": refund_id}, _job_key(kind, refund_id), now=now)
-
-
-def _cancel_deadline(conn: Connection, refund: Any, now: datetime, *, running: RefundAction | None = None) -> None:
-    action = TIMEOUT_OF.get(RefundStatus(refund["status"]))
-    if action is not None and action is not running:  # cancelling the running job would roll it back
-        jobs.cancel(conn, _job_key(JOB_OF[action], refund["id"]), now=now)
-
-
-def _reschedule(conn: Connection, refund: Any, action: RefundAction, at: datetime, now: datetime) -> None:
-    _cancel_deadline(conn, refund, now)
-    _schedule(conn, refund["id"], action, at, now)
-
-
 def _timed_out(p: Platform, conn: Connection, job: Job, action: RefundAction) -> None:
     try:
         trade, refund, edge = _locked(conn, job.payload["refund_id"], None, action)
@@ -438,7 +362,7 @@ def _timed_out(p: Platform, conn: Connection, job: Job, action: RefundAction) ->
         return
     done = _move(conn, refund, edge.next, close_reason=edge.close_reason.value if edge.close_reason else None,
                  respond_by=None, closed_at=now, updated_at=now)
-    _resume_confirm(conn, trade, refund, now)
+    resume_confirm(conn, trade, refund, now)
     common.tell(p, conn, trade["buyer_id"], "Your refund request was closed",
                 f"The goods for {trade['subject']} were not shipped back in time, so the request for "
                 f"{_money(done)} was closed.")
@@ -448,7 +372,7 @@ def _close_after(p: Platform, conn: Connection, trade: Any, refund: Any, reason:
                  running: RefundAction | None = None) -> None:
     now = p.clock.now()
     _move(conn, refund, RS.REFUND_CLOSED, close_reason=reason.value, respond_by=None, closed_at=now, updated_at=now)
-    _cancel_deadline(conn, refund, now, running=running)
+    cancel_deadline(conn, refund, now, running=running)
 
 
 def close_open_requests(p: Platform, conn: Connection, trade_id: str,

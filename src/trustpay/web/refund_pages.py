@@ -21,7 +21,8 @@ from trustpay.money import Money
 from trustpay.trades import refund_store, refunds, service
 from trustpay.trades.model import DisputeStatus, TradeStatus
 from trustpay.trades.refund_model import BUYER_REQUESTABLE, OPEN_STATUSES, RefundStatus, refundable_left
-from trustpay.trades.refunds import NewRefund, refund_shape
+from trustpay.trades.refund_views import refund_shape
+from trustpay.trades.refunds import NewRefund
 from trustpay.trades.views import shape
 from trustpay.web import auth
 from trustpay.web.account import FormText, _, form_viewer, redirect, signed_in
