@@ -16,10 +16,13 @@ from sqlalchemy import select
 from tests.integration.identity_support import PASSWORD
 from tests.integration.trade_support import AMOUNT, FEE, TradeEnv, Wallet, make_trade_env
 
-from trustpay.db.schema import audit_log, ledger_entries, ledger_holds, outbox, refunds
+from trustpay.db.schema import audit_log, ledger_entries, ledger_holds, outbox, refunds, settlement_items
 from trustpay.errors import Conflict, NotFound, TrustPayError
+from trustpay.identity.audit import Origin
 from trustpay.identity.service import create_ops_user
 from trustpay.ledger.model import EntryDraft, credit, debit
+from trustpay.merchants import service as merchant_service
+from trustpay.merchants import settlement
 from trustpay.trades import disputes, service
 from trustpay.trades import refunds as refund_service
 from trustpay.trades.dispute_model import DISPUTABLE
@@ -323,3 +326,29 @@ def test_a_settled_trade_cannot_be_held(t: TradeEnv) -> None:
     with pytest.raises(TrustPayError, match="left the merchant"):
         open_(t, buyer, tid)
     assert t.trade(tid, buyer)["dispute_status"] == "none"
+
+
+def test_settlement_waits_for_the_ruling_then_pays_the_sellers_share(t: TradeEnv) -> None:
+    shop, buyer = t.merchant(), t.user("buyer@example.com", fund=2 * AMOUNT)
+    r = t.client.post("/v1/bank-cards", json={"bank": "sandbox", "card_number": "4111111111111111",
+                                              "holder_name": "Shop"}, headers=shop.auth)
+    assert r.status_code == 201, r.text
+    p = t.platform
+    p.db.run(lambda conn: merchant_service.update_profile(p, conn, shop.id, origin=Origin(),
+                                                          settlement_card_id=r.json()["id"],
+                                                          settlement_delay_days=0))
+    disputed, other = paid(t, shop, buyer, "a", finish=True), paid(t, shop, buyer, "b", finish=True)
+    d = open_(t, buyer, disputed)
+    t.advance(DAY)
+    settlement.run(p, settlement.today(p))  # whether or not the daily job ran it already
+    with p.db.transaction(write=False) as conn:
+        batched = {row.trade_id for row in conn.execute(select(settlement_items.c.trade_id))}
+    assert batched == {other}  # the disputed trade's money stays, held
+    assert rule(t, ops(t), d["id"], 4_000, 6_000).status_code == 200
+    t.advance(DAY)
+    settlement.run(p, settlement.today(p))
+    with p.db.transaction(write=False) as conn:
+        amounts = {row.trade_id: row.net for row in conn.execute(select(settlement_items.c.trade_id,
+                                                                        settlement_items.c.net))}
+    assert amounts == {other: AMOUNT - FEE, disputed: 6_000 - 36}
+    t.ledger_ok()
