@@ -159,6 +159,17 @@ def make_user(server: WalletServer, client: httpx.Client, email: str, *, passwor
     return user
 
 
+def make_merchant(client: httpx.Client, email: str) -> tuple[User, str]:
+    """A merchant user and one of its secret API keys (``sk_…``)."""
+    body = _ok(client.post("/v1/users", json={"email": email, "password": PASSWORD, "name": "Load shop",
+                                              "kind": "merchant"}, headers={"user-agent": UA}), 201)
+    token = _ok(client.post("/v1/sessions", json={"email": email, "password": PASSWORD},
+                            headers={"user-agent": UA}), 201)["token"]
+    user = User(body["id"], email, token)
+    key = _ok(client.post("/v1/merchant/api-keys", json={"label": "load"}, headers=user.auth), 201)["secret"]
+    return user, str(key)
+
+
 def balance(client: httpx.Client, user: User) -> dict[str, int]:
     for b in _ok(client.get("/v1/wallet", headers=user.auth))["balances"]:
         if b["currency"] == CURRENCY:
@@ -215,6 +226,24 @@ class Snapshot:
 
 SNAPSHOT_SQL = text("SELECT owner_id, balance, pending_out, pending_in FROM ledger_accounts "
                     "WHERE kind = 'wallet' AND currency = :ccy")
+
+
+# Where money can be once trades are in the mix: wallets, escrow, merchants' pending
+# settlement and the fee account; and what the open escrow trades say escrow holds.
+# One statement, so one snapshot on both engines.
+MONEY_SQL = text(
+    "SELECT (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE currency = :ccy AND kind IN "
+    "  ('wallet', 'escrow', 'settlement_pending', 'fee_revenue')), "
+    " (SELECT COALESCE(SUM(balance), 0) FROM ledger_accounts WHERE currency = :ccy AND kind = 'escrow'), "
+    " (SELECT COALESCE(SUM(amount - refunded_amount), 0) FROM trades WHERE currency = :ccy AND mode = 'escrow' "
+    "  AND status IN ('WAIT_SELLER_SEND_GOODS', 'WAIT_BUYER_CONFIRM_GOODS'))")
+
+
+def money_snapshot(engine: Engine) -> tuple[int, int, int]:
+    """(all the money, what escrow holds, what the open escrow trades paid in), at one instant."""
+    with engine.connect() as conn:
+        row = conn.execute(MONEY_SQL, {"ccy": CURRENCY}).one()
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def snapshot(engine: Engine) -> Snapshot:
