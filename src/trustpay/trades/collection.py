@@ -91,11 +91,13 @@ def create_code(p: Platform, conn: Connection, merchant_id: str, new: NewCode) -
     return code(conn, code_id)
 
 
-def code(conn: Connection, code_id: str, *, merchant_id: str | None = None) -> Any:
+def code(conn: Connection, code_id: str, *, merchant_id: str | None = None, for_update: bool = False) -> Any:
     """The code; with ``merchant_id``, only if it is that merchant's (404 otherwise)."""
     q = select(collection_codes).where(collection_codes.c.id == code_id)
     if merchant_id is not None:
         q = q.where(collection_codes.c.merchant_id == merchant_id)
+    if for_update:
+        q = q.with_for_update()
     row = conn.execute(q).mappings().first()
     if row is None:
         raise not_found(code_id)
@@ -153,10 +155,12 @@ def create_page(p: Platform, conn: Connection, merchant_id: str, new: NewDonatio
     return page(conn, page_id)
 
 
-def page(conn: Connection, page_id: str, *, merchant_id: str | None = None) -> Any:
+def page(conn: Connection, page_id: str, *, merchant_id: str | None = None, for_update: bool = False) -> Any:
     q = select(donation_pages).where(donation_pages.c.id == page_id)
     if merchant_id is not None:
         q = q.where(donation_pages.c.merchant_id == merchant_id)
+    if for_update:
+        q = q.with_for_update()
     row = conn.execute(q).mappings().first()
     if row is None:
         raise not_found(page_id)
@@ -241,15 +245,17 @@ class Payable:
     amount: int
 
 
-def payable(p: Platform, conn: Connection, source_id: str, payer_id: str, amount: Any) -> Payable:
+def payable(p: Platform, conn: Connection, source_id: str, payer_id: str, amount: Any, *,
+            for_update: bool = False) -> Payable:
     """The code or page, checked for this payer and amount: 404 unknown, 409 disabled,
-    400 a bad amount (or not the code's fixed amount), 400 paying oneself."""
+    400 a bad amount (or not the code's fixed amount), 400 paying oneself. Paying reads
+    it ``for_update``, so a payment and a disable racing end one after the other."""
     prefix = id_prefix(source_id or "")
     if prefix == "qrc":
-        row = code(conn, source_id)
+        row = code(conn, source_id, for_update=for_update)
         subject, fixed = row["label"], row["fixed_amount"]
     elif prefix == "don":
-        row = page(conn, source_id)
+        row = page(conn, source_id, for_update=for_update)
         subject, fixed = row["title"], None
     else:
         raise not_found(source_id)
@@ -285,7 +291,7 @@ def pay(p: Platform, conn: Connection, source_id: str, payer_id: str, amount: An
     """One instant trade for the code's merchant, created and paid here, in the caller's
     transaction; a disabled code or a short balance leaves nothing behind."""
     note = check_note(note)
-    what = payable(p, conn, source_id, payer_id, amount)
+    what = payable(p, conn, source_id, payer_id, amount, for_update=True)
     now = p.clock.now()
     out_trade_no = f"{source_id}.{new_id('trd', now)[4:]}"  # unique per merchant by construction
     created = trade_service.create(p, conn, what.merchant_id, trade_service.NewTrade(
