@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,9 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-STARTUP_TIMEOUT = 30.0
+# A cold start imports the whole app; with several test sessions on 2 cores that alone has
+# taken over 30 s (see wallet_load.STARTUP_TIMEOUT): generous, a server that never comes up still fails.
+STARTUP_TIMEOUT = 120.0
 SHUTDOWN_TIMEOUT = 10.0
 
 
@@ -92,7 +95,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("e2e-server")
+    with running_server(tmp_path_factory.mktemp("e2e-server")) as started:
+        yield started
+
+
+@contextmanager
+def running_server(tmp: Path) -> Iterator[Server]:
+    """A migrated, healthy ``trustpay serve`` on its own database under ``tmp``; for a test
+    that needs a server of its own (e.g. one whose test clock nobody has moved)."""
     database_url = f"sqlite:///{tmp / 'trustpay.db'}"
     notify_file = tmp / "notify.jsonl"
     log_file = tmp / "server.log"

@@ -28,9 +28,18 @@ class Balance:
 
 def balances(conn: Connection, user_id: str) -> list[Balance]:
     """Per currency: what can be spent, what is held on the way out (withdrawals,
-    transfers still undoable), and what is on the way in (not spendable yet)."""
-    return [Balance(r["currency"], r["balance"] - r["pending_out"], r["pending_out"], r["pending_in"])
-            for r in store.wallet_accounts(conn, user_id)]
+    transfers still undoable), and what is on the way in (not spendable yet).
+
+    For a merchant, "on the way in" also counts finished-trade money awaiting
+    settlement (API.md "Wallet"), less what a settlement payout already holds: that
+    part is on its way to the settlement card, not to the wallet."""
+    by_currency = {r["currency"]: Balance(r["currency"], r["balance"] - r["pending_out"], r["pending_out"],
+                                          r["pending_in"]) for r in store.wallet_accounts(conn, user_id)}
+    for r in store.settlement_pending_accounts(conn, user_id):
+        b = by_currency.get(r["currency"], Balance(r["currency"], 0, 0, 0))
+        by_currency[r["currency"]] = Balance(b.currency, b.available, b.held,
+                                             b.pending_in + r["balance"] - r["pending_out"])
+    return [by_currency[c] for c in sorted(by_currency)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,16 @@ def wallet_accounts(conn: Connection, user_id: str) -> list[Any]:
     ).mappings())
 
 
+def settlement_pending_accounts(conn: Connection, user_id: str) -> list[Any]:
+    """A merchant's trade money awaiting settlement, one account per currency."""
+    return list(conn.execute(
+        select(ledger_accounts).where(
+            ledger_accounts.c.owner_id == user_id,
+            ledger_accounts.c.kind == AccountKind.SETTLEMENT_PENDING.value,
+        ).order_by(ledger_accounts.c.currency)
+    ).mappings())
+
+
 # ------------------------------------------------------------------ people
 def user_by(conn: Connection, *, user_id: str | None = None, email: str | None = None,
             phone_hmac: str | None = None) -> Any | None:
