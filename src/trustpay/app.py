@@ -25,6 +25,7 @@ from trustpay.api import (
     wallet,
     webhooks,
 )
+from trustpay.api.body_limit import FORM_OVERHEAD, BodyLimit
 from trustpay.banks import registry as banks
 from trustpay.jobs.worker import Worker
 from trustpay.platform.context import Platform
@@ -61,6 +62,7 @@ def create_app(
     )
     app.state.platform = platform
     errors.install(app)
+    app.add_middleware(BodyLimit, limit=platform.settings.dispute_evidence_max_bytes + FORM_OVERHEAD)
     app.include_router(system.router)
     identity.install(app, platform)
     merchants.install(app, platform)  # after identity: wraps its idempotency scope

@@ -30,6 +30,12 @@ class InvalidRequest(TrustPayError):
     type = "invalid_request_error"
 
 
+class PayloadTooLarge(TrustPayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
 class InvalidAmount(InvalidRequest):
     code = "invalid_amount"
 
