@@ -1,6 +1,8 @@
 """Crash test (QUALITY.md §3) over real HTTP, on SQLite and PostgreSQL: the bank
-test's transfer workload while ``trustpay serve`` is SIGKILLed at least five
-times and restarted on the same database.
+test's transfer workload, with escrow trades in the mix (a merchant creates each
+with its secret key, a buyer pays, the merchant ships, the buyer confirms),
+while ``trustpay serve`` is SIGKILLed at least five times and restarted on the
+same database.
 
 Every transfer carries its own Idempotency-Key (also used as its memo, so the
 database can be asked which key produced which row) and is retried with the
@@ -8,7 +10,10 @@ same key after a connection error, a 5xx or a 409 ``idempotency_in_progress``
 until it gets a definite answer. Afterwards: every 2xx answer's transfer is in
 the database and its money moved (hold posted, balances match a replay of the
 2xx answers), every key took effect exactly once (no row without a 2xx, no key
-twice), the total is unchanged and ``trustpay ledger verify`` passes.
+twice), the total is unchanged and ``trustpay ledger verify`` passes. Every
+trade step is retried the same way; afterwards each trade is finished, its buyer
+paid exactly once, the merchant's pending settlement holds amount − fee of each,
+the fee account the fees, and escrow is back to zero.
 
 A kill can leave a key claimed ``in_progress`` with a two-minute lease; after
 each restart the test clock is moved past the lease so the retry takes the
@@ -34,10 +39,12 @@ from sqlalchemy.engine import Engine
 
 from tests.e2e.wallet_load import (
     LEASE_SKIP_SECONDS,
+    PAY_PW,
     User,
     WalletServer,
     engine_for,
     fund,
+    make_merchant,
     make_user,
     snapshot,
     transfer_body,
@@ -51,8 +58,11 @@ FUNDS = 150_000
 WORKERS = 8
 TRANSFERS = 2_040  # split evenly over the workers
 KILLS = 5
-DEADLINE_SECONDS = 420  # a hang fails the test instead of blocking the suite
+DEADLINE_SECONDS = 600  # a hang fails the test instead of blocking the suite (bounded even on a loaded machine)
 RETRY_PAUSE = 0.05
+BUYERS = 2
+TRADES = 40  # escrow trades, four steps each, run by their own workers beside the transfers
+TRADE_WORKERS = 2
 
 
 def unsettled(engine: Engine) -> int:
@@ -78,6 +88,12 @@ def test_sigkill_during_transfers_loses_and_duplicates_nothing(db_url: str, tmp_
             users = [make_user(server, c, f"crash{i}@example.com", password_free_cap=1_000) for i in range(USERS)]
             for u in users:
                 fund(c, u, FUNDS)
+            merchant, secret = make_merchant(c, "crash-shop@example.com")
+            buyers = [make_user(server, c, f"crash-buyer{i}@example.com", password_free_cap=0)
+                      for i in range(BUYERS)]
+            for b in buyers:
+                fund(c, b, FUNDS)
+        shop = {"authorization": f"Bearer {secret}"}
 
         rng = random.Random(4)
         plans: list[list[tuple[str, User, dict[str, Any]]]] = [[] for _ in range(WORKERS)]
@@ -97,12 +113,14 @@ def test_sigkill_during_transfers_loses_and_duplicates_nothing(db_url: str, tmp_
         resumed = threading.Event()
         resumed.set()
 
-        def send(c: httpx.Client, key: str, sender: User, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        def send(c: httpx.Client, key: str, sender: User | dict[str, str], body: dict[str, Any],
+                 path: str = "/v1/transfers") -> tuple[int, dict[str, Any]]:
+            auth = sender.auth if isinstance(sender, User) else sender
             pause = RETRY_PAUSE
             while time.monotonic() < deadline and not give_up.is_set():
                 resumed.wait(timeout=max(0.0, deadline - time.monotonic()))
                 try:
-                    r = c.post("/v1/transfers", json=body, headers={**sender.auth, "Idempotency-Key": key})
+                    r = c.post(path, json=body, headers={**auth, "Idempotency-Key": key})
                 except httpx.TransportError as exc:
                     why = type(exc).__name__
                 else:
@@ -128,7 +146,35 @@ def test_sigkill_during_transfers_loses_and_duplicates_nothing(db_url: str, tmp_
                 with lock:
                     failures.append(repr(exc))
 
+        trades_done: dict[int, dict[str, Any]] = {}
+
+        def trade_worker(numbers: list[int]) -> None:
+            """Each trade's four steps, each retried with its own key until it has an answer."""
+            try:
+                with httpx.Client(base_url=server.base_url, timeout=20) as c:
+                    for n in numbers:
+                        buyer = buyers[n % BUYERS]
+                        status, trade = send(c, f"trade-{n}-create", shop, {
+                            "out_trade_no": f"crash-{n:04d}", "amount": 1_000 + n, "currency": "CNY",
+                            "subject": f"crash test order {n}", "mode": "escrow"}, "/v1/trades")
+                        assert status == 201, trade
+                        steps: list[tuple[str, User | dict[str, str], dict[str, Any]]] = [
+                            ("pay", buyer, {"payment_password": PAY_PW}),
+                            ("ship", shop, {"carrier": "SF", "tracking_no": f"SF{n:06d}"}),
+                            ("confirm", buyer, {"payment_password": PAY_PW})]
+                        for step, who, body in steps:
+                            status, trade = send(c, f"trade-{n}-{step}", who, body,
+                                                 f"/v1/trades/{trade['id']}/{step}")
+                            assert status == 200, (step, trade)
+                        with lock:
+                            trades_done[n] = trade
+            except Exception as exc:
+                with lock:
+                    failures.append(repr(exc))
+
         threads = [threading.Thread(target=worker, args=(plan,), daemon=True) for plan in plans]
+        threads += [threading.Thread(target=trade_worker, args=(list(range(w, TRADES, TRADE_WORKERS)),), daemon=True)
+                    for w in range(TRADE_WORKERS)]
         for t in threads:
             t.start()
         kills = 0
@@ -153,7 +199,7 @@ def test_sigkill_during_transfers_loses_and_duplicates_nothing(db_url: str, tmp_
             give_up.set()  # whatever happened above, no worker outlives the test
         assert not any(t.is_alive() for t in threads), "a worker hung"
         assert failures == []
-        assert kills >= 5 and len(answers) == TRANSFERS >= 2_000
+        assert kills >= 5 and len(answers) == TRANSFERS >= 2_000 and len(trades_done) == TRADES
         assert sum(retried.values()) > 0, "no request was cut by a kill; the test proved nothing"
 
         statuses = Counter((s, b.get("error", {}).get("code")) for s, b in answers.values())
@@ -192,9 +238,28 @@ def test_sigkill_during_transfers_loses_and_duplicates_nothing(db_url: str, tmp_
             expected[row.recipient_id] += row.amount
 
         final = snapshot(engine)
-        assert final.total == USERS * FUNDS
-        assert {o: (b, h, i) for o, (b, h, i) in final.wallets.items()} == {
-            o: (v, 0, 0) for o, v in expected.items()}
+        assert final.total == (USERS + BUYERS) * FUNDS - sum(t["amount"] for t in trades_done.values())
+        transfer_wallets = {o: v for o, v in final.wallets.items() if o in expected}
+        assert transfer_wallets == {o: (v, 0, 0) for o, v in expected.items()}
+
+        # Trades: all finished, each buyer charged once per trade, the merchant credited amount − fee.
+        assert sorted(trades_done) == list(range(TRADES))
+        assert {t["status"] for t in trades_done.values()} == {"TRADE_FINISHED"}
+        spent = Counter[str]()
+        for trade in trades_done.values():
+            spent[trade["buyer"]] += trade["amount"]
+        assert {b.id: final.wallets[b.id] for b in buyers} == {b.id: (FUNDS - spent[b.id], 0, 0) for b in buyers}
+        with engine.connect() as conn:
+            kinds = {(r[0], r[1]): int(r[2]) for r in conn.execute(text(
+                "SELECT kind, owner_id, balance FROM ledger_accounts WHERE kind IN "
+                "('escrow', 'settlement_pending', 'fee_revenue') AND currency = 'CNY'")).all()}
+            paid_entries = Counter(r[0] for r in conn.execute(text(
+                "SELECT reference FROM ledger_entries WHERE reference LIKE 'trd_%'")).all())
+        fees = sum(t["fee"] for t in trades_done.values())
+        assert kinds.get(("escrow", "platform"), 0) == 0
+        assert kinds[("settlement_pending", merchant.id)] == sum(t["amount"] - t["fee"] for t in trades_done.values())
+        assert sum(v for (k, _), v in kinds.items() if k == "fee_revenue") == fees
+        assert set(paid_entries.values()) == {2}, paid_entries  # pay and finish: one entry each, never twice
         server.stop()
         verified = server.cli("ledger", "verify")
         assert verified.returncode == 0, verified.stdout + verified.stderr
