@@ -5,7 +5,8 @@ shipped and confirmed, the ledger moves exactly buyer −amount, merchant pendin
 +amount−fee, fee revenue +fee, escrow back to where it was, ``trustpay ledger verify``
 passes, and the merchant's receiver gets trade.paid, trade.shipped and trade.finished,
 every one signed. Then the timeouts through the test clock: a trade not shipped in time
-is refunded and closed, one not paid in time is closed, each announced by a webhook.
+is refunded and closed, one not paid in time is closed, one not confirmed in time
+finishes, each announced by a webhook.
 
 The receiver below is written from API.md alone (no TrustPay code): a threaded
 ``http.server`` that checks ``TrustPay-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret,
@@ -333,7 +334,7 @@ def test_escrow_trade_paid_shipped_confirmed_moves_the_money_and_tells_the_merch
     assert {d["event_type"] for d in delivery_log()} >= {"trade.paid", "trade.shipped", "trade.finished"}
 
 
-def test_timeouts_on_the_test_clock_refund_or_close_and_tell_the_merchant(
+def test_timeouts_on_the_test_clock_close_refund_or_finish_and_tell_the_merchant(
         server: Server, shop_receiver: ShopReceiver) -> None:
     amount = 8_800
     http = httpx.Client(base_url=server.base_url, timeout=30.0)
@@ -372,4 +373,24 @@ def test_timeouts_on_the_test_clock_refund_or_close_and_tell_the_merchant(
              "trade.closed for the trade never paid")
     closed_event = shop_receiver.events_for(not_shipped["id"])[-1]["data"]["object"]
     assert (closed_event["status"], closed_event["close_reason"]) == ("TRADE_CLOSED", "ship_timeout")
+
+    # Shipped but never confirmed: confirm_by passes and the trade finishes for the buyer.
+    not_confirmed = ok(http.post("/v1/trades", headers=shop.key, json={
+        "out_trade_no": "ORDER-2003", "amount": 5_000, "subject": "Tea tray", "mode": "escrow",
+        "confirm_within_hours": 24}), 201)
+    ok(http.post(f"/v1/trades/{not_confirmed['id']}/pay", json={"payment_password": PAY_PW}, headers=buyer.auth))
+    ok(http.post(f"/v1/trades/{not_confirmed['id']}/ship", json={"carrier": "EMS", "tracking_no": "EE123456789CN"},
+                 headers=shop.key))
+    shop.owner.login()
+    pending_before = shop.owner.balance("pending_in")
+    advance(http, 24 * 3600 + 1)
+    finished = ok(http.get(f"/v1/trades/{not_confirmed['id']}", headers=shop.key))
+    assert finished["status"] == "TRADE_FINISHED"
+    shop.owner.login()
+    assert shop.owner.balance("pending_in") == pending_before + 5_000 - finished["fee"]
+    last = platform_accounts(server)
+    assert last.escrow == before.escrow and last.fee_revenue == before.fee_revenue + finished["fee"]
+    ledger_verifies(server)
+    wait_for(lambda: [e["type"] for e in shop_receiver.events_for(not_confirmed["id"])] == [
+        "trade.paid", "trade.shipped", "trade.finished"], "trade.finished after the confirm deadline")
     assert all(d.valid for d in shop_receiver.deliveries)
