@@ -356,3 +356,20 @@ def test_two_runs_of_one_date_at_once_make_one_batch(t: TradeEnv) -> None:
     assert (batch["status"], batch["trade_count"], batch["amount"]) == ("succeeded", 3, 3 * NET)
     assert pending(t, shop) == 0
     t.ledger_ok()
+
+
+def test_an_instant_payment_in_a_payout_can_no_longer_be_refunded(t: TradeEnv) -> None:
+    """Once settlement has taken an instant trade's money, a refund would come out of
+    other trades' pending money and jam their payout: refused (409), nothing moves."""
+    shop = t.merchant()
+    buyer = t.user("buyer@example.com", fund=100_000)
+    choose_card(t, shop, bind(t, shop))
+    paid = finished_at(t, shop, buyer, CUTOFF - timedelta(hours=3), "instant-1", mode="instant")
+    finished_at(t, shop, buyer, CUTOFF + timedelta(hours=1), "instant-2", mode="instant")  # next day's money
+    run(t)
+    before = pending(t, shop)
+    t.relogin(shop)
+    r = t.client.post(f"/v1/trades/{paid}/refunds", json={"amount": 100, "reason": "sorry",
+                                                        "out_refund_no": "late-1"}, headers=shop.auth)
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "invalid_state"), r.text
+    assert pending(t, shop) == before

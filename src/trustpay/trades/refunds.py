@@ -33,6 +33,7 @@ from trustpay.errors import Conflict, InvalidRequest, PaymentFailed, TrustPayErr
 from trustpay.ids import new_id
 from trustpay.ledger.errors import Overdraft
 from trustpay.ledger.model import EntryDraft, Posting, credit, debit
+from trustpay.merchants import settlement_store
 from trustpay.money import Money, check_amount
 from trustpay.platform import outbox
 from trustpay.trades import refund_store, service, store
@@ -135,6 +136,11 @@ def create(p: Platform, conn: Connection, trade_id: str, user_id: str, new: NewR
                        code="invalid_state")
     if party is Party.MERCHANT and status not in MERCHANT_REFUNDABLE:
         raise Conflict(f"cannot refund: the trade is {status.value}", code="invalid_state")
+    if settlement_store.in_live_batch(conn, trade_id):
+        # Its money is on its way to (or at) the merchant's bank: taking it from the
+        # pending account would take other trades' money and jam their payout.
+        raise Conflict("cannot refund: this payment is already in a settlement payout to your bank; "
+                       "pay the buyer back another way (e.g. a transfer)", code="invalid_state")
     if trade["dispute_status"] == DisputeStatus.OPEN.value:
         raise Conflict("cannot refund: a dispute about this trade is open; its ruling decides the money",
                        code="invalid_state")
