@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+
+# Before anything imports trustpay.identity.crypto: argon2id with the smallest parameters
+# (the suite signs up thousands of users; production keeps RFC 9106's profile, see
+# tests/unit/test_password_hashing.py). Servers the e2e tests start inherit it.
+os.environ.setdefault("TRUSTPAY_TEST_FAST_PASSWORD_HASHING", "1")
 from collections.abc import Iterator
 from pathlib import Path
 
