@@ -7,18 +7,17 @@ shopper's page shows the ruling and the ledger moved exactly the split."""
 
 from __future__ import annotations
 
-import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, expect
 from sqlalchemy import create_engine, func, select
 
 from tests.e2e.conftest import Server, _trustpay_command
-from tests.e2e.test_checkout_pages import MOBILE, PASSWORD, api, token, top_up
+from tests.e2e.test_checkout_pages import PASSWORD, api, token, top_up
 from tests.e2e.test_wallet_pages import PAY_PW, sign_up
+from tests.e2e.trade_pages import log_in, new_page
 from trustpay.db.schema import ledger_accounts, ledger_entries, ledger_postings
 
 pytestmark = pytest.mark.e2e
@@ -28,29 +27,6 @@ SHOPPER = "shopper.dispute.e2e@example.com"
 OPS = "ops.dispute.e2e@example.com"
 AMOUNT = 26_800  # ¥268.00; fee 0.6 % = 161
 PHOTO = b"\x89PNG\r\n\x1a\n" + b"\0" * 512
-
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for ctx in opened:
-        ctx.close()
-
-
-def new_page(browser: Browser, opened: list[BrowserContext], *, mobile: bool) -> Page:
-    ctx = (browser.new_context(viewport=MOBILE, locale="en-GB", is_mobile=True, has_touch=True)
-           if mobile else browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB"))
-    opened.append(ctx)
-    return ctx.new_page()
-
-
-def log_in(page: Page, server: Server, email: str) -> None:
-    page.goto(server.url("/login"))
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form.form button[type=submit]")
-    expect(page).not_to_have_url(re.compile(r"/login"))
 
 
 def test_buyer_opens_a_dispute_ops_splits_it(server: Server, browser: Browser, contexts: list[BrowserContext],
