@@ -10,13 +10,10 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
-from sqlalchemy import create_engine, func, select
 
 from tests.e2e.conftest import Server
-from tests.e2e.test_checkout_pages import PASSWORD, api, token, top_up
-from tests.e2e.test_wallet_pages import PAY_PW, sign_up
-from tests.e2e.trade_pages import log_in, new_page
-from trustpay.db.schema import ledger_accounts, ledger_entries, ledger_postings
+from tests.e2e.test_wallet_pages import PAY_PW
+from tests.e2e.trade_pages import SHOPPER_FUNDS, log_in, moved_by_kind, new_page, shipped_escrow_trade
 
 pytestmark = pytest.mark.e2e
 
@@ -28,25 +25,9 @@ AMOUNT = 26_800  # ¥268.00
 def test_buyer_refund_request_merchant_approves(server: Server, browser: Browser, contexts: list[BrowserContext],
                                                 screenshots_dir: object) -> None:
     shots = Path(str(screenshots_dir))
-    http = api(server)
-    r = http.post("/v1/users", json={"email": SHOP, "password": PASSWORD, "name": "Jingdezhen Porcelain",
-                                     "kind": "merchant"})
-    assert r.status_code == 201, r.text
-    r = http.post("/v1/merchant/api-keys", json={"label": "shop"}, headers=token(http, SHOP))
-    key = {"authorization": f"Bearer {r.json()['secret']}"}
-    r = http.post("/v1/trades", headers=key, json={"out_trade_no": "PORC-0001", "amount": AMOUNT,
-                                                   "subject": "Celadon tea bowl", "mode": "escrow"})
-    assert r.status_code == 201, r.text
-    tid = r.json()["id"]
-
-    phone = new_page(browser, contexts, mobile=True)
-    sign_up(phone, server, "Wang Fang", SHOPPER)
-    shopper = token(http, SHOPPER)
-    top_up(http, shopper, 50_000)
-    r = http.post(f"/v1/trades/{tid}/pay", headers=shopper, json={"payment_password": PAY_PW})
-    assert r.status_code == 200 and r.json()["status"] == "WAIT_SELLER_SEND_GOODS", r.text
-    r = http.post(f"/v1/trades/{tid}/ship", headers=key, json={"carrier": "EMS", "tracking_no": "EM123456789CN"})
-    assert r.status_code == 200, r.text
+    setup = shipped_escrow_trade(server, browser, contexts, shop=SHOP, shopper=SHOPPER, out_trade_no="PORC-0001",
+                                 amount=AMOUNT, tracking_no="EM123456789CN")
+    http, key, shopper, phone, tid = setup.http, setup.key, setup.shopper, setup.phone, setup.trade_id
 
     # The shopper: my purchases → refund → ask for everything back.
     phone.goto(server.url("/purchases?lang=en"))
@@ -83,22 +64,12 @@ def test_buyer_refund_request_merchant_approves(server: Server, browser: Browser
     expect(phone.locator("[data-testid=refund]")).to_have_attribute("data-status", "REFUND_SUCCESS")
     phone.screenshot(path=str(shots / "refund-done-en.png"), full_page=True)
     wallet = http.get("/v1/wallet", headers=shopper).json()["balances"]
-    assert [b["available"] for b in wallet if b["currency"] == "CNY"] == [50_000]
+    assert [b["available"] for b in wallet if b["currency"] == "CNY"] == [SHOPPER_FUNDS]
     trade = http.get(f"/v1/trades/{tid}", headers=key).json()
     assert (trade["status"], trade["refunded_amount"], trade["close_reason"]) == ("TRADE_CLOSED", AMOUNT, "refunded")
     refunds = http.get(f"/v1/trades/{tid}/refunds", headers=key).json()["data"]
     assert [(x["status"], x["amount"], x["requested_by"]) for x in refunds] == [("REFUND_SUCCESS", AMOUNT, "buyer")]
     # Per account kind, what this trade's ledger entries moved: the shopper's wallet is back where it
     # was, escrow returned to zero, the merchant and the fee account got nothing.
-    moved = (select(ledger_accounts.c.kind, func.sum(ledger_postings.c.delta))
-             .join(ledger_postings, ledger_postings.c.account_id == ledger_accounts.c.id)
-             .join(ledger_entries, ledger_entries.c.seq == ledger_postings.c.entry_seq)
-             .where(ledger_entries.c.reference == tid, ledger_postings.c.field == "balance")
-             .group_by(ledger_accounts.c.kind))
-    engine = create_engine(server.database_url)
-    try:
-        with engine.connect() as conn:
-            by_kind = {kind: int(total) for kind, total in conn.execute(moved).all()}
-    finally:
-        engine.dispose()
+    by_kind = moved_by_kind(server, tid)
     assert by_kind == {"wallet": 0, "escrow": 0}, by_kind
