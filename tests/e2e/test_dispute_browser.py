@@ -7,6 +7,7 @@ shopper's page shows the ruling and the ledger moved exactly the split."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from tests.e2e.conftest import Server, _trustpay_command
 from tests.e2e.test_checkout_pages import PASSWORD
 from tests.e2e.test_wallet_pages import PAY_PW
 from tests.e2e.trade_pages import SHOPPER_FUNDS, log_in, moved_by_kind, new_page, shipped_escrow_trade
+from trustpay.web.i18n import translations
 
 pytestmark = pytest.mark.e2e
 
@@ -44,6 +46,7 @@ def test_buyer_opens_a_dispute_ops_splits_it(server: Server, browser: Browser, c
     phone.get_by_test_id("dispute-submit").click()
     expect(phone.get_by_test_id("dispute")).to_have_attribute("data-status", "open")
     expect(phone.get_by_test_id("evidence")).to_contain_text("rim.png")
+    expect(phone.get_by_test_id("trade-status")).to_have_text("Shipped: confirm when it arrives")
     phone.screenshot(path=str(shots / "dispute-opened-en.png"), full_page=True)
     r = http.post(f"/v1/trades/{tid}/confirm", headers=shopper, json={"payment_password": PAY_PW})
     assert r.status_code == 409  # frozen while the dispute is open
@@ -61,6 +64,20 @@ def test_buyer_opens_a_dispute_ops_splits_it(server: Server, browser: Browser, c
     desk.goto(server.url("/ops/disputes?lang=en"))
     item = desk.locator("[data-testid=dispute][data-status=open]")
     expect(item.get_by_test_id("timeline")).to_contain_text("rim.png")
+    # Words and local formats, not codes: the trade's status as a label, times as the other pages
+    # write them, and no list bullet in front of the card.
+    expect(item.get_by_test_id("trade-status")).to_have_text("Shipped, awaiting the buyer")
+    expect(item).not_to_contain_text("WAIT_BUYER_CONFIRM_GOODS")
+    expect(item.get_by_test_id("timeline-item").locator("time").first).to_have_text(
+        re.compile(r"^[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d:\d\d\s[AP]M$"))
+    assert desk.get_by_test_id("disputes").evaluate("e => getComputedStyle(e).listStyleType") == "none"
+    ops_phone = new_page(browser, contexts, mobile=True)
+    log_in(ops_phone, server, OPS)
+    ops_phone.goto(server.url("/ops/disputes?lang=zh-Hans"))
+    expect(ops_phone.get_by_test_id("trade-status")).to_have_text(
+        translations("zh-Hans").gettext("Shipped, awaiting the buyer"))
+    expect(ops_phone.get_by_test_id("opened")).to_contain_text("年")  # 2026年11月30日 …
+    ops_phone.screenshot(path=str(shots / "ops-disputes-zh-Hans-phone.png"), full_page=True)
     item.get_by_test_id("resolve-buyer").fill("100.00")
     item.get_by_test_id("resolve-seller").fill("168.00")
     item.get_by_test_id("resolve-note").fill("The crack is visible; the merchant keeps most of it.")

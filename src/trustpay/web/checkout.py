@@ -39,6 +39,7 @@ from trustpay.web.account import form_viewer, redirect, signed_in
 from trustpay.web.auth import Viewer
 from trustpay.web.notfound import not_found_page
 from trustpay.web.templating import gettext, render
+from trustpay.web.trade_labels import BUYER_STATUS_LABELS
 from trustpay.web.wallet_home import Refusal, Refused, refusal, run_once
 
 router = APIRouter(include_in_schema=False)
@@ -51,14 +52,6 @@ def _(message: str) -> str:
     return message
 
 
-STATUS_LABELS = {
-    TradeStatus.WAIT_BUYER_PAY: _("Awaiting payment"),
-    TradeStatus.WAIT_SELLER_SEND_GOODS: _("Paid, waiting for the merchant to ship"),
-    TradeStatus.WAIT_BUYER_CONFIRM_GOODS: _("Shipped: confirm when it arrives"),
-    TradeStatus.TRADE_SUCCESS: _("Paid to the merchant"),
-    TradeStatus.TRADE_FINISHED: _("Finished"),
-    TradeStatus.TRADE_CLOSED: _("Closed"),
-}
 CLOSE_REASONS = {
     "merchant_closed": _("The merchant called this order off."),
     "pay_timeout": _("It was not paid in time."),
@@ -101,7 +94,7 @@ def _view(request: Request, row: Any, viewer: Viewer | None, party: Party | None
     escrow = Mode(row["mode"]) is Mode.ESCROW
     return {
         "viewer": viewer, "t": t, "merchant": merchant, "escrow": escrow, "party": party.value if party else None,
-        "status_label": STATUS_LABELS[status], "close_reason": CLOSE_REASONS.get(row["close_reason"] or ""),
+        "status_label": BUYER_STATUS_LABELS[status], "close_reason": CLOSE_REASONS.get(row["close_reason"] or ""),
         "merchant_gets": row["amount"] - row["fee"], "when": _times(row),
         "can_pay": status is TradeStatus.WAIT_BUYER_PAY and party is Party.BUYER,
         "can_confirm": status is TradeStatus.WAIT_BUYER_CONFIRM_GOODS and party is Party.BUYER,
@@ -247,7 +240,7 @@ def purchases_page(request: Request) -> Response:
     with p.db.transaction(write=False) as conn:
         rows = store.bought_by(conn, viewer.user.id, limit=PURCHASES_SHOWN)
         items = [{"t": shape(r), "merchant": service.merchant_name(conn, r["merchant_id"]),
-                  "status_label": STATUS_LABELS[TradeStatus(r["status"])], "created": to_utc(r["created_at"]),
+                  "status_label": BUYER_STATUS_LABELS[TradeStatus(r["status"])], "created": to_utc(r["created_at"]),
                   "to_confirm": r["status"] == TradeStatus.WAIT_BUYER_CONFIRM_GOODS} for r in rows]
     items.sort(key=lambda i: not i["to_confirm"])  # stable: newest first within each group
     return render(request, "trades/purchases.html", {"viewer": viewer, "items": items})

@@ -21,13 +21,14 @@ from trustpay.money import Money
 from trustpay.trades import dispute_store, disputes, service
 from trustpay.trades.dispute_model import DISPUTABLE, check_file
 from trustpay.trades.disputes import EvidenceIn
-from trustpay.trades.model import TradeStatus
+from trustpay.trades.model import Party, TradeStatus
 from trustpay.trades.views import shape
 from trustpay.web import auth
 from trustpay.web.account import FormText, _, form_viewer, login_redirect, redirect, signed_in
 from trustpay.web.auth import Viewer
 from trustpay.web.notfound import not_found_page
 from trustpay.web.templating import gettext, render
+from trustpay.web.trade_labels import status_label
 
 router = APIRouter(include_in_schema=False)
 OPS_PAGE = "/ops/disputes"
@@ -94,9 +95,15 @@ def _page(request: Request, viewer: Viewer, trade_id: str, *, info: str | None =
     except TrustPayError:
         return not_found_page(request)
     can_open = dispute is None and TradeStatus(row["status"]) in DISPUTABLE
+    reader = Party.BUYER if viewer.user.id == row["buyer_id"] else Party.MERCHANT
+    d = None if dispute is None else disputes.shape(dispute, evidence)
+    if d is not None:
+        d["opened"], d["resolved"] = _when(d["created_at"]), _when(d["resolved_at"])
+        for e in d["evidence"]:
+            e["added"] = _when(e["created_at"])
     return render(request, "trades/dispute.html", {
-        "viewer": viewer, "t": shape(row), "merchant": merchant, "is_buyer": viewer.user.id == row["buyer_id"],
-        "d": None if dispute is None else disputes.shape(dispute, evidence), "can_open": can_open,
+        "viewer": viewer, "t": shape(row), "merchant": merchant, "is_buyer": reader is Party.BUYER,
+        "status_label": status_label(row["status"], reader), "d": d, "can_open": can_open,
         "party_labels": PARTY_LABELS, "info": info, "error": error,
         "protection_days": p.settings.dispute_protection_days,
         "back": "/purchases" if viewer.user.id == row["buyer_id"] else f"/merchant/trades/{trade_id}",
@@ -194,7 +201,10 @@ def _ops_page(request: Request, viewer: Viewer, *, info: str | None = None, erro
         items = disputes.queue(conn, viewer.user, status=None, limit=SHOWN)
     for item in items:
         # The shapes carry RFC 3339 text; the page formats times in the reader's language.
-        item["created"] = datetime.fromisoformat(item["created_at"].replace("Z", "+00:00"))
+        item["created"] = _when(item["created_at"])
+        item["trade_label"] = status_label(item["trade_detail"]["status"], None)
+        for e in item["timeline"]:
+            e["when"] = _when(e["at"])
     return render(request, "ops_disputes.html", {
         "viewer": viewer, "items": items, "labels": EVENT_LABELS, "party_labels": PARTY_LABELS, "info": info,
         "error": error, "failed_id": failed_id}, status_code=status_code)
@@ -231,6 +241,11 @@ def resolve_submit(request: Request, dispute_id: str, csrf_token: FormText = "",
     except TrustPayError as exc:
         return _ops_page(request, viewer, error=_error(request, exc), failed_id=dispute_id, status_code=exc.status)
     return redirect(OPS_PAGE + "?notice=resolved")
+
+
+def _when(rfc3339: str | None) -> datetime | None:
+    """An instant of a public shape (RFC 3339 text) back as a datetime, for ``timestamp()``."""
+    return None if rfc3339 is None else datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
 
 
 def _minor(text: str, currency: str) -> int:

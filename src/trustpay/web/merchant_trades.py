@@ -30,18 +30,11 @@ from trustpay.web.merchant_pages import _context, _merchant
 from trustpay.web.notfound import not_found_page
 from trustpay.web.refund_pages import error_text, parse_amount, refund_view
 from trustpay.web.templating import gettext, render
+from trustpay.web.trade_labels import MERCHANT_STATUS_LABELS
 
 router = APIRouter(include_in_schema=False)
 TRADES = "/merchant/trades"
 TRADES_SHOWN = 100
-MERCHANT_STATUS_LABELS = {
-    TradeStatus.WAIT_BUYER_PAY: _("Awaiting payment"),
-    TradeStatus.WAIT_SELLER_SEND_GOODS: _("Paid: ship it"),
-    TradeStatus.WAIT_BUYER_CONFIRM_GOODS: _("Shipped, awaiting the buyer"),
-    TradeStatus.TRADE_SUCCESS: _("Paid to you (instant)"),
-    TradeStatus.TRADE_FINISHED: _("Finished"),
-    TradeStatus.TRADE_CLOSED: _("Closed"),
-}
 NOTICES = {
     "shipped": _("Marked as shipped. The buyer has been told."),
     "refunded": _("Refunded: the money is back in the buyer's wallet."),
