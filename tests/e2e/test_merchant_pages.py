@@ -51,7 +51,17 @@ def test_create_a_key_see_it_once_and_revoke_it(page: Page, server: Server, scre
     page.goto(server.url("/merchant?lang=zh-Hans"))
     expect(page.get_by_test_id("merchant-fees")).to_contain_text("银行费率")
     page.screenshot(path=str(screenshots_dir / "merchant-overview-zh-Hans.png"), full_page=True)
+    tabs = page.get_by_test_id("merchant-tabs")
+    expect(tabs.locator("a[href='/merchant/settlement']")).to_have_text("结算设置")
+    expect(tabs.locator("a[href='/merchant/settlements']")).to_have_text("结算记录")
     page.goto(server.url("/merchant?lang=en-GB"))
+    # Two tabs, two names: where and when money is paid out, and the payouts themselves (same URLs).
+    expect(tabs.locator("a[href='/merchant/settlement']")).to_have_text("Payout settings")
+    expect(tabs.locator("a[href='/merchant/settlements']")).to_have_text("Settlements")
+    tabs.get_by_role("link", name="Payout settings", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/merchant/settlement$"))
+    expect(page.get_by_test_id("settlement-form")).to_contain_text("Payout settings")
+    page.goto(server.url("/merchant"))
 
     page.get_by_role("link", name="API keys", exact=True).first.click()
     expect(page.get_by_test_id("no-keys")).to_be_visible()

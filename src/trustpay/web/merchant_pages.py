@@ -45,11 +45,11 @@ SECTIONS = [
     ("/merchant/webhooks", _("Webhooks")),
     ("/merchant/settlements", _("Settlements")),
     ("/merchant/collect", _("Collection codes")),
-    (SETTLEMENT, _("Settlement")),
+    (SETTLEMENT, _("Payout settings")),  # where and when money is paid out; "Settlements" lists the payouts
 ]
 MESSAGES = {
     "revoked": _("The key is revoked. Requests that use it are refused from now on."),
-    "saved": _("Your settlement settings are saved."),
+    "saved": _("Your payout settings are saved."),
     "too_many_keys": _("You have the most active keys allowed. Revoke one you no longer use first."),
     "label": _("The label is too long: use at most 80 characters."),
     "display_name": _("Enter a display name of 1 to 120 characters."),
