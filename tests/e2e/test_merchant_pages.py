@@ -51,6 +51,9 @@ def test_create_a_key_see_it_once_and_revoke_it(page: Page, server: Server, scre
     page.goto(server.url("/merchant?lang=zh-Hans"))
     expect(page.get_by_test_id("merchant-fees")).to_contain_text("银行费率")
     page.screenshot(path=str(screenshots_dir / "merchant-overview-zh-Hans.png"), full_page=True)
+    # No card chosen: the money waits in pending settlement (待结算), not in the wallet.
+    expect(page.get_by_test_id("settlement-card")).to_contain_text("待结算")
+    expect(page.get_by_test_id("settlement-card")).not_to_contain_text("钱包")
     tabs = page.get_by_test_id("merchant-tabs")
     expect(tabs.locator("a[href='/merchant/settlement']")).to_have_text("结算设置")
     expect(tabs.locator("a[href='/merchant/settlements']")).to_have_text("结算记录")
@@ -58,6 +61,8 @@ def test_create_a_key_see_it_once_and_revoke_it(page: Page, server: Server, scre
     # Two tabs, two names: where and when money is paid out, and the payouts themselves (same URLs).
     expect(tabs.locator("a[href='/merchant/settlement']")).to_have_text("Payout settings")
     expect(tabs.locator("a[href='/merchant/settlements']")).to_have_text("Settlements")
+    expect(page.get_by_test_id("settlement-card")).to_contain_text("waits in pending settlement")
+    expect(page.get_by_test_id("settlement-card")).not_to_contain_text("wallet")
     tabs.get_by_role("link", name="Payout settings", exact=True).click()
     expect(page).to_have_url(re.compile(r"/merchant/settlement$"))
     expect(page.get_by_test_id("settlement-form")).to_contain_text("Payout settings")
