@@ -50,7 +50,10 @@ def test_buyer_refund_request_merchant_approves(server: Server, browser: Browser
         expect(desk.locator(f"[data-testid=merchant-trade][data-id='{tid}'] [data-testid=refund-open]")).to_be_visible()
         desk.screenshot(path=str(shots / f"merchant-trades-{lang}.png"), full_page=True)
     desk.goto(server.url("/merchant/trades?lang=en"))
-    desk.locator(f"[data-testid=merchant-trade][data-id='{tid}'] a").click()
+    line = desk.locator(f"[data-testid=merchant-trade][data-id='{tid}']")
+    expect(line.get_by_test_id("line-fee")).to_have_text("Fee CN¥1.61")  # 0.6 % of ¥268.00 = 1.608 → 1.61
+    expect(line.get_by_test_id("line-net")).to_have_text("Net CN¥266.39")
+    line.locator("a").click()
     request = desk.get_by_test_id("refund-request")
     expect(request).to_contain_text("Cracked on arrival")
     desk.screenshot(path=str(shots / "merchant-refund-request-en.png"), full_page=True)

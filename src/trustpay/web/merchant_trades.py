@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from trustpay.clock import to_utc
 from trustpay.errors import TrustPayError
 from trustpay.identity.model import UserKind
+from trustpay.merchants.settlement_model import Share, share_of
 from trustpay.trades import refund_store, refunds, service, store
 from trustpay.trades.model import DisputeStatus, TradeStatus
 from trustpay.trades.refund_model import MERCHANT_REFUNDABLE, refundable_left
@@ -56,11 +57,21 @@ def trades_page(request: Request, status: str = "") -> Response:
     with p.db.transaction(write=False) as conn:
         rows = store.sold_by(conn, viewer.user.id, status=chosen, limit=TRADES_SHOWN)
         waiting = refund_store.trades_with_open_requests(conn, viewer.user.id)
-    items = [{"t": shape(r), "label": MERCHANT_STATUS_LABELS[TradeStatus(r["status"])],
+    items = [{"t": shape(r), "label": MERCHANT_STATUS_LABELS[TradeStatus(r["status"])], "line": statement_line(r),
               "created": to_utc(r["created_at"]), "refund_open": r["id"] in waiting} for r in rows]
     return render(request, "merchant/trades.html", _context(
         request, viewer, TRADES, items=items, status=chosen or "",
         statuses=[(s.value, MERCHANT_STATUS_LABELS[s]) for s in TradeStatus]))
+
+
+def statement_line(row: Any) -> Share | None:
+    """The trade as its settlement report line counts it (settlement_model.share_of over the
+    trade row's own fee: what is left after refunds, the fee still charged, the net), or None
+    for a trade closed before anyone paid: no money moved, so no fee. An unpaid open trade
+    shows what paying it would bring."""
+    if row["paid_at"] is None and row["status"] == TradeStatus.TRADE_CLOSED.value:
+        return None
+    return share_of(row["amount"], row["fee"], row["refunded_amount"])
 
 
 def _detail(request: Request, viewer: Viewer, trade_id: str, *, info: str | None = None, error: str | None = None,
@@ -79,7 +90,8 @@ def _detail(request: Request, viewer: Viewer, trade_id: str, *, info: str | None
     left = refundable_left(row["amount"], row["refunded_amount"], reserved)
     frozen = row["dispute_status"] == DisputeStatus.OPEN.value
     return render(request, "merchant/trades_detail.html", _context(
-        request, viewer, TRADES, t=shape(row), label=MERCHANT_STATUS_LABELS[status], items=items, left=left,
+        request, viewer, TRADES, t=shape(row), label=MERCHANT_STATUS_LABELS[status], line=statement_line(row),
+        items=items, left=left,
         can_ship=status is TradeStatus.WAIT_SELLER_SEND_GOODS,
         can_refund=status in MERCHANT_REFUNDABLE and left > 0 and not frozen,
         shipped=status is TradeStatus.WAIT_BUYER_CONFIRM_GOODS, info=info, error=error,
