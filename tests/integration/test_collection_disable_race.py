@@ -101,7 +101,8 @@ def state(t: TradeEnv, code_id: str) -> dict[str, Any]:
 def test_payment_holding_the_code_completes_and_the_disable_waits_for_it(t: TradeEnv) -> None:
     shop, payer = t.merchant(), t.user("payer@example.com", fund=FUNDS)
     code_id = new_code(t, shop, "Table 4")
-    inside, hold, outcome = threading.Event(), threading.Event(), {}
+    inside, hold = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
     stepped_up = authorised(t, payer, code_id)
     paying = run(lambda: pay(t, payer, code_id, stepped_up, inside=inside, hold=hold), outcome, "pay")
     assert inside.wait(WAIT_S)
@@ -123,7 +124,8 @@ def test_payment_holding_the_code_completes_and_the_disable_waits_for_it(t: Trad
 def test_payment_arriving_while_the_disable_holds_the_code_is_refused_and_leaves_nothing(t: TradeEnv) -> None:
     shop, payer = t.merchant(), t.user("payer@example.com", fund=FUNDS)
     code_id = new_code(t, shop, "Table 5")
-    inside, hold, outcome = threading.Event(), threading.Event(), {}
+    inside, hold = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
     stepped_up = authorised(t, payer, code_id)  # the code is still enabled here
     disabling = run(lambda: disable(t, shop, code_id, inside=inside, hold=hold), outcome, "disable")
     assert inside.wait(WAIT_S)
@@ -146,7 +148,8 @@ def test_payers_racing_a_disable_each_end_whole(t: TradeEnv) -> None:
     payers = [t.user(f"payer{i}@example.com", fund=FUNDS) for i in range(4)]
     for round_no in range(5):
         code_id = new_code(t, shop, f"Stall {round_no}")
-        start, outcome = threading.Barrier(len(payers) + 1), {}
+        start = threading.Barrier(len(payers) + 1)
+        outcome: dict[str, Any] = {}
         steps = {w.email: authorised(t, w, code_id) for w in payers}
 
         def paying(who: Wallet, cid: str = code_id, gate: threading.Barrier = start,
