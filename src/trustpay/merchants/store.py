@@ -57,7 +57,12 @@ def get_key(conn: Connection, merchant_id: str, key_id: str, *, for_update: bool
 
 
 def key_is_active(conn: Connection, key_id: str) -> bool:
-    row = conn.execute(select(keys_t.c.revoked_at).where(keys_t.c.id == key_id)).first()
+    """Read in the effect's own write transaction, with a share lock on PostgreSQL: a revocation
+    (which locks the row for update) then waits for the effects already past this check, so
+    nothing the key does commits after its revocation did. Requests sharing a key do not
+    block each other; on SQLite the write transaction already excludes the revocation."""
+    row = conn.execute(select(keys_t.c.revoked_at).where(keys_t.c.id == key_id)
+                       .with_for_update(read=True)).first()
     return row is not None and row.revoked_at is None
 
 
