@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
+from trustpay.db import prepared
 from trustpay.db.schema import notification_queue
 from trustpay.events.notify import Notification, send
 
@@ -28,9 +29,10 @@ BATCH = 200
 def enqueue(conn: Connection, note: Notification, *, now: datetime) -> None:
     if note.code is not None:
         raise ValueError("one-time codes are sent at once with notify.send, not queued")
-    conn.execute(notification_queue.insert().values(
-        channel=note.channel, recipient=note.to, subject=note.subject[:200], body=note.body, created_at=now,
-    ))
+    conn.execute(prepared.insert_into(notification_queue), {
+        "channel": note.channel, "recipient": note.to, "subject": note.subject[:200], "body": note.body,
+        "created_at": now,
+    })
 
 
 def send_queued(p: Platform, conn: Connection) -> int:
@@ -42,5 +44,5 @@ def send_queued(p: Platform, conn: Connection) -> int:
     now = p.clock.now()
     for r in rows:
         send(p.settings.notify_sink, Notification(r["channel"], r["recipient"], r["subject"], r["body"]))
-        conn.execute(update(notification_queue).where(notification_queue.c.seq == r["seq"]).values(sent_at=now))
+        prepared.change(conn, notification_queue, {"seq": r["seq"]}, {"sent_at": now})
     return len(rows)

@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, tuple_, update
+from sqlalchemy import Connection, bindparam, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from trustpay.clock import to_utc
+from trustpay.db import prepared
 from trustpay.db.schema import recovery_codes, sessions, users, verification_codes
 from trustpay.errors import NotFound
 from trustpay.identity.kyc import kyc_tier
@@ -51,13 +52,19 @@ def insert_user(conn: Connection, values: Mapping[str, Any]) -> bool:
     return conn.execute(stmt).first() is not None
 
 
+# Built once: this lookup runs on every authenticated request (see db/prepared.py).
+_LIVE_USER_BY = {
+    (col, lock): (q.with_for_update() if lock else q)
+    for col in ("id", "email")
+    for lock in (False, True)
+    for q in [select(users).where(users.c.deleted_at.is_(None), users.c[col] == bindparam("k"))]
+}
+
+
 def user_row(conn: Connection, *, user_id: str | None = None, email: str | None = None,
              for_update: bool = False) -> Any | None:
-    q = select(users).where(users.c.deleted_at.is_(None))
-    q = q.where(users.c.id == user_id) if user_id is not None else q.where(users.c.email == email)
-    if for_update:
-        q = q.with_for_update()
-    return conn.execute(q).first()
+    by = "id" if user_id is not None else "email"
+    return conn.execute(_LIVE_USER_BY[by, for_update], {"k": user_id if user_id is not None else email}).first()
 
 
 def get_user(conn: Connection, user_id: str, *, for_update: bool = False) -> User:
@@ -102,14 +109,18 @@ def insert_session(conn: Connection, values: Mapping[str, Any]) -> None:
 
 
 def session_by_token_hash(conn: Connection, token_hash: str) -> Session | None:
-    row = conn.execute(select(sessions).where(sessions.c.token_hash == token_hash)).first()
+    row = prepared.first(conn, sessions, {"token_hash": token_hash})
     return _session(row) if row is not None else None
+
+
+_NOW = bindparam("w_now", type_=sessions.c.last_seen_at.type)
+_TOUCH = (update(sessions).where(sessions.c.id == bindparam("w_id"), sessions.c.last_seen_at < _NOW)
+          .values(last_seen_at=_NOW))
 
 
 def touch_session(conn: Connection, session_id: str, now: datetime) -> None:
     # Never backwards: two requests of one session may touch it out of order.
-    conn.execute(update(sessions).where(sessions.c.id == session_id, sessions.c.last_seen_at < now)
-                 .values(last_seen_at=now))
+    conn.execute(_TOUCH, {"w_id": session_id, "w_now": now})
 
 
 def revoke_session(conn: Connection, session_id: str, user_id: str, now: datetime) -> bool:

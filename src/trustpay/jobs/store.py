@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, or_, select, update
 
 from trustpay.clock import to_utc
+from trustpay.db import prepared
 from trustpay.db.schema import jobs
 from trustpay.ids import new_id
 from trustpay.platform.sql import insert_or_ignore
@@ -72,7 +73,7 @@ def schedule(
         "dedupe_key": dedupe_key, "created_at": now, "finished_at": None,
     }
     if dedupe_key is None:
-        conn.execute(jobs.insert().values(**row))
+        conn.execute(prepared.insert_into(jobs), row)
         return job_id
     if insert_or_ignore(conn, jobs, row, ("dedupe_key",)):
         return job_id
@@ -141,11 +142,7 @@ def claim_due(
 
 def still_ours(conn: Connection, c: Claimed) -> bool:
     """Lock the job row (PostgreSQL) and check our claim stands, before doing its work."""
-    return conn.execute(
-        select(jobs.c.id)
-        .where(jobs.c.id == c.job.id, jobs.c.status == RUNNING, jobs.c.locked_until == c.token)
-        .with_for_update()
-    ).first() is not None
+    return prepared.first(conn, jobs, _claim_of(c), columns=("id",), for_update=True) is not None
 
 
 def mark_done(conn: Connection, c: Claimed, *, now: datetime) -> bool:
@@ -163,12 +160,12 @@ def mark_failed_attempt(
 
 
 def _settle(conn: Connection, c: Claimed, **values: Any) -> bool:
-    res = conn.execute(
-        update(jobs)
-        .where(jobs.c.id == c.job.id, jobs.c.status == RUNNING, jobs.c.locked_until == c.token)
-        .values(locked_until=None, **values)
-    )
-    return res.rowcount == 1
+    return prepared.change(conn, jobs, _claim_of(c), {"locked_until": None, **values}) == 1
+
+
+def _claim_of(c: Claimed) -> dict[str, Any]:
+    """The row as this runner's claim left it (the WHERE that fences a stale runner out)."""
+    return {"id": c.job.id, "status": RUNNING, "locked_until": c.token}
 
 
 def _job(r: Any, *, attempts: int) -> Job:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, delete, or_, select, tuple_, update
 
 from trustpay.clock import to_utc
+from trustpay.db import prepared
 from trustpay.db.schema import idempotency_keys as keys_t
 from trustpay.errors import (
     IdempotencyInProgress,
@@ -197,13 +198,11 @@ def _claim_in(platform: Platform, conn: Connection, scope: str, key: str,
 
 
 def _finish(conn: Connection, c: Claim, resp: StoredResponse, expires_at: datetime) -> None:
-    done = conn.execute(
-        update(keys_t)
-        .where(_where_key(c.scope, c.key), keys_t.c.status == IN_PROGRESS,
-               keys_t.c.locked_until == c.token)
-        .values(status=DONE, response_status=resp.status, response_headers=resp.headers,
-                response_body=resp.body, locked_until=None, expires_at=expires_at)
-    ).rowcount
+    done = prepared.change(
+        conn, keys_t, {"scope": c.scope, "key": c.key, "status": IN_PROGRESS, "locked_until": c.token},
+        {"status": DONE, "response_status": resp.status, "response_headers": resp.headers,
+         "response_body": resp.body, "locked_until": None, "expires_at": expires_at},
+    )
     if done != 1:
         raise ClaimLost(f"idempotency key {c.key!r} was taken over")
 
@@ -283,7 +282,7 @@ def execute(
 
 def _exists(platform: Platform, scope: str, key: str) -> bool:
     with platform.db.transaction(write=False) as conn:
-        return conn.execute(select(keys_t.c.status).where(_where_key(scope, key))).first() is not None
+        return prepared.first(conn, keys_t, {"scope": scope, "key": key}, columns=("status",)) is not None
 
 
 def _claim_and_run(platform: Platform, scope: str, key: str, fp: Fingerprint, effect: Effect) -> StoredResponse:

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from trustpay.clock import rfc3339, to_utc
+from trustpay.db import prepared
 from trustpay.db.schema import outbox
 from trustpay.errors import NotFound
 from trustpay.ids import new_id
@@ -65,10 +66,10 @@ def emit(
     payload = {
         "id": event_id, "type": type, "created_at": rfc3339(now), "data": {"object": dict(data)},
     }
-    conn.execute(outbox.insert().values(
-        id=event_id, type=type, owner_id=owner_id, payload=payload, created_at=now,
-        published_at=None,
-    ))
+    conn.execute(prepared.insert_into(outbox), {
+        "id": event_id, "type": type, "owner_id": owner_id, "payload": payload, "created_at": now,
+        "published_at": None,
+    })
     return event_id
 
 

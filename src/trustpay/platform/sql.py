@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table
-from sqlalchemy.dialects import postgresql, sqlite
+
+from trustpay.db.prepared import insert_or_ignore_stmt
 
 
 def insert_or_ignore(
@@ -21,11 +22,5 @@ def insert_or_ignore(
     RETURNING tells whether a row went in (an INSERT's rowcount reads -1 with
     psycopg under SQLAlchemy 2.1).
     """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = (
-        dialect.insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=list(conflict_on))
-        .returning(table.c[conflict_on[0]])
-    )
-    return conn.execute(stmt).first() is not None
+    stmt = insert_or_ignore_stmt(conn, table, tuple(conflict_on))  # built once per table and key
+    return conn.execute(stmt, dict(values)).first() is not None

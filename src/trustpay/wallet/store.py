@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, or_, select, update
 
+from trustpay.db import prepared
 from trustpay.db.schema import (
     bank_cards,
     ledger_accounts,
@@ -28,18 +29,15 @@ from trustpay.ledger.model import AccountKind
 
 
 def insert(conn: Connection, table: Table, values: Mapping[str, Any]) -> None:
-    conn.execute(table.insert().values(**values))
+    conn.execute(prepared.insert_into(table), dict(values))
 
 
 def get_row(conn: Connection, table: Table, obj_id: str, *, owner_col: str | None = None,
             owner_id: str | None = None, for_update: bool = False) -> Any:
     """One row by id; with an owner, another user's row is simply not found (404)."""
-    q = select(table).where(table.c.id == obj_id)
-    if owner_col is not None:
-        q = q.where(table.c[owner_col] == owner_id)
-    if for_update:
-        q = q.with_for_update()
-    row = conn.execute(q).mappings().first()
+    where = {"id": obj_id} if owner_col is None else {"id": obj_id, owner_col: owner_id}
+    stmt = prepared.select_where(table, *where, for_update=for_update)
+    row = conn.execute(stmt, prepared.where_params(**where)).mappings().first()
     if row is None:
         raise NotFound(f"no {table.name.rstrip('s').replace('_', ' ')} {obj_id[:40]}")
     return row
@@ -55,13 +53,10 @@ def set_status(conn: Connection, table: Table, obj_id: str, *, from_status: str 
 
 # ------------------------------------------------------------------ ledger lookups
 def wallet_account_id(conn: Connection, user_id: str, currency: str) -> str | None:
-    return conn.execute(
-        select(ledger_accounts.c.id).where(
-            ledger_accounts.c.owner_id == user_id,
-            ledger_accounts.c.kind == AccountKind.WALLET.value,
-            ledger_accounts.c.currency == currency,
-        )
-    ).scalar()
+    row = prepared.first(conn, ledger_accounts,
+                         {"owner_id": user_id, "kind": AccountKind.WALLET.value, "currency": currency},
+                         columns=("id",))
+    return None if row is None else str(row.id)
 
 
 def wallet_accounts(conn: Connection, user_id: str) -> list[Any]:
@@ -83,16 +78,14 @@ def settlement_pending_accounts(conn: Connection, user_id: str) -> list[Any]:
 
 
 # ------------------------------------------------------------------ people
+_PERSON = ("id", "email", "name", "kind", "deleted_at")
+
+
 def user_by(conn: Connection, *, user_id: str | None = None, email: str | None = None,
             phone_hmac: str | None = None) -> Any | None:
-    q = select(users.c.id, users.c.email, users.c.name, users.c.kind, users.c.deleted_at)
-    if user_id is not None:
-        q = q.where(users.c.id == user_id)
-    elif email is not None:
-        q = q.where(users.c.email == email)
-    else:
-        q = q.where(users.c.phone_hmac == phone_hmac)
-    row = conn.execute(q).first()
+    by, value = (("id", user_id) if user_id is not None
+                 else ("email", email) if email is not None else ("phone_hmac", phone_hmac))
+    row = prepared.first(conn, users, {by: value}, columns=_PERSON)
     return None if row is None or row.deleted_at is not None else row
 
 
@@ -128,7 +121,8 @@ def page(conn: Connection, table: Table, owner_cols: tuple[str, ...], user_id: s
 
 # ------------------------------------------------------------------ preferences
 def preferences(conn: Connection, user_id: str) -> Any | None:
-    return conn.execute(select(wallet_preferences).where(wallet_preferences.c.user_id == user_id)).mappings().first()
+    return conn.execute(prepared.select_where(wallet_preferences, "user_id"),
+                        prepared.where_params(user_id=user_id)).mappings().first()
 
 
 def save_preferences(conn: Connection, user_id: str, *, daily_cap: int | None, password_free_cap: int,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from trustpay.clock import rfc3339, to_utc
 from trustpay.errors import InvalidRequest, NotFound
@@ -221,6 +221,11 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 # ------------------------------------------------------------------ jobs
+# Built once (db/prepared.py): every default transfer's undo window closes through here.
+_MARK_SETTLED = update(store.transfers).where(store.transfers.c.id == bindparam("w_id"),
+                                              store.transfers.c.settled_at.is_(None))
+
+
 def close_undo_window(p: Platform, conn: Connection, job: Job) -> None:
     """The undo window is over: the recipient's pending money becomes available."""
     row = store.get_row(conn, store.transfers, job.payload["transfer_id"], for_update=True)
@@ -230,8 +235,7 @@ def close_undo_window(p: Platform, conn: Connection, job: Job) -> None:
     # The entry that makes the money the recipient's carries the sender's memo:
     # it is the one the statement shows.
     p.book.post_hold(conn, row["hold_id"], memo=row["memo"])
-    conn.execute(update(store.transfers).where(store.transfers.c.id == row["id"],
-                                               store.transfers.c.settled_at.is_(None)).values(settled_at=now))
+    conn.execute(_MARK_SETTLED, {"w_id": row["id"], "settled_at": now})
 
 
 def return_unanswered(p: Platform, conn: Connection, job: Job) -> None:
