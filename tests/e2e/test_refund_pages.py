@@ -66,6 +66,18 @@ def test_buyer_refund_request_merchant_approves(server: Server, browser: Browser
     phone.reload()
     expect(phone.locator("[data-testid=refund]")).to_have_attribute("data-status", "REFUND_SUCCESS")
     phone.screenshot(path=str(shots / "refund-done-en.png"), full_page=True)
+    # The order's own page says it was refunded and where the money went, not just "Closed".
+    for lang in ("en", "zh-Hans"):
+        phone.goto(server.url(f"/checkout/{tid}?lang={lang}"))
+        expect(phone.get_by_test_id("refunds")).to_be_visible()
+        phone.screenshot(path=str(shots / f"checkout-refunded-{lang}.png"), full_page=True)
+    phone.goto(server.url(f"/checkout/{tid}?lang=en"))
+    expect(phone.get_by_test_id("trade-status")).to_have_text("Refunded")
+    expect(phone.get_by_test_id("refunds")).to_contain_text("CN¥268.00 came back to your TrustPay wallet")
+    expect(phone.get_by_test_id("refund-line")).to_contain_text("Cracked on arrival")
+    desk.goto(server.url(f"/checkout/{tid}?lang=en"))  # the merchant's view of the same order
+    expect(desk.get_by_test_id("refunds")).to_contain_text("went back to the buyer's TrustPay wallet")
+    desk.screenshot(path=str(shots / "checkout-refunded-merchant-desktop-en.png"), full_page=True)
     wallet = http.get("/v1/wallet", headers=shopper).json()["balances"]
     assert [b["available"] for b in wallet if b["currency"] == "CNY"] == [SHOPPER_FUNDS]
     trade = http.get(f"/v1/trades/{tid}", headers=key).json()

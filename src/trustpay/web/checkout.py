@@ -30,8 +30,10 @@ from sqlalchemy import Connection
 from trustpay.api.deps import get_origin
 from trustpay.clock import to_utc
 from trustpay.errors import TrustPayError
-from trustpay.trades import service, store
+from trustpay.merchants.settlement_model import share_of
+from trustpay.trades import dispute_store, refund_store, service, store
 from trustpay.trades.model import Mode, Party, TradeStatus, not_found
+from trustpay.trades.refund_model import RefundStatus
 from trustpay.trades.views import checkout_path, shape
 from trustpay.wallet import service as wallet
 from trustpay.web import auth
@@ -56,7 +58,11 @@ CLOSE_REASONS = {
     "merchant_closed": _("The merchant called this order off."),
     "pay_timeout": _("It was not paid in time."),
     "ship_timeout": _("The merchant did not ship in time, so all your money came back to your wallet."),
+    "refunded": _("Everything paid was refunded to the buyer's TrustPay wallet."),
+    "dispute_ruling": _("TrustPay ruled on the dispute and returned everything to the buyer's TrustPay wallet."),
 }
+# A closed trade whose money went back: say so in the status, not just "Closed".
+REFUNDED_LABEL = _("Refunded")
 NOTICES = {
     "paid": _("Paid. Your money is safe with TrustPay until you confirm receipt."),
     "paid_instant": _("Paid. The merchant has received your payment."),
@@ -90,12 +96,18 @@ def _view(request: Request, row: Any, viewer: Viewer | None, party: Party | None
     with p.db.transaction(write=False) as conn:
         merchant = service.merchant_name(conn, row["merchant_id"])
         available = _available(conn, viewer, row["currency"])
+        returned = _refunds(conn, row) if party is not None else []
     status = TradeStatus(row["status"])
     escrow = Mode(row["mode"]) is Mode.ESCROW
+    label = BUYER_STATUS_LABELS[status]
+    if status is TradeStatus.TRADE_CLOSED and row["close_reason"] in ("refunded", "dispute_ruling"):
+        label = REFUNDED_LABEL
+    # After a refund the fee shrinks in proportion, as the merchant's statement and settlement count it.
+    share = share_of(row["amount"], row["fee"], row["refunded_amount"])
     return {
         "viewer": viewer, "t": t, "merchant": merchant, "escrow": escrow, "party": party.value if party else None,
-        "status_label": BUYER_STATUS_LABELS[status], "close_reason": CLOSE_REASONS.get(row["close_reason"] or ""),
-        "merchant_gets": row["amount"] - row["fee"], "when": _times(row),
+        "status_label": label, "close_reason": CLOSE_REASONS.get(row["close_reason"] or ""),
+        "fee_now": share.fee, "merchant_gets": share.net, "returned": returned, "when": _times(row),
         "can_pay": status is TradeStatus.WAIT_BUYER_PAY and party is Party.BUYER,
         "can_confirm": status is TradeStatus.WAIT_BUYER_CONFIRM_GOODS and party is Party.BUYER,
         "available": available, "short": available is not None and available < row["amount"],
@@ -104,6 +116,19 @@ def _view(request: Request, row: Any, viewer: Viewer | None, party: Party | None
         "request_key": _new_key(), "error": None, "info": None,
         "step": _step(status), "qr_url": checkout_path(row["id"]) + "/qr.svg",
     }
+
+
+def _refunds(conn: Connection, row: Any) -> list[dict[str, Any]]:
+    """Where money went back, oldest first: each refund paid out, and a dispute ruling's share
+    for the buyer (which is counted in refunded_amount but is not a refund row)."""
+    lines: list[dict[str, Any]] = [
+        {"what": "refund", "amount": r["amount"], "reason": r["reason"], "at": to_utc(r["succeeded_at"])}
+        for r in refund_store.of_trade(conn, row["id"]) if r["status"] == RefundStatus.REFUND_SUCCESS.value]
+    dispute = dispute_store.for_trade(conn, row["id"])
+    if dispute is not None and dispute["buyer_amount"]:
+        lines.append({"what": "ruling", "amount": dispute["buyer_amount"], "reason": dispute["note"],
+                      "at": to_utc(dispute["resolved_at"])})
+    return sorted(lines, key=lambda line: line["at"])
 
 
 def _times(row: Any) -> dict[str, datetime | None]:
