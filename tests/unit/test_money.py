@@ -161,6 +161,9 @@ def test_arithmetic_keeps_currency() -> None:
         (123456, "USD", "en", "$1,234.56"),
         (5, "JPY", "en", "¥5"),
         (1234, "KWD", "en", "KWD1.234"),
+        # The locale's pattern is looked up once and kept: other locales must not inherit it.
+        (-350, "HKD", "zh_Hant", "-HK$3.50"),
+        (1, "EUR", "zh_Hans", "€0.01"),
         # Past float precision: must still be exact to the last minor unit.
         (123456789012345678, "CNY", "en", "CN¥1,234,567,890,123,456.78"),
     ],
