@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+from pathlib import Path
 
 # Before anything imports trustpay.identity.crypto: argon2id with the smallest parameters
 # (the suite signs up thousands of users; production keeps RFC 9106's profile, see
 # tests/unit/test_password_hashing.py). Servers the e2e tests start inherit it.
 os.environ.setdefault("TRUSTPAY_TEST_FAST_PASSWORD_HASHING", "1")
+# A bytecode cache for every server and CLI process the suite starts, even where the environment
+# says PYTHONDONTWRITEBYTECODE (scripts/test.sh sets the same before pytest itself starts): without
+# it each `trustpay serve` compiles the whole app from source, ~3x its start-up time. It lives under
+# the venv, out of the source tree, and Python checks it against each source file's mtime and size.
+os.environ.setdefault("PYTHONPYCACHEPREFIX", str(Path(sys.prefix) / "pycache"))
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings

@@ -94,7 +94,7 @@ def refusal(model: Model, changes: dict[str, tuple[int, int, str]]) -> type[Trus
     return None
 
 
-def make_machine(new_db: Callable[[], str]) -> type[RuleBasedStateMachine]:
+def make_machine(new_db: Callable[[], str], done_with: Callable[[str], None]) -> type[RuleBasedStateMachine]:
     class LedgerMachine(RuleBasedStateMachine):
         accounts = Bundle("accounts")
         holds = Bundle("holds")
@@ -102,7 +102,8 @@ def make_machine(new_db: Callable[[], str]) -> type[RuleBasedStateMachine]:
 
         def __init__(self) -> None:
             super().__init__()
-            self.db = Database(new_db(), pool_size=2)
+            self.url = new_db()
+            self.db = Database(self.url, pool_size=2)
             self.clock = FrozenClock()
             self.t0 = self.clock.now()
             self.book = Book(self.clock, max_amount=MAX)
@@ -110,6 +111,7 @@ def make_machine(new_db: Callable[[], str]) -> type[RuleBasedStateMachine]:
 
         def teardown(self) -> None:
             self.db.dispose()
+            done_with(self.url)
 
         def now_s(self) -> float:
             return (self.clock.now() - self.t0).total_seconds()
@@ -380,16 +382,11 @@ def make_machine(new_db: Callable[[], str]) -> type[RuleBasedStateMachine]:
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
 def test_ledger_state_machine(engine: str, request: pytest.FixtureRequest) -> None:
     factory = request.getfixturevalue("sqlite_factory" if engine == "sqlite" else "pg_factory")
-    made: list[str] = []
 
-    def new_db() -> str:
-        url: str = factory.fresh()
-        made.append(url)
-        return url
-
-    try:
-        run_state_machine_as_test(make_machine(new_db))
-    finally:
+    def done_with(url: str) -> None:
+        """A PostgreSQL example's database goes as soon as the example ends (it is handed back
+        emptied to the template's contents, under a new name, for the next example)."""
         if engine == "postgresql":
-            for url in made:
-                factory.drop(url)
+            factory.drop(url)
+
+    run_state_machine_as_test(make_machine(factory.fresh, done_with))
