@@ -31,7 +31,16 @@ _RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock not
 SQLITE_WRITER_WAIT = 30.0  # seconds; the same as the busy timeout
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+# As many pooled connections as the server has request threads (anyio's default
+# limiter), so a busy server keeps its connections instead of opening and
+# closing "overflow" ones per request (a PostgreSQL connection costs a backend
+# process and ~1 ms to open). Idle ones cost little; the overflow is headroom
+# for the job worker and the sandbox bank.
+POOL_SIZE = 40
+POOL_OVERFLOW = 10
+
+
+def make_engine(url: str, *, pool_size: int = POOL_SIZE) -> Engine:
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
@@ -40,7 +49,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             u,
             poolclass=QueuePool,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=POOL_OVERFLOW,
             connect_args={"check_same_thread": False, "timeout": 30},
         )
         _configure_sqlite(engine)
@@ -48,7 +57,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     return create_engine(
         u,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=POOL_OVERFLOW,
         pool_pre_ping=True,
         isolation_level="READ COMMITTED",
     )
@@ -117,7 +126,7 @@ def is_retryable(exc: BaseException) -> bool:
 class Database:
     """Owns the engine; hands out transactions (the unit of work)."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.dialect = self.engine.dialect.name

@@ -11,7 +11,6 @@ from trustpay.errors import InvalidCurrency, PaymentFailed
 from trustpay.events.notify import Notification
 from trustpay.events.queue import enqueue
 from trustpay.identity import freeze, limits
-from trustpay.identity import store as identity_store
 from trustpay.ledger.model import AccountKind
 from trustpay.money import check_currency
 from trustpay.risk import service as risk
@@ -47,8 +46,7 @@ def before_money_out(p: Platform, conn: Connection, user_id: str, *, currency: s
 
     Runs inside the money transaction, so the limits and the risk rules see
     every earlier outflow that committed and none that rolled back."""
-    user = identity_store.get_user(conn, user_id)
-    freeze.ensure_can_move_money(conn, user)
+    freeze.ensure_can_move_money(conn, user_id)
     wallet = own_wallet(conn, user_id, currency)
     limits.enforce_limits(p, conn, user_id, currency=currency, outflow=amount)
     _enforce_own_daily_cap(p, conn, user_id, currency, amount)
