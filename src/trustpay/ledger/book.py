@@ -5,12 +5,15 @@ a ledger entry commits or rolls back together with the business row that
 caused it and the outbox event that announces it.
 
 How one entry is appended (the hot path):
-1. one ``UPDATE … RETURNING`` per account, in account-id order (the fixed
-   lock order that keeps PostgreSQL free of deadlocks); the overdraft rule is
-   part of the UPDATE's WHERE, so checking and changing are one step;
-2. the journal head row is locked and moved on (this serialises appends to
-   the hash chain, and is taken last so it is held as briefly as possible);
-3. the entry and its lines are inserted.
+1. the append lock: PostgreSQL takes an advisory lock that queues every
+   appender; on SQLite the writer lock (``BEGIN IMMEDIATE``) already is one;
+2. one guarded UPDATE per account, in account-id order (the fixed lock
+   order); the overdraft rule is part of the UPDATE's WHERE, so checking and
+   changing are one step. PostgreSQL changes all the accounts in one
+   ``UPDATE … RETURNING`` (one round trip); SQLite runs one short UPDATE per
+   account after one SELECT of the journal's end and of the totals the entry
+   changes (SQLite's RETURNING costs more than that read);
+3. the entry, sealed onto the hash chain, and its lines are inserted.
 Any failure raises before commit; the caller's transaction rolls it all back.
 """
 
@@ -18,9 +21,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, NoReturn
 
 from sqlalchemy import Connection, select
 
@@ -65,20 +67,13 @@ from trustpay.platform.sql import insert_or_ignore
 # (balance delta, pending_out delta, pending_in delta) for one account.
 Deltas = tuple[int, int, int]
 
-def _apply_sql(n: int, *, reads_head: bool = False) -> Sql:
-    """One guarded UPDATE for all ``n`` accounts of an entry.
+def _apply_sql(n: int) -> Sql:
+    """PostgreSQL: one guarded UPDATE for all ``n`` accounts of an entry.
 
     Each account's row changes only if it exists, is open, holds the entry's
     currency and — when the change lowers its available balance — may go
     negative or stays ≥ 0 (the same rule as ``model.may_change``). Rows that
     fail the guard are simply not updated; RETURNING tells which ones were.
-
-    ``reads_head`` (SQLite only): the statement also reads the journal's end
-    — the new entry's seq becomes ``last_seq`` and the last hash is returned
-    — saving the separate read of the chain. SQLite admits one writer at a
-    time and the statement sees the latest committed state (a deferred
-    transaction that read an older snapshot fails with SQLITE_BUSY instead),
-    so this is the same chain position the separate read would have given.
     """
     def case(col: str) -> str:
         whens = " ".join(f"WHEN :id{i} THEN :{col}{i}" for i in range(n))
@@ -89,21 +84,39 @@ def _apply_sql(n: int, *, reads_head: bool = False) -> Sql:
         f"OR :db{i} - :dpo{i} >= 0 OR balance + :db{i} - pending_out - :dpo{i} >= 0))"
         for i in range(n)
     )
-    seq, head = ":seq", ""
-    if reads_head:
-        seq = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM ledger_entries)"
-        head = ", (SELECT hash FROM ledger_entries ORDER BY seq DESC LIMIT 1)"
     return Sql(
         f"UPDATE ledger_accounts SET balance = balance + {case('db')}, "
         f"pending_out = pending_out + {case('dpo')}, pending_in = pending_in + {case('dpi')}, "
-        f"last_seq = {seq} WHERE {guards} RETURNING id, balance, pending_out, pending_in, last_seq{head}"
+        f"last_seq = :seq WHERE {guards} RETURNING id, balance, pending_out, pending_in"
     )
 
 
 _MAX_ACCOUNTS = 16
 _APPLY = {n: _apply_sql(n) for n in range(1, _MAX_ACCOUNTS + 1)}
-_APPLY_READING_HEAD = {n: _apply_sql(n, reads_head=True) for n in range(1, _MAX_ACCOUNTS + 1)}
 _PARAM_NAMES = [(f"id{i}", f"ccy{i}", f"db{i}", f"dpo{i}", f"dpi{i}") for i in range(_MAX_ACCOUNTS)]
+# SQLite: the same guard for one account (parameters: db, dpo, dpi, seq, id, currency).
+_APPLY_ONE_SQLITE = (
+    "UPDATE ledger_accounts SET balance = balance + ?1, pending_out = pending_out + ?2, "
+    "pending_in = pending_in + ?3, last_seq = ?4 WHERE id = ?5 AND currency = ?6 AND closed_at IS NULL "
+    "AND (allow_negative OR ?1 - ?2 >= 0 OR balance + ?1 - pending_out - ?2 >= 0)"
+)
+
+
+@functools.cache
+def _read_before_sqlite(fields: tuple[tuple[str, ...], ...]) -> str:
+    """SQLite: the journal's end and, for account ``?k`` (k = 1, 2, …), the
+    totals named in ``fields[k-1]`` as they stand before the entry: one statement."""
+    reads = "".join(
+        f", (SELECT {field} FROM ledger_accounts WHERE id = ?{k})"
+        for k, account_fields in enumerate(fields, start=1)
+        for field in account_fields
+    )
+    return (
+        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM ledger_entries), "
+        f"(SELECT hash FROM ledger_entries ORDER BY seq DESC LIMIT 1){reads}"
+    )
+
+
 _UNDO_ONE = Sql(
     "UPDATE ledger_accounts SET balance = balance - :db, pending_out = pending_out - :dpo, "
     "pending_in = pending_in - :dpi, last_seq = COALESCE((SELECT MAX(entry_seq) FROM ledger_postings "
@@ -114,10 +127,19 @@ _UNDO_ONE = Sql(
 _LAST_ENTRY = Sql("SELECT seq, hash FROM ledger_entries ORDER BY seq DESC LIMIT 1")
 _CHAIN_LOCK_PG = Sql("SELECT pg_advisory_xact_lock(:key)")
 _CHAIN_LOCK_KEY = 0x7472757374706179  # "trustpay"
-_INSERT_ENTRY = Sql(
-    "INSERT INTO ledger_entries (seq, id, kind, reference, hold_id, memo, created_at, prev_hash, hash) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+
+
+def _insert_entry_sql(reference: bool, hold_id: bool) -> Sql:
+    # An absent reference or hold is NULL in the statement itself: sqlite3
+    # spends ~1 µs adapting each None parameter, and most entries lack a hold.
+    return Sql(
+        "INSERT INTO ledger_entries (seq, id, kind, reference, hold_id, memo, created_at, prev_hash, hash) "
+        f"VALUES (?, ?, ?, {'?' if reference else 'NULL'}, {'?' if hold_id else 'NULL'}, ?, ?, ?, ?)"
+    )
+
+
+# By (has a reference, has a hold); see _entry_row for the matching parameters.
+_INSERT_ENTRY = {(r, h): _insert_entry_sql(r, h) for r in (False, True) for h in (False, True)}
 _INSERT_LINES = Sql(
     "INSERT INTO ledger_postings (entry_seq, account_id, field, currency, delta, balance_after) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -169,9 +191,10 @@ class _Totals:
         self.line_head = line_head(self.id, "balance", self.currency)
 
 
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    """One result of :meth:`Book.post_batch`: the entry, or why it was refused."""
+class BatchResult(NamedTuple):
+    """One result of :meth:`Book.post_batch`: the entry, or why it was refused.
+
+    (A NamedTuple: a batch makes tens of thousands a second.)"""
 
     entry: Entry | None
     error: TrustPayError | None
@@ -295,10 +318,12 @@ class Book:
         totals = _lock_totals(raw, {a for p in prepared if not isinstance(p, TrustPayError) for a in p[1]})
         now = self.clock.now()
         stamp = timestamp(now)  # one commit, one time for all its entries
-        db_time = raw.ts(now)
+        db_time = now if raw.is_pg else _sqlite_time(stamp)
         seq, prev_hash = chain.seq, chain.hash
         results: list[BatchResult] = []
-        entry_rows: list[tuple[Any, ...]] = []
+        # Journal rows without and with a reference (a batch holds no holds): see _entry_row.
+        plain_rows: list[tuple[Any, ...]] = []
+        referring_rows: list[tuple[Any, ...]] = []
         line_rows: list[tuple[Any, ...]] = []
         touched: set[str] = set()
         # One CSPRNG read for every id the batch may need (refused entries leave theirs unused).
@@ -319,15 +344,20 @@ class Book:
             entry_id = next(fresh_ids)
             kind, reference, memo = str(draft.kind), draft.reference, draft.memo
             digest = chain_hash(prev_hash, canonical_from_body(seq, entry_id, kind, reference, None, memo, stamp, body))
-            entry_rows.append((seq, entry_id, kind, reference, None, memo, db_time, prev_hash, digest))
-            for ln in lines:
-                line_rows.append((seq, *ln))
+            if reference is None:
+                plain_rows.append((seq, entry_id, kind, memo, db_time, prev_hash, digest))
+            else:
+                referring_rows.append((seq, entry_id, kind, reference, memo, db_time, prev_hash, digest))
+            line_rows.extend([(seq, *ln) for ln in lines])
             results.append(BatchResult(Entry(seq, entry_id, kind, reference, None, memo, now, prev_hash, digest,
                                              lines), None))
             prev_hash = digest
             touched.update(net)
-        if entry_rows:
-            raw.many(_INSERT_ENTRY, entry_rows)
+        if line_rows:
+            if plain_rows:
+                raw.many(_INSERT_ENTRY[False, False], plain_rows)
+            if referring_rows:
+                raw.many(_INSERT_ENTRY[True, False], referring_rows)
             raw.many(_INSERT_LINES, line_rows)
             raw.many(_SET_TOTALS, [
                 (t.balance, t.pending_out, t.pending_in, t.last_seq, t.id)
@@ -502,70 +532,96 @@ class Book:
         ids = sorted(changes)  # fixed order: by account id
         if len(ids) > _MAX_ACCOUNTS:
             raise MalformedEntry(f"an entry may touch at most {_MAX_ACCOUNTS} accounts")
-        params: dict[str, Any] = {}
+        apply = self._apply_pg if raw.is_pg else self._apply_sqlite
+        seq, prev_hash, lines = apply(conn, raw, ids, changes, under_chain_lock)
+        # Sealed: the next place in the journal, the hash chained to the last.
+        # ``lines`` are in canonical order (by account, then field name).
+        now = self.clock.now()
+        entry_id = new_id("txn", now)
+        kind = str(kind)
+        stamp = timestamp(now)
+        digest = chain_hash(
+            prev_hash, canonical_sorted(seq, entry_id, kind, reference, hold_id, memo, stamp, lines)
+        )
+        sql, row = _entry_row(seq, entry_id, kind, reference, hold_id, memo,
+                              now if raw.is_pg else _sqlite_time(stamp), prev_hash, digest)
+        raw.run(sql, row)
+        raw.many(_INSERT_LINES, [(seq, *ln) for ln in lines])
+        return Entry(seq, entry_id, kind, reference, hold_id, memo, now, prev_hash, digest, lines)
+
+    def _apply_pg(
+        self, conn: Connection, raw: Raw, ids: list[str], changes: dict[str, tuple[Deltas, str]],
+        under_chain_lock: Callable[[Connection], None] | None,
+    ) -> tuple[int, str, tuple[Line, ...]]:
+        """Change the accounts' totals; returns the entry's seq, the previous hash and its lines."""
+        # The chain lock comes first (an advisory lock), then the account rows:
+        # all appenders queue on one lock, so their row locks can never form a
+        # cycle (no deadlocks between ledger writers), and a check made under
+        # it (e.g. "not reversed yet") precedes any change.
+        chain = _Chain.lock(raw)
+        if under_chain_lock is not None:
+            under_chain_lock(conn)
+        seq = chain.seq + 1
+        params: dict[str, Any] = {"seq": seq}
         for (n_id, n_ccy, n_db, n_dpo, n_dpi), account_id in zip(_PARAM_NAMES, ids, strict=False):
             (params[n_db], params[n_dpo], params[n_dpi]), params[n_ccy] = changes[account_id]
             params[n_id] = account_id
-        chain: _Chain | None = None
-        if raw.is_pg or under_chain_lock is not None:
-            # The chain lock comes first (PostgreSQL: an advisory lock), then
-            # the account rows: all appenders queue on one lock, so their row
-            # locks can never form a cycle (no deadlocks between ledger
-            # writers), and a check made under it (e.g. "not reversed yet")
-            # precedes any change.
-            chain = _Chain.lock(raw)
-            if under_chain_lock is not None:
-                under_chain_lock(conn)
-            params["seq"] = chain.seq + 1
-            sql = _APPLY[len(ids)]
-        else:
-            # SQLite with nothing to check first: BEGIN IMMEDIATE already holds
-            # the one writer lock, and the UPDATE reads the chain's end itself.
-            sql = _APPLY_READING_HEAD[len(ids)]
-        rows = raw.rows(sql, params)
+        rows = raw.rows(_APPLY[len(ids)], params)
         if len(rows) != len(ids):
             # Some account refused: put back the ones that changed (the caller's
             # transaction may go on), then say why the first refusal happened.
             changed = {row[0] for row in rows}
-            for account_id in changed:
-                (db, dpo, dpi), _ = changes[account_id]
-                raw.run(_UNDO_ONE, {"id": account_id, "db": db, "dpo": dpo, "dpi": dpi})
-            refused = next(a for a in ids if a not in changed)
-            self._explain_refusal(conn, refused, changes[refused][1])
-        if chain is None:
-            chain = _Chain(int(rows[0][4]) - 1, rows[0][5] or GENESIS)
+            self._refuse(conn, raw, changes, [a for a in ids if a in changed],
+                         next(a for a in ids if a not in changed))
         after = {row[0]: row for row in rows}
         lines: list[Line] = []
         for account_id in ids:
             (db, dpo, dpi), currency = changes[account_id]
-            _, balance, pending_out, pending_in, *_ = after[account_id]
+            _, balance, pending_out, pending_in = after[account_id]
             _add_lines(lines, account_id, currency, db, dpo, dpi, balance, pending_out, pending_in)
-        entry = self._seal(chain, kind, reference, hold_id, memo, tuple(lines))
-        raw.run(_INSERT_ENTRY, (entry.seq, entry.id, entry.kind, reference, hold_id, memo,
-                                raw.ts(entry.created_at), entry.prev_hash, entry.hash))
-        seq = entry.seq
-        raw.many(_INSERT_LINES, [(seq, *ln) for ln in lines])
-        return entry
+        return seq, chain.hash, tuple(lines)
 
-    def _seal(
-        self, chain: _Chain, kind: str, reference: str | None, hold_id: str | None, memo: str,
-        lines: tuple[Line, ...],
-    ) -> Entry:
-        """Give the entry the next place in the journal and chain its hash to the last.
+    def _apply_sqlite(
+        self, conn: Connection, raw: Raw, ids: list[str], changes: dict[str, tuple[Deltas, str]],
+        under_chain_lock: Callable[[Connection], None] | None,
+    ) -> tuple[int, str, tuple[Line, ...]]:
+        """:meth:`_apply_pg` for SQLite, whose writer lock is the chain lock.
 
-        ``lines`` must already be in canonical order (by account, then field
-        name), as :func:`_add_lines` makes them for accounts taken in id order."""
-        seq, prev_hash = chain.seq + 1, chain.hash
-        now = self.clock.now()
-        entry_id = new_id("txn", now)
-        kind = str(kind)
-        digest = chain_hash(
-            prev_hash, canonical_sorted(seq, entry_id, kind, reference, hold_id, memo, timestamp(now), lines)
-        )
-        chain.seq, chain.hash = seq, digest
-        return Entry(seq, entry_id, kind, reference, hold_id, memo, now, prev_hash, digest, lines)
+        SQLite admits one writer at a time and a write transaction sees the
+        latest committed state (a deferred one that read an older snapshot
+        fails with SQLITE_BUSY on its first write), so the journal's end and
+        the totals read first are exactly what the UPDATEs then change."""
+        if under_chain_lock is not None:
+            under_chain_lock(conn)
+        deltas = [changes[a] for a in ids]
+        fields = tuple(_changed_fields(d) for d, _ in deltas)
+        driver = raw.dbapi
+        head_seq, head_hash, *before = driver.execute(_read_before_sqlite(fields), ids).fetchone()
+        seq = head_seq + 1
+        for i, (account_id, ((db, dpo, dpi), currency)) in enumerate(zip(ids, deltas, strict=True)):
+            if driver.execute(_APPLY_ONE_SQLITE, (db, dpo, dpi, seq, account_id, currency)).rowcount != 1:
+                self._refuse(conn, raw, changes, ids[:i], account_id)
+        lines: list[Line] = []
+        totals = iter(before)  # in the order _changed_fields named them
+        for account_id, ((db, dpo, dpi), currency) in zip(ids, deltas, strict=True):
+            balance = next(totals) + db if db else 0
+            pending_in = next(totals) + dpi if dpi else 0
+            pending_out = next(totals) + dpo if dpo else 0
+            _add_lines(lines, account_id, currency, db, dpo, dpi, balance, pending_out, pending_in)
+        return seq, head_hash or GENESIS, tuple(lines)
 
-    def _explain_refusal(self, conn: Connection, account_id: str, currency: str) -> None:
+    def _refuse(
+        self, conn: Connection, raw: Raw, changes: dict[str, tuple[Deltas, str]], changed: list[str],
+        refused: str,
+    ) -> NoReturn:
+        """Put back the accounts ``changed`` so far (the caller's transaction may
+        go on), then say why ``refused`` refused."""
+        for account_id in changed:
+            (db, dpo, dpi), _ = changes[account_id]
+            raw.run(_UNDO_ONE, {"id": account_id, "db": db, "dpo": dpo, "dpi": dpi})
+        self._explain_refusal(conn, refused, changes[refused][1])
+
+    def _explain_refusal(self, conn: Connection, account_id: str, currency: str) -> NoReturn:
         """The guarded UPDATE matched nothing: say exactly why (slow path only)."""
         row = conn.execute(
             select(ledger_accounts).where(ledger_accounts.c.id == account_id)
@@ -579,6 +635,33 @@ class Book:
         if row["closed_at"] is not None:
             raise AccountClosed(f"account {account_id} is closed")
         raise Overdraft(f"account {account_id} has insufficient available funds")
+
+
+def _changed_fields(deltas: Deltas) -> tuple[str, ...]:
+    """The totals a change of ``(balance, pending_out, pending_in)`` moves, in line order."""
+    db, dpo, dpi = deltas
+    return (("balance",) if db else ()) + (("pending_in",) if dpi else ()) + (("pending_out",) if dpo else ())
+
+
+def _sqlite_time(stamp: str) -> str:
+    """The canonical time text (``2026-01-02T03:04:05.000006Z``) as SQLite
+    stores the instant (``2026-01-02 03:04:05.000006``, what ``Raw.ts`` gives)."""
+    return f"{stamp[:10]} {stamp[11:26]}"
+
+
+def _entry_row(
+    seq: int, entry_id: str, kind: str, reference: str | None, hold_id: str | None, memo: str,
+    created_at: Any, prev_hash: str, digest: str,
+) -> tuple[Sql, tuple[Any, ...]]:
+    """The INSERT of a journal row and its parameters (NULLs are in the statement)."""
+    if hold_id is None:
+        if reference is None:
+            return _INSERT_ENTRY[False, False], (seq, entry_id, kind, memo, created_at, prev_hash, digest)
+        return _INSERT_ENTRY[True, False], (seq, entry_id, kind, reference, memo, created_at, prev_hash, digest)
+    if reference is None:
+        return _INSERT_ENTRY[False, True], (seq, entry_id, kind, hold_id, memo, created_at, prev_hash, digest)
+    return _INSERT_ENTRY[True, True], (seq, entry_id, kind, reference, hold_id, memo, created_at, prev_hash,
+                                       digest)
 
 
 def _add_lines(
