@@ -40,7 +40,16 @@ def get_current_user(request: Request, p: PlatformDep) -> Principal:
     if token is None:
         raise AuthenticationFailed("send Authorization: Bearer <token> from POST /v1/sessions")
     user, session = identity.authenticate_token(p, token)
+    # Kept for this request's idempotency scope (api/identity.py user_scope), which
+    # would otherwise look the same token up again in a transaction of its own.
+    request.state.session_owner = (token, user.id)
     return Principal(user, session)
+
+
+def authenticated_owner(request: Request, token: str) -> str | None:
+    """The user this request's ``CurrentUser`` dependency found for ``token``, if it ran."""
+    found: tuple[str, str] | None = getattr(request.state, "session_owner", None)
+    return found[1] if found is not None and found[0] == token else None
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]

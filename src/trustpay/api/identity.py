@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
-from trustpay.api.deps import CurrentUser, OriginDep, PlatformDep, bearer_token
+from trustpay.api.deps import CurrentUser, OriginDep, PlatformDep, authenticated_owner, bearer_token
 from trustpay.api.idempotency import default_scope, has_scope_resolver, idempotent, set_scope_resolver
 from trustpay.clock import rfc3339
 from trustpay.errors import TrustPayError
@@ -154,8 +154,10 @@ def user_scope(request: Request, p: Platform) -> str:
     """Idempotency keys belong to the user, whichever of their sessions sends them."""
     token = bearer_token(request)
     if token is not None:
-        with p.db.transaction(write=False) as conn:
-            owner = identity.token_owner(p, conn, token)
+        owner = authenticated_owner(request, token)
+        if owner is None:  # a route without CurrentUser: look the session up
+            with p.db.transaction(write=False) as conn:
+                owner = identity.token_owner(p, conn, token)
         if owner is not None:
             return owner
     return default_scope(request, p)
