@@ -22,7 +22,6 @@ not itself wait for another grouped transaction (that one would wait for it).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -39,36 +38,42 @@ MAX_GROUP = 64  # bounds how long one transaction holds the writer
 
 
 class _Member(Generic[T]):
-    __slots__ = ("broken", "committed", "conn", "error", "fn", "ran", "result", "turn")
+    __slots__ = ("broken", "conn", "done", "error", "fn", "promoted", "ran", "result", "wake")
 
     def __init__(self, fn: Callable[[Connection], T]) -> None:
         self.fn = fn
-        self.conn: Connection | None = None
-        self.turn = False  # the leader has handed us the transaction
-        self.ran = False  # our work is done (in our savepoint)
+        self.conn: Connection | None = None  # the leader's transaction, once it is our turn
+        self.promoted = False  # woken to lead the next group rather than to run in this one
         self.broken = False  # our savepoint could not be undone: the group must not commit
-        self.committed = False  # the group's transaction has ended
         self.result: Any = None
         self.error: BaseException | None = None
+        # One event per step and member, so each hand-over wakes exactly the
+        # thread it concerns (a shared condition woke every waiting request
+        # at every step, and they fought over the GIL for nothing).
+        self.wake = threading.Event()  # our turn in the leader's transaction, or to lead
+        self.ran = threading.Event()  # our work is done (in our savepoint)
+        self.done = threading.Event()  # the group's transaction has ended
 
 
 class GroupCommit:
     def __init__(self, db: Database, *, max_group: int = MAX_GROUP) -> None:
         self._db = db
         self._max = max_group
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._queue: deque[_Member[Any]] = deque()
         self._leading = False
 
     def run(self, fn: Callable[[Connection], T]) -> T:
         me: _Member[T] = _Member(fn)
-        with self._cond:
-            self._queue.append(me)
-            while not me.turn and not (not self._leading and self._queue and self._queue[0] is me):
-                self._cond.wait()
-            lead = not me.turn
+        with self._lock:
+            lead = not self._leading
             if lead:
                 self._leading = True
+            else:
+                self._queue.append(me)
+        if not lead:
+            me.wake.wait()
+            lead = me.promoted
         if lead:
             self._lead(me)
         else:
@@ -79,40 +84,36 @@ class GroupCommit:
 
     # ----------------------------------------------------------------- roles
     def _lead(self, me: _Member[Any]) -> None:
-        group: list[_Member[Any]] = []
+        group: list[_Member[Any]] = [me]
         failure: BaseException | None = None
         try:
             with self._db.transaction(write=True) as conn:
+                _run_in_savepoint(conn, me)
                 while len(group) < self._max:
-                    with self._cond:
+                    with self._lock:
                         if not self._queue:
                             break
                         member = self._queue.popleft()
                     group.append(member)
-                    if member is me:
-                        _run_in_savepoint(conn, me)
-                    else:
-                        self._hand_over(conn, member)
+                    self._hand_over(conn, member)
         except BaseException as exc:  # the begin or the commit failed: nothing of the group stayed
             failure = exc
-        with self._cond:
-            if me not in group:  # could not even begin: only the leader knows, the queue is intact
-                group.append(me)
-                with contextlib.suppress(ValueError):
-                    self._queue.remove(me)
+        if failure is not None:
             for member in group:
-                if failure is not None:
-                    member.error, member.result = failure, None
-                member.committed = True
-            self._leading = False
-            self._cond.notify_all()
+                member.error, member.result = failure, None
+        with self._lock:  # whoever queued meanwhile leads the next group
+            successor = self._queue.popleft() if self._queue else None
+            self._leading = successor is not None
+        for member in group:
+            member.done.set()
+        if successor is not None:
+            successor.promoted = True
+            successor.wake.set()
 
     def _hand_over(self, conn: Connection, member: _Member[Any]) -> None:
-        with self._cond:
-            member.conn, member.turn = conn, True
-            self._cond.notify_all()
-            while not member.ran:
-                self._cond.wait()
+        member.conn = conn
+        member.wake.set()
+        member.ran.wait()
         if member.broken:
             raise RuntimeError("a grouped transaction's savepoint could not be rolled back")
 
@@ -123,11 +124,8 @@ class GroupCommit:
         except BaseException:
             me.broken = True
         finally:
-            with self._cond:
-                me.ran = True
-                self._cond.notify_all()
-                while not me.committed:
-                    self._cond.wait()
+            me.ran.set()
+            me.done.wait()
 
 
 def _run_in_savepoint(conn: Connection, member: _Member[Any]) -> None:
