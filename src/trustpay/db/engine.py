@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -80,36 +81,60 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         driver: Any = conn.connection.driver_connection
         # Inside Database.transaction_on the driver has already begun (see
-        # _sqlite_transaction); a statement outside one reads in a deferred one.
+        # _SqliteTransaction); a statement outside one reads in a deferred one.
         if not driver.in_transaction:
             driver.execute("BEGIN DEFERRED")
 
 
-@contextlib.contextmanager
-def _sqlite_transaction(conn: Connection, write: bool) -> Iterator[None]:
-    """BEGIN and COMMIT straight on the driver.
+class _SqliteTransaction:
+    """:meth:`Database.transaction_on` on SQLite: BEGIN and COMMIT straight on the driver.
 
     SQLAlchemy's Transaction costs ~30 µs a transaction here, as much as a
-    whole ledger append's statements. SQLAlchemy sees a connection outside
-    any transaction: its first statement autobegins (the begin hook finds the
-    driver already in ours and issues nothing), and it is then committed or
-    rolled back through SQLAlchemy, which ends the driver's transaction too.
+    whole ledger append's statements (and a generator context manager a few
+    more). SQLAlchemy sees a connection outside any transaction: its first
+    statement autobegins (the begin hook finds the driver already in ours and
+    issues nothing), and it is then committed or rolled back through
+    SQLAlchemy, which ends the driver's transaction too.
     """
-    driver: Any = conn.connection.driver_connection
-    driver.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
-    try:
-        yield
-        if conn.in_transaction():
-            conn.commit()
-        else:
-            driver.commit()
-    finally:
-        # Not committed (the block or the commit raised): undo it all, leaving
-        # both SQLAlchemy and the driver outside any transaction.
-        if conn.in_transaction():
-            conn.rollback()
-        if driver.in_transaction:
-            driver.rollback()
+
+    __slots__ = ("conn", "driver", "queue", "write")
+
+    def __init__(self, conn: Connection, write: bool, queue: threading.RLock | None) -> None:
+        self.conn, self.write, self.queue = conn, write, queue
+
+    def __enter__(self) -> Connection:
+        queue = self.queue
+        if queue is not None and not queue.acquire(timeout=SQLITE_WRITER_WAIT):
+            raise sqlite3.OperationalError("database is locked (waited for this process's writer)")
+        try:
+            driver: Any = self.conn.connection.driver_connection
+            driver.execute("BEGIN IMMEDIATE" if self.write else "BEGIN DEFERRED")
+            self.driver = driver
+        except BaseException:
+            if queue is not None:
+                queue.release()
+            raise
+        return self.conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        conn, driver = self.conn, self.driver
+        try:
+            if exc_type is None:
+                if conn.in_transaction():
+                    conn.commit()
+                else:
+                    driver.commit()
+        finally:
+            try:
+                # Not committed (the block or the commit raised): undo it all,
+                # leaving both SQLAlchemy and the driver outside any transaction.
+                if conn.in_transaction():
+                    conn.rollback()
+                if driver.in_transaction:
+                    driver.rollback()
+            finally:
+                if self.queue is not None:
+                    self.queue.release()
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -150,18 +175,16 @@ class Database:
         with self.engine.connect() as conn, self.transaction_on(conn, write=write):
             yield conn
 
-    @contextlib.contextmanager
-    def transaction_on(self, conn: Connection, *, write: bool = True) -> Iterator[Connection]:
+    def transaction_on(self, conn: Connection, *, write: bool = True) -> AbstractContextManager[Connection]:
         """A transaction on a connection the caller keeps (long-lived loops, benchmarks)."""
-        queue = self._sqlite_writer if write else None
-        if queue is not None and not queue.acquire(timeout=SQLITE_WRITER_WAIT):
-            raise sqlite3.OperationalError("database is locked (waited for this process's writer)")
-        try:
-            with _sqlite_transaction(conn, write) if self.is_sqlite else conn.begin():
-                yield conn
-        finally:
-            if queue is not None:
-                queue.release()
+        if self._sqlite_writer is not None:
+            return _SqliteTransaction(conn, write, self._sqlite_writer if write else None)
+        return self._transaction_pg(conn)
+
+    @contextlib.contextmanager
+    def _transaction_pg(self, conn: Connection) -> Iterator[Connection]:
+        with conn.begin():
+            yield conn
 
     def run(self, fn: Callable[[Connection], T], *, write: bool = True, attempts: int = 8) -> T:
         """Run ``fn`` in a transaction, retrying deadlocks/serialization failures.
