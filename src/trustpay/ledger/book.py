@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, NoReturn
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from trustpay.clock import Clock, to_utc
 from trustpay.db.raw import Raw, Sql
@@ -200,6 +200,16 @@ class BatchResult(NamedTuple):
     error: TrustPayError | None
 
 
+_FIND_OWNED = select(ledger_accounts).where(
+    ledger_accounts.c.kind == bindparam("kind"), ledger_accounts.c.currency == bindparam("currency"),
+    ledger_accounts.c.owner_id == bindparam("owner_id"),
+)
+_FIND_UNOWNED = select(ledger_accounts).where(
+    ledger_accounts.c.kind == bindparam("kind"), ledger_accounts.c.currency == bindparam("currency"),
+    ledger_accounts.c.owner_id.is_(None),
+)
+
+
 class Book:
     def __init__(self, clock: Clock, *, max_amount: int) -> None:
         self.clock = clock
@@ -277,23 +287,19 @@ class Book:
         return [_account(r) for r in rows]
 
     def _find(self, conn: Connection, owner_id: str | None, kind: str, currency: str) -> Account | None:
-        q = select(ledger_accounts).where(
-            ledger_accounts.c.kind == kind, ledger_accounts.c.currency == currency
-        )
-        q = q.where(
-            ledger_accounts.c.owner_id.is_(None)
-            if owner_id is None
-            else ledger_accounts.c.owner_id == owner_id
-        )
-        row = conn.execute(q).mappings().first()
+        # Built once (db/prepared.py): every transfer looks up its recipient's wallet here.
+        params = {"kind": kind, "currency": currency}
+        if owner_id is None:
+            row = conn.execute(_FIND_UNOWNED, params).mappings().first()
+        else:
+            row = conn.execute(_FIND_OWNED, {**params, "owner_id": owner_id}).mappings().first()
         return _account(row) if row else None
 
     # ------------------------------------------------------------- posting
     def post(self, conn: Connection, draft: EntryDraft) -> Entry:
         """Record a balanced entry: all its postings or none of them."""
-        net = validate_draft(draft, self.max_amount)
-        currency_of = {p.account_id: p.currency for p in draft.postings}
-        changes = {acc: ((d, 0, 0), currency_of[acc]) for acc, d in net.items()}
+        net = validate_draft(draft, self.max_amount)  # in posting order, each account once
+        changes = {a: ((d, 0, 0), c) for (a, _, _, c), d in zip(draft.postings, net.values(), strict=True)}
         return self._append(conn, draft.kind, draft.reference, None, draft.memo, changes)
 
     def post_batch(self, conn: Connection, drafts: Sequence[EntryDraft]) -> list[BatchResult]:
