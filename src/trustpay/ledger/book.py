@@ -27,6 +27,7 @@ from typing import Any, NamedTuple, NoReturn
 from sqlalchemy import Connection, bindparam, select
 
 from trustpay.clock import Clock, to_utc
+from trustpay.db import prepared
 from trustpay.db.raw import Raw, Sql
 from trustpay.db.schema import ledger_accounts, ledger_entries, ledger_holds, ledger_postings
 from trustpay.errors import TrustPayError
@@ -438,7 +439,7 @@ class Book:
             "created_at": now,
             "resolved_at": None,
         }
-        conn.execute(ledger_holds.insert(), row)
+        conn.execute(prepared.insert_into(ledger_holds), row)
         return _hold(row)
 
     def post_hold(self, conn: Connection, hold_id: str, amount: int | None = None, *, memo: str = "") -> Entry:
@@ -478,10 +479,8 @@ class Book:
         return done
 
     def get_hold(self, conn: Connection, hold_id: str, *, for_update: bool = False) -> Hold:
-        q = select(ledger_holds).where(ledger_holds.c.id == hold_id)
-        if for_update:
-            q = q.with_for_update()
-        row = conn.execute(q).mappings().first()
+        stmt = prepared.select_where(ledger_holds, "id", for_update=for_update)
+        row = conn.execute(stmt, prepared.where_params(id=hold_id)).mappings().first()
         if row is None:
             raise HoldNotFound(f"no hold {hold_id}")
         return _hold(row)
@@ -497,12 +496,11 @@ class Book:
 
     def _resolve(self, conn: Connection, h: Hold, status: HoldStatus, posted: int) -> None:
         # The status guard makes a concurrent second resolution a no-op we can detect.
-        res = conn.execute(
-            ledger_holds.update()
-            .where(ledger_holds.c.id == h.id, ledger_holds.c.status == HoldStatus.PENDING.value)
-            .values(status=status.value, posted_amount=posted, resolved_at=self.clock.now())
+        changed = prepared.change(
+            conn, ledger_holds, {"id": h.id, "status": HoldStatus.PENDING.value},
+            {"status": status.value, "posted_amount": posted, "resolved_at": self.clock.now()},
         )
-        if res.rowcount != 1:
+        if changed != 1:
             raise HoldAlreadyResolved(f"hold {h.id} was resolved concurrently")
 
     # --------------------------------------------------------------- reads
