@@ -26,6 +26,7 @@ from trustpay.api import (
     webhooks,
 )
 from trustpay.api.body_limit import FORM_OVERHEAD, BodyLimit
+from trustpay.api.routing import FlatRoutesApp
 from trustpay.banks import registry as banks
 from trustpay.jobs.worker import Worker
 from trustpay.platform.context import Platform
@@ -54,7 +55,8 @@ def create_app(
             banks.stop(platform)
             platform.close()
 
-    app = FastAPI(
+    # Included routers' routes sit in the app's own route list (see trustpay.api.routing).
+    app = FlatRoutesApp(
         title="TrustPay API",
         version=__version__,
         description="Third-party payment platform: wallet, escrow trades, verifiable ledger.",
