@@ -67,6 +67,8 @@ from trustpay.platform.sql import insert_or_ignore
 
 # (balance delta, pending_out delta, pending_in delta) for one account.
 Deltas = tuple[int, int, int]
+# Line((…)) without the NamedTuple's Python-level __new__: the hot paths make many.
+_new_line: Callable[[tuple[str, str, str, int, int]], Line] = functools.partial(tuple.__new__, Line)
 
 def _apply_sql(n: int) -> Sql:
     """PostgreSQL: one guarded UPDATE for all ``n`` accounts of an entry.
@@ -300,7 +302,7 @@ class Book:
     def post(self, conn: Connection, draft: EntryDraft) -> Entry:
         """Record a balanced entry: all its postings or none of them."""
         net = validate_draft(draft, self.max_amount)  # in posting order, each account once
-        changes = {a: ((d, 0, 0), c) for (a, _, _, c), d in zip(draft.postings, net.values(), strict=True)}
+        changes = {a: ((net[a], 0, 0), c) for a, _, _, c in draft.postings}
         return self._append(conn, draft.kind, draft.reference, None, draft.memo, changes)
 
     def post_batch(self, conn: Connection, drafts: Sequence[EntryDraft]) -> list[BatchResult]:
@@ -598,20 +600,25 @@ class Book:
         if under_chain_lock is not None:
             under_chain_lock(conn)
         deltas = [changes[a] for a in ids]
-        fields = tuple(_changed_fields(d) for d, _ in deltas)
+        fields = tuple([_CHANGED_FIELDS[db != 0, dpo != 0, dpi != 0] for (db, dpo, dpi), _ in deltas])
         driver = raw.dbapi
         head_seq, head_hash, *before = driver.execute(_read_before_sqlite(fields), ids).fetchone()
         seq = head_seq + 1
-        for i, (account_id, ((db, dpo, dpi), currency)) in enumerate(zip(ids, deltas, strict=True)):
+        for i, account_id in enumerate(ids):
+            (db, dpo, dpi), currency = deltas[i]
             if driver.execute(_APPLY_ONE_SQLITE, (db, dpo, dpi, seq, account_id, currency)).rowcount != 1:
                 self._refuse(conn, raw, changes, ids[:i], account_id)
+        # The lines, in _add_lines' order, each total being what was read plus its delta.
         lines: list[Line] = []
-        totals = iter(before)  # in the order _changed_fields named them
-        for account_id, ((db, dpo, dpi), currency) in zip(ids, deltas, strict=True):
-            balance = next(totals) + db if db else 0
-            pending_in = next(totals) + dpi if dpi else 0
-            pending_out = next(totals) + dpo if dpo else 0
-            _add_lines(lines, account_id, currency, db, dpo, dpi, balance, pending_out, pending_in)
+        totals = iter(before)
+        for i, account_id in enumerate(ids):
+            (db, dpo, dpi), currency = deltas[i]
+            if db:
+                lines.append(_new_line((account_id, "balance", currency, db, next(totals) + db)))
+            if dpi:
+                lines.append(_new_line((account_id, "pending_in", currency, dpi, next(totals) + dpi)))
+            if dpo:
+                lines.append(_new_line((account_id, "pending_out", currency, dpo, next(totals) + dpo)))
         return seq, head_hash or GENESIS, tuple(lines)
 
     def _refuse(
@@ -641,10 +648,12 @@ class Book:
         raise Overdraft(f"account {account_id} has insufficient available funds")
 
 
-def _changed_fields(deltas: Deltas) -> tuple[str, ...]:
-    """The totals a change of ``(balance, pending_out, pending_in)`` moves, in line order."""
-    db, dpo, dpi = deltas
-    return (("balance",) if db else ()) + (("pending_in",) if dpi else ()) + (("pending_out",) if dpo else ())
+# The totals a change moves, by which of its (balance, pending_out, pending_in)
+# deltas are non-zero, in the order of the lines (see _add_lines).
+_CHANGED_FIELDS = {
+    (db, dpo, dpi): (("balance",) if db else ()) + (("pending_in",) if dpi else ()) + (("pending_out",) if dpo else ())
+    for db in (False, True) for dpo in (False, True) for dpi in (False, True)
+}
 
 
 def _sqlite_time(stamp: str) -> str:
