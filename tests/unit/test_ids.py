@@ -132,3 +132,19 @@ def test_new_ids_are_valid_distinct_and_stamped_with_the_given_millisecond() -> 
     # The first 9 symbols (45 of the 48 time bits) are the same as new_id's for that millisecond.
     assert {i[4:13] for i in batch} == {new_id("txn", at)[4:13]}
     assert new_ids("txn", at, 0) == []
+
+
+def test_new_ids_encode_the_millisecond_and_the_random_bits_exactly_as_new_id_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    from trustpay import ids
+
+    at = datetime(2026, 11, 30, 12, 0, 0, 123000, tzinfo=UTC)
+    ms = (at - EPOCH) // timedelta(milliseconds=1)
+    rnd = os.urandom(10 * 64) + bytes(10) + b"\xff" * 10  # and the all-zero and all-one extremes
+    monkeypatch.setattr(os, "urandom", lambda n: rnd[:n])
+    expected = [ids._encode("txn", (ms << 82) | (int.from_bytes(rnd[i:i + 10], "big") << 2))
+                for i in range(0, len(rnd), 10)]
+    assert ids.new_ids("txn", at, len(rnd) // 10) == expected

@@ -59,7 +59,6 @@ from trustpay.ledger.model import (
     check_hold_postable,
     check_resolvable,
     is_expired,
-    may_change,
     validate_draft,
 )
 from trustpay.money import check_amount, check_currency
@@ -69,6 +68,8 @@ from trustpay.platform.sql import insert_or_ignore
 Deltas = tuple[int, int, int]
 # Line((…)) without the NamedTuple's Python-level __new__: the hot paths make many.
 _new_line: Callable[[tuple[str, str, str, int, int]], Line] = functools.partial(tuple.__new__, Line)
+_new_entry: Callable[[tuple[Any, ...]], Entry] = functools.partial(tuple.__new__, Entry)
+_KIND_TEXT: dict[str, str] = {kind: str(kind) for kind in EntryKind}  # str() of an enum member costs more than a lookup
 
 def _apply_sql(n: int) -> Sql:
     """PostgreSQL: one guarded UPDATE for all ``n`` accounts of an entry.
@@ -147,6 +148,11 @@ _INSERT_LINES = Sql(
     "INSERT INTO ledger_postings (entry_seq, account_id, field, currency, delta, balance_after) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
+# A batch posts money only: every line it writes moves a balance.
+_INSERT_BALANCE_LINES = Sql(
+    "INSERT INTO ledger_postings (entry_seq, account_id, field, currency, delta, balance_after) "
+    "VALUES (?, ?, 'balance', ?, ?, ?)"
+)
 _SET_TOTALS = Sql(
     "UPDATE ledger_accounts SET balance = ?, pending_out = ?, pending_in = ?, last_seq = ? WHERE id = ?"
 )
@@ -201,6 +207,11 @@ class BatchResult(NamedTuple):
 
     entry: Entry | None
     error: TrustPayError | None
+
+
+_new_result: Callable[[tuple[Entry | None, TrustPayError | None]], BatchResult] = functools.partial(
+    tuple.__new__, BatchResult
+)
 
 
 _FIND_OWNED = select(ledger_accounts).where(
@@ -343,7 +354,7 @@ class Book:
                 continue
             draft, net = item
             try:
-                lines, body = _apply_in_memory(totals, net, draft.postings, seq + 1)
+                lines, body = _apply_in_memory(totals, net, draft.postings, seq + 1, line_rows)
             except TrustPayError as exc:
                 results.append(BatchResult(None, exc))
                 continue
@@ -351,15 +362,14 @@ class Book:
             # helper calls): this loop runs tens of thousands of times a second.
             seq += 1
             entry_id = next(fresh_ids)
-            kind, reference, memo = str(draft.kind), draft.reference, draft.memo
+            kind, reference, memo = _KIND_TEXT.get(draft.kind) or str(draft.kind), draft.reference, draft.memo
             digest = chain_hash(prev_hash, canonical_from_body(seq, entry_id, kind, reference, None, memo, stamp, body))
             if reference is None:
                 plain_rows.append((seq, entry_id, kind, memo, db_time, prev_hash, digest))
             else:
                 referring_rows.append((seq, entry_id, kind, reference, memo, db_time, prev_hash, digest))
-            line_rows.extend([(seq, *ln) for ln in lines])
-            results.append(BatchResult(Entry(seq, entry_id, kind, reference, None, memo, now, prev_hash, digest,
-                                             lines), None))
+            results.append(_new_result((_new_entry((seq, entry_id, kind, reference, None, memo, now, prev_hash,
+                                                    digest, lines)), None)))
             prev_hash = digest
             touched.update(net)
         if line_rows:
@@ -367,7 +377,7 @@ class Book:
                 raw.many(_INSERT_ENTRY[False, False], plain_rows)
             if referring_rows:
                 raw.many(_INSERT_ENTRY[True, False], referring_rows)
-            raw.many(_INSERT_LINES, line_rows)
+            raw.many(_INSERT_BALANCE_LINES, line_rows)
             raw.many(_SET_TOTALS, [
                 (t.balance, t.pending_out, t.pending_in, t.last_seq, t.id)
                 for t in (totals[a] for a in sorted(touched))
@@ -702,12 +712,14 @@ def _lock_totals(raw: Raw, ids: set[str]) -> dict[str, _Totals]:
 
 
 def _apply_in_memory(
-    totals: dict[str, _Totals], net: dict[str, int], postings: Sequence[Posting], seq: int
+    totals: dict[str, _Totals], net: dict[str, int], postings: Sequence[Posting], seq: int,
+    line_rows: list[tuple[Any, ...]],
 ) -> tuple[tuple[Line, ...], str]:
     """The batch's twin of the guarded UPDATE: check every account, then apply all.
 
     Returns the entry's lines in canonical order (balance lines by account id)
-    and their canonical text (see ``chain.canonical_from_body``)."""
+    and their canonical text (see ``chain.canonical_from_body``), and adds
+    their rows for ``_INSERT_BALANCE_LINES`` to ``line_rows``."""
     ordered = sorted(postings)  # by account id: validate_draft made each account appear once
     for account_id, _, _, currency in ordered:
         t = totals.get(account_id)
@@ -717,16 +729,19 @@ def _apply_in_memory(
             raise CurrencyMismatch(f"account {account_id} holds {t.currency}, not {currency}", param="currency")
         if not t.is_open:
             raise AccountClosed(f"account {account_id} is closed")
-        if not may_change(t.allow_negative, t.balance, t.pending_out, net[account_id], 0):
+        delta = net[account_id]
+        # model.may_change with no pending change, written out (hot loop).
+        if not (t.allow_negative or delta >= 0 or t.balance + delta - t.pending_out >= 0):
             raise Overdraft(f"account {account_id} has insufficient available funds")
     lines: list[Line] = []
     texts: list[str] = []
-    for account_id, *_ in ordered:
+    for account_id, _, _, currency in ordered:
         t = totals[account_id]
         delta = net[account_id]
         t.balance = balance = t.balance + delta
         t.last_seq = seq
-        lines.append(Line(account_id, "balance", t.currency, delta, balance))
+        lines.append(_new_line((account_id, "balance", currency, delta, balance)))
+        line_rows.append((seq, account_id, currency, delta, balance))
         texts.append(f"{t.line_head}{delta}]")
     return tuple(lines), ",".join(texts)
 
