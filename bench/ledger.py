@@ -47,7 +47,11 @@ def fresh_pg(url: str) -> str:
 
 
 class RawLoop:
-    """The physical reference: the same row writes, straight through the driver."""
+    """The physical reference: the same row writes, straight through the driver.
+
+    Same values' sizes as the ledger's: a 30-character entry id (like
+    ``txn_…``), each account's ``last_seq`` set, real ``balance_after`` values
+    (kept in a dict here; the ledger reads them in its transaction)."""
 
     def __init__(self, url: str) -> None:
         u = make_url(url)
@@ -63,25 +67,32 @@ class RawLoop:
             self.con.execute("PRAGMA foreign_keys=ON")
             self.p = "?"
         self.seq = 10**6  # after the setup entries
+        self.balances: dict[str, int] = dict(self.con.execute("SELECT id, balance FROM ledger_accounts").fetchall())
 
     def transfer(self, a: str, b: str, amount: int) -> None:
-        p, con = self.p, self.con
+        p, con, balances = self.p, self.con, self.balances
         self.seq += 1
+        seq = self.seq
+        balances[a] -= amount
+        balances[b] += amount
         con.execute("BEGIN" if self.pg else "BEGIN IMMEDIATE")
-        con.execute(f"UPDATE ledger_accounts SET balance = balance - {p} WHERE id = {p}", (amount, a))
-        con.execute(f"UPDATE ledger_accounts SET balance = balance + {p} WHERE id = {p}", (amount, b))
+        con.execute(f"UPDATE ledger_accounts SET balance = balance - {p}, last_seq = {p} WHERE id = {p}",
+                    (amount, seq, a))
+        con.execute(f"UPDATE ledger_accounts SET balance = balance + {p}, last_seq = {p} WHERE id = {p}",
+                    (amount, seq, b))
         con.execute(
             f"INSERT INTO ledger_entries (seq, id, kind, memo, created_at, prev_hash, hash) "
             f"VALUES ({p}, {p}, 'transfer', '', {p}, {p}, {p})",
-            (self.seq, f"raw_{self.seq}", "2026-01-01 00:00:00.000000", "0" * 64, "1" * 64),
+            (seq, f"raw_{seq:026d}", "2026-01-01 00:00:00.000000", "0" * 64, "1" * 64),
         )
         sql = (f"INSERT INTO ledger_postings (entry_seq, account_id, field, currency, delta, balance_after) "
-               f"VALUES ({p}, {p}, 'balance', 'CNY', {p}, 0)")
+               f"VALUES ({p}, {p}, 'balance', 'CNY', {p}, {p})")
+        rows = [(seq, a, -amount, balances[a]), (seq, b, amount, balances[b])]
         if self.pg:
             with con.cursor() as cur:
-                cur.executemany(sql, [(self.seq, a, -amount), (self.seq, b, amount)])
+                cur.executemany(sql, rows)
         else:
-            con.executemany(sql, [(self.seq, a, -amount), (self.seq, b, amount)])
+            con.executemany(sql, rows)
         con.execute("COMMIT")
 
 
