@@ -8,6 +8,7 @@ import re
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -59,7 +60,8 @@ def stray_lines(server: Server) -> tuple[str, str]:
     return lines[0].reference, lines[1].reference
 
 
-def test_ops_resolves_reconciliation_exceptions_in_the_browser(server: Server, context: BrowserContext) -> None:
+def test_ops_resolves_reconciliation_exceptions_in_the_browser(server: Server, context: BrowserContext,
+                                                              screenshots_dir: Path) -> None:
     made = subprocess.run([*_trustpay_command(), "ops", "create-user", "--email", OPS, "--password", PASSWORD],
                           env=server.env, cwd=server.tmp, capture_output=True, text=True, timeout=120)
     assert made.returncode == 0, made.stdout + made.stderr
@@ -78,6 +80,9 @@ def test_ops_resolves_reconciliation_exceptions_in_the_browser(server: Server, c
     expect(page.get_by_role("heading", level=1)).to_have_text("Reconciliation exceptions")
     first = page.locator(f"[data-testid=recon-exception][data-reference='{noted}']")
     expect(first).to_contain_text("On the bank's statement, unknown to us")
+    # Cards, not a bulleted list (the browser's default bullet sat before each panel).
+    assert page.get_by_test_id("recon-exceptions").evaluate("e => getComputedStyle(e).listStyleType") == "none"
+    page.screenshot(path=str(screenshots_dir / "ops-reconciliation-en.png"), full_page=True)
     # No note: refused, nothing changes (the browser's own check is bypassed to reach the server's).
     first.get_by_test_id("resolve-note").evaluate("el => el.removeAttribute('required')")
     first.get_by_test_id("resolve-submit").click()
