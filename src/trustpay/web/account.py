@@ -86,6 +86,12 @@ def signed_in(request: Request) -> Viewer | None:
     return auth.current_viewer(request)
 
 
+def signed_in_ops(request: Request) -> Viewer | None:
+    """The signed-in viewer if they are operations staff (the ops consoles), else None."""
+    viewer = signed_in(request)
+    return viewer if viewer is not None and viewer.user.kind is UserKind.OPS else None
+
+
 def login_redirect() -> RedirectResponse:
     return redirect("/login?notice=expired")
 

@@ -24,7 +24,7 @@ from trustpay.trades.disputes import EvidenceIn
 from trustpay.trades.model import Party, TradeStatus
 from trustpay.trades.views import shape
 from trustpay.web import auth
-from trustpay.web.account import FormText, _, form_viewer, login_redirect, redirect, signed_in
+from trustpay.web.account import FormText, _, form_viewer, login_redirect, redirect, signed_in, signed_in_ops
 from trustpay.web.auth import Viewer
 from trustpay.web.notfound import not_found_page
 from trustpay.web.templating import gettext, render
@@ -189,11 +189,6 @@ def evidence_download(request: Request, dispute_id: str, evidence_id: str) -> Re
 
 
 # ------------------------------------------------------------------ ops
-def _ops(request: Request) -> Viewer | None:
-    viewer = signed_in(request)
-    return viewer if viewer is not None and viewer.user.kind is UserKind.OPS else None
-
-
 def _ops_page(request: Request, viewer: Viewer, *, info: str | None = None, error: str | None = None,
               failed_id: str | None = None, status_code: int = 200) -> Response:
     p = auth.platform_of(request)
@@ -214,7 +209,7 @@ def _ops_page(request: Request, viewer: Viewer, *, info: str | None = None, erro
 def ops_queue_page(request: Request, notice: str = "") -> Response:
     if signed_in(request) is None:
         return login_redirect()
-    viewer = _ops(request)
+    viewer = signed_in_ops(request)
     if viewer is None:
         return not_found_page(request)
     return _ops_page(request, viewer, info=gettext(request, NOTICES["resolved"]) if notice == "resolved" else None)

@@ -20,7 +20,7 @@ from trustpay.banks.recon_resolve import Resolution
 from trustpay.errors import Conflict, NotFound, PaymentFailed, TrustPayError
 from trustpay.identity.model import UserKind
 from trustpay.web import auth
-from trustpay.web.account import FormText, _, form_viewer, login_redirect, redirect, signed_in
+from trustpay.web.account import FormText, _, form_viewer, login_redirect, redirect, signed_in, signed_in_ops
 from trustpay.web.auth import Viewer
 from trustpay.web.notfound import not_found_page
 from trustpay.web.templating import gettext, render
@@ -52,11 +52,6 @@ MESSAGES = {
 }
 
 
-def _ops(request: Request) -> Viewer | None:
-    viewer = signed_in(request)
-    return viewer if viewer is not None and viewer.user.kind is UserKind.OPS else None
-
-
 def _page(request: Request, viewer: Viewer, *, info: str | None = None, error: str | None = None,
           failed_id: str | None = None, status_code: int = 200) -> Response:
     p = auth.platform_of(request)
@@ -77,7 +72,7 @@ def _page(request: Request, viewer: Viewer, *, info: str | None = None, error: s
 def exceptions_page(request: Request, notice: str = "") -> Response:
     if signed_in(request) is None:
         return login_redirect()
-    viewer = _ops(request)
+    viewer = signed_in_ops(request)
     if viewer is None:
         return not_found_page(request)
     info = gettext(request, MESSAGES["resolved"]) if notice == "resolved" else None

@@ -9,12 +9,7 @@ translation of each wording.
 from __future__ import annotations
 
 from trustpay.trades.model import Party, TradeStatus
-
-
-def _(message: str) -> str:
-    """Marks ``message`` for the catalogs; translated when rendered."""
-    return message
-
+from trustpay.web.account import _
 
 BUYER_STATUS_LABELS = {
     TradeStatus.WAIT_BUYER_PAY: _("Awaiting payment"),

@@ -23,7 +23,7 @@ from trustpay.wallet import receipt as receipts
 from trustpay.wallet import statement
 from trustpay.wallet.statement import Filters, LineType
 from trustpay.web import auth, wallet_home
-from trustpay.web.account import login_redirect, signed_in
+from trustpay.web.account import _, login_redirect, signed_in
 from trustpay.web.auth import Viewer
 from trustpay.web.notfound import not_found_page
 from trustpay.web.templating import render
@@ -32,11 +32,6 @@ router = APIRouter(include_in_schema=False)
 # Wallet home, top-up, withdraw, transfer and settings live in their own module.
 router.include_router(wallet_home.router)
 PAGE_SIZE = 20
-
-
-def _(message: str) -> str:
-    """Marks ``message`` for the catalogs; translated when rendered."""
-    return message
 
 
 TYPE_LABELS = {
