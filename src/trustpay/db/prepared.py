@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Delete, Insert, Select, Table, Update, bindparam, delete, select, update
+from sqlalchemy import Connection, Insert, Select, Table, Update, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -43,11 +43,6 @@ def select_where(table: Table, *cols: str, columns: tuple[str, ...] = (), for_up
 def update_where(table: Table, *cols: str) -> Update:
     """``UPDATE table SET <keys given> WHERE col = :w_col AND …``."""
     return update(table).where(*_where(table, cols))
-
-
-@cache
-def delete_where(table: Table, *cols: str) -> Delete:
-    return delete(table).where(*_where(table, cols))
 
 
 @cache
