@@ -1,9 +1,10 @@
 """HTTP benchmark: ``POST /v1/transfers`` end to end vs a trivial authenticated GET.
 
-Serves the app the way ``trustpay serve`` does (uvicorn, one process, job worker
-in process) on a fresh SQLite database and — given ``--pg-url`` — a fresh
-PostgreSQL database. Users get a 免密 cap so no argon2 runs per transfer, and
-tier limits and risk rules are off (what is measured is the wallet path:
+Serves the app the way ``trustpay serve --processes N`` does (uvicorn, N server
+processes, the job worker in one of them; N defaults to the number of cores) on
+a fresh SQLite database and — given ``--pg-url`` — a fresh PostgreSQL database.
+Users get a 免密 cap so no argon2 runs per transfer, and tier limits and risk
+rules are off (what is measured is the wallet path:
 auth, idempotency key, limits/caps, ledger hold, transfer row, undo-window
 job, outbox/notification queue — not a velocity rule refusing a benchmark).
 
@@ -18,6 +19,7 @@ them with the server, so figures are lower bounds. The machine is shared:
 read the ratios, not the absolute numbers.
 
     python bench/api.py [--pg-url postgresql+psycopg://…] [--clients 16] [--seconds 10] [--rate 300]
+                        [--processes N]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -174,7 +177,8 @@ async def open_loop(load: Load, make: str, rate: float, seconds: float) -> tuple
 def run_engine(label: str, url: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as d:
         # The real clock and the default worker interval (the test clock and quick worker are for tests).
-        server = WalletServer(url, Path(d), extra_env={"TRUSTPAY_TEST_CLOCK": "0", "TRUSTPAY_WORKER_INTERVAL": "0.5"})
+        server = WalletServer(url, Path(d), extra_env={"TRUSTPAY_TEST_CLOCK": "0", "TRUSTPAY_WORKER_INTERVAL": "0.5",
+                                                       "TRUSTPAY_SERVE_PROCESSES": str(args.processes)})
         migrated = server.cli("migrate")
         if migrated.returncode != 0:
             raise SystemExit(f"migrate failed: {migrated.stdout}{migrated.stderr}")
@@ -220,8 +224,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10, help="length of each closed-loop run")
     ap.add_argument("--rate", type=float, default=300, help="requests per second in the open loop")
     ap.add_argument("--steady", type=float, default=10, help="length of each open-loop run")
+    ap.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="server processes (serve --processes)")
     args = ap.parse_args()
-    print("HTTP benchmark (trustpay serve: uvicorn, one process; shared, noisy machine — compare ratios)")
+    print(f"HTTP benchmark (trustpay serve: uvicorn, {args.processes} process(es); shared, noisy machine — "
+          "compare ratios)")
     with tempfile.TemporaryDirectory() as d:
         run_engine("SQLite", f"sqlite:///{d}/bench.db", args)
     if args.pg_url:

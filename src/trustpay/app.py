@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -33,20 +36,30 @@ from trustpay.platform.context import Platform
 from trustpay.settings import Settings
 from trustpay.web import routes as web
 
+SERVE_JOB_LOCK_ENV = "TRUSTPAY_SERVE_JOB_LOCK"
+
 
 def create_app(
-    settings: Settings | None = None, *, platform: Platform | None = None, start_worker: bool = True
+    settings: Settings | None = None,
+    *,
+    platform: Platform | None = None,
+    start_worker: bool = True,
+    worker_lock: Path | None = None,
 ) -> FastAPI:
+    """The app; with ``worker_lock`` it runs the job worker only if it can take
+    that lock (one of several server processes does)."""
     platform = platform or Platform.build(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # The job worker lives as long as the server (timeouts fire with no
         # separate process); `trustpay worker` runs the same loop standalone.
-        worker = Worker(platform) if start_worker else None
+        held = _take(worker_lock) if start_worker and worker_lock is not None else None
+        worker = Worker(platform) if start_worker and (worker_lock is None or held is not None) else None
         if worker is not None:
             worker.start()
-            banks.start(platform)  # the in-process sandbox bank's back office, if any
+            # The in-process sandbox bank's back office, if any.
+            banks.start(platform, now=worker_lock is not None)
         try:
             yield
         finally:
@@ -54,6 +67,8 @@ def create_app(
                 worker.stop()
             banks.stop(platform)
             platform.close()
+            if held is not None:
+                os.close(held)
 
     # Included routers' routes sit in the app's own route list (see trustpay.api.routing).
     app = FlatRoutesApp(
@@ -83,3 +98,23 @@ def create_app(
     if platform.settings.test_clock:  # otherwise the path does not exist (404)
         app.include_router(test_clock.router)
     return app
+
+
+def create_serving_app() -> FastAPI:
+    """The app each process of ``trustpay serve --processes N`` builds (uvicorn
+    imports it by name); ``serve`` passes the job-worker lock in the environment."""
+    lock = os.environ.get(SERVE_JOB_LOCK_ENV, "")
+    return create_app(start_worker=bool(lock), worker_lock=Path(lock) if lock else None)
+
+
+def _take(lock: Path) -> int | None:
+    """An open descriptor holding ``lock`` for as long as it stays open (the
+    kernel releases it when the process ends, however it ends), or None if
+    another process holds it."""
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

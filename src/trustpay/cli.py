@@ -31,15 +31,49 @@ def migrate() -> None:
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: bool = True) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: bool = True,
+    processes: int | None = typer.Option(
+        None, min=1, max=64, help="HTTP server processes (default: settings serve_processes, 1)"
+    ),
+) -> None:
     """Serve the API and web pages (and run the job worker in the same process)."""
     import uvicorn
 
-    from trustpay.app import create_app
+    from trustpay.app import SERVE_JOB_LOCK_ENV, create_app
 
-    application = create_app(start_worker=workers)
-    console.print(f"TrustPay listening on http://{host}:{port}")
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    settings = get_settings()
+    count = processes or settings.serve_processes
+    console.print(f"TrustPay listening on http://{host}:{port}" + (f" ({count} processes)" if count > 1 else ""))
+    if count == 1:
+        uvicorn.run(create_app(start_worker=workers), host=host, port=port, log_level="warning", access_log=False)
+        return
+    import os
+    import tempfile
+
+    if settings.test_clock:
+        # Each process keeps its own moved clock; they would disagree on "now".
+        console.print("[red]the test clock moves one process's time: serve it with --processes 1[/]")
+        raise typer.Exit(2)
+    if "TRUSTPAY_SECRET_KEY" not in os.environ:
+        # Without one, each process would pick its own random key and refuse
+        # the others' cookies and CSRF tokens.
+        os.environ["TRUSTPAY_SECRET_KEY"] = settings.secret_key
+    with tempfile.TemporaryDirectory(prefix="trustpay-serve-") as run_dir:
+        # Whichever process holds this lock runs the job worker (a replacement
+        # for a crashed one takes it over); empty = none runs it.
+        os.environ[SERVE_JOB_LOCK_ENV] = str(Path(run_dir) / "job-worker.lock") if workers else ""
+        uvicorn.run(
+            "trustpay.app:create_serving_app",
+            factory=True,
+            workers=count,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
 
 
 @app.command()

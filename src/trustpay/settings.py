@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # then end on restart) — set it in production.
     secret_key: str = Field(default_factory=lambda: secrets.token_hex(32), repr=False)
     default_currency: str = "CNY"
+    # HTTP server processes `trustpay serve` runs (one per core uses the
+    # machine; a process runs Python on one core at a time).
+    serve_processes: int = Field(default=1, ge=1, le=64)
     # Seconds between worker polls of the jobs table.
     worker_interval: float = Field(default=0.5, gt=0)
     idempotency_retention_hours: int = Field(default=48, ge=24)

@@ -113,11 +113,14 @@ def install(app: Any, platform: Platform) -> None:
         sandbox_bank(platform).deliver = deliver
 
 
-def start(platform: Platform) -> None:
-    """Run the in-process bank's back office (settling, callbacks) from its first use on."""
+def start(platform: Platform, *, now: bool = False) -> None:
+    """Run the in-process bank's back office (settling, callbacks) from its first use on.
+
+    ``now``: from now on, because the first use may come in another server
+    process (``serve --processes N``), and the back office runs only here."""
     if is_inprocess(platform):
         platform.extras[_BACKGROUND_KEY] = True
-        if _BANK_KEY in platform.extras:
+        if now or _BANK_KEY in platform.extras:
             sandbox_bank(platform).start_background()
 
 
