@@ -41,9 +41,12 @@ def test_every_kind_of_entry_reads_back_as_returned(platform: Platform, clock: F
         made.extend(r.entry for r in p.book.post_batch(c, [
             EntryDraft((debit(b, 10, "CNY"), credit(a, 10, "CNY"))),
             EntryDraft((debit(a, 10, "CNY"), credit(b, 10, "CNY"))),
+            # The batch's other shapes: credit listed first, with a reference and memo; three postings.
+            EntryDraft((credit(c_, 3, "CNY"), debit(a, 3, "CNY")), reference="ord_2", memo='"credit" first'),
+            EntryDraft((debit(a, 6, "CNY"), credit(b, 4, "CNY"), credit(c_, 2, "CNY")), memo="split in a batch"),
         ]) if r.entry is not None)
         made.append(p.book.post(c, EntryDraft((debit(a, 5, "CNY"), credit(c_, 5, "CNY")))))
-    assert len(made) == 8
+    assert len(made) == 10
     with p.db.transaction(write=False) as c:
         for e in made:
             assert p.book.entry(c, e.id) == e

@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 
 from trustpay.ledger.chain import (
     GENESIS,
+    CanonicalParts,
     MerkleFrontier,
     canonical_entry,
+    canonical_from_body,
     chain_hash,
     inclusion_proof,
     leaf_hash,
@@ -187,6 +189,27 @@ def test_canonical_entry_is_sorted_compact_json(**kw: Any) -> None:
     got = canonical_entry(**kw)
     assert got == reference_canonical(**kw)
     json.loads(got)  # and it is valid JSON
+
+
+SAFE_ID = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", min_size=1)
+
+
+@given(seq=st.integers(1, 2**62), id=SAFE_ID, kind=TEXT, reference=OPT_TEXT, memo=TEXT,
+       created_at=st.datetimes(LO, HI), lines=LINES)
+def test_canonical_parts_of_a_batch_give_the_canonical_entry(**kw: Any) -> None:
+    # The batch writes an entry's canonical text from pieces it reuses; it must be canonical_entry's.
+    lines = sorted(kw["lines"])
+    body = canonical_entry(seq=1, id="x", kind="k", reference=None, hold_id=None, memo="",
+                           created_at=kw["created_at"], lines=lines).split(b'"lines":[', 1)[1]
+    body_text = body.rsplit(b'],"memo":', 1)[0].decode()
+    stamp = reference_canonical(seq=1, id="", kind="", reference=None, hold_id=None, memo="",
+                                created_at=kw["created_at"], lines=[])[15:42].decode()
+    parts = CanonicalParts(stamp)
+    got = (f"{parts.head}{kw['id']}{parts.kind_part(kw['kind'])}{body_text}"
+           f"{parts.tail_part(kw['memo'], kw['reference'])}{kw['seq']}}}").encode()
+    assert got == reference_canonical(hold_id=None, **kw)
+    assert got == canonical_from_body(kw["seq"], kw["id"], kw["kind"], kw["reference"], None, kw["memo"], stamp,
+                                      body_text)
 
 
 def test_canonical_entry_example() -> None:

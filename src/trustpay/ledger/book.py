@@ -22,6 +22,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from hashlib import sha256 as _sha256
+from operator import attrgetter
 from typing import Any, NamedTuple, NoReturn
 
 from sqlalchemy import Connection, bindparam, select
@@ -32,7 +34,7 @@ from trustpay.db.raw import Raw, Sql
 from trustpay.db.schema import ledger_accounts, ledger_entries, ledger_holds, ledger_postings
 from trustpay.errors import TrustPayError
 from trustpay.ids import new_id, new_ids
-from trustpay.ledger.chain import GENESIS, canonical_from_body, canonical_sorted, chain_hash, line_head, timestamp
+from trustpay.ledger.chain import GENESIS, CanonicalParts, canonical_sorted, chain_hash, line_head, timestamp
 from trustpay.ledger.errors import (
     AccountClosed,
     AccountNotEmpty,
@@ -56,6 +58,7 @@ from trustpay.ledger.model import (
     HoldStatus,
     Line,
     Posting,
+    Side,
     check_hold_postable,
     check_resolvable,
     is_expired,
@@ -304,9 +307,9 @@ class Book:
         # Built once (db/prepared.py): every transfer looks up its recipient's wallet here.
         params = {"kind": kind, "currency": currency}
         if owner_id is None:
-            row = conn.execute(_FIND_UNOWNED, params).mappings().first()
+            row = prepared.mapping(conn, _FIND_UNOWNED, params)
         else:
-            row = conn.execute(_FIND_OWNED, {**params, "owner_id": owner_id}).mappings().first()
+            row = prepared.mapping(conn, _FIND_OWNED, {**params, "owner_id": owner_id})
         return _account(row) if row else None
 
     # ------------------------------------------------------------- posting
@@ -327,60 +330,115 @@ class Book:
         """
         raw = Raw.of(conn)
         max_amount = self.max_amount
-        prepared: list[tuple[EntryDraft, dict[str, int]] | TrustPayError] = []
+        debit_side, credit_side = Side.DEBIT, Side.CREDIT
+        # Each draft, checked before any I/O: a refusal, or (draft, net) from
+        # validate_draft, or — the common shape, one debit and one credit of
+        # the same amount and currency between two accounts — the 6-tuple
+        # (draft, lower account id, its delta, higher account id, its delta,
+        # currency), which is exactly what validate_draft would accept.
+        prepared: list[tuple[Any, ...] | TrustPayError] = []
+        wanted: set[str] = set()
         for draft in drafts:
+            postings = draft.postings
+            if len(postings) == 2:
+                (a, side_a, amount, currency), (b, side_b, amount_b, currency_b) = postings
+                if (type(amount) is int and type(amount_b) is int and amount == amount_b
+                        and 0 < amount <= max_amount and currency == currency_b and a != b
+                        and len(draft.memo) <= 500
+                        and ((side_a is debit_side and side_b is credit_side)
+                             or (side_a is credit_side and side_b is debit_side))):
+                    delta = -amount if side_a is debit_side else amount
+                    prepared.append((draft, a, delta, b, -delta, currency) if a < b
+                                    else (draft, b, -delta, a, delta, currency))
+                    wanted.add(a)
+                    wanted.add(b)
+                    continue
             try:
-                prepared.append((draft, validate_draft(draft, max_amount)))
+                net = validate_draft(draft, max_amount)
             except TrustPayError as exc:
                 prepared.append(exc)
+                continue
+            prepared.append((draft, net))
+            wanted.update(net)
         # Chain lock first, then the accounts: every appender takes them in this order.
         chain = _Chain.lock(raw)
-        totals = _lock_totals(raw, {a for p in prepared if not isinstance(p, TrustPayError) for a in p[1]})
+        totals = _lock_totals(raw, wanted)
+        find = totals.get
         now = self.clock.now()
         stamp = timestamp(now)  # one commit, one time for all its entries
         db_time = now if raw.is_pg else _sqlite_time(stamp)
+        parts = CanonicalParts(stamp)
+        head, kind_part, tail_part = parts.head, parts.kind_part, parts.tail_part
         seq, prev_hash = chain.seq, chain.hash
+        prev_digest = bytes.fromhex(prev_hash)
         results: list[BatchResult] = []
         # Journal rows without and with a reference (a batch holds no holds): see _entry_row.
         plain_rows: list[tuple[Any, ...]] = []
         referring_rows: list[tuple[Any, ...]] = []
         line_rows: list[tuple[Any, ...]] = []
-        touched: set[str] = set()
         # One CSPRNG read for every id the batch may need (refused entries leave theirs unused).
         fresh_ids = iter(new_ids("txn", now, sum(1 for p in prepared if not isinstance(p, TrustPayError))))
         for item in prepared:
             if isinstance(item, TrustPayError):
-                results.append(BatchResult(None, item))
+                results.append(_new_result((None, item)))
                 continue
-            draft, net = item
-            try:
-                lines, body = _apply_in_memory(totals, net, draft.postings, seq + 1, line_rows)
-            except TrustPayError as exc:
-                results.append(BatchResult(None, exc))
-                continue
-            # The entry is sealed and its rows built right here (no per-entry
-            # helper calls): this loop runs tens of thousands of times a second.
-            seq += 1
-            entry_id = next(fresh_ids)
+            # The entry is checked, applied, sealed and its rows built right
+            # here (no per-entry helper calls for the common shape): this loop
+            # runs tens of thousands of times a second.
+            draft = item[0]
+            lines: tuple[Line, ...]
+            if len(item) == 6:
+                _, low, low_delta, high, high_delta, currency = item
+                lt, ht = find(low), find(high)
+                # _check_moves' rule, written out for two accounts.
+                if (lt is None or ht is None or lt.currency != currency or ht.currency != currency
+                        or not lt.is_open or not ht.is_open
+                        or not (lt.allow_negative or low_delta >= 0 or lt.balance + low_delta - lt.pending_out >= 0)
+                        or not (ht.allow_negative or high_delta >= 0
+                                or ht.balance + high_delta - ht.pending_out >= 0)):
+                    results.append(_new_result((None, _refusal(
+                        totals, ((low, low_delta, currency), (high, high_delta, currency))))))
+                    continue
+                seq += 1
+                lt.balance = low_after = lt.balance + low_delta
+                ht.balance = high_after = ht.balance + high_delta
+                lt.last_seq = ht.last_seq = seq
+                line_rows.append((seq, low, currency, low_delta, low_after))
+                line_rows.append((seq, high, currency, high_delta, high_after))
+                lines = (_new_line((low, "balance", currency, low_delta, low_after)),
+                         _new_line((high, "balance", currency, high_delta, high_after)))
+                body = f"{lt.line_head}{low_delta}],{ht.line_head}{high_delta}]"
+            else:
+                try:
+                    lines, body = _apply_in_memory(totals, item[1], draft.postings, seq + 1, line_rows)
+                except TrustPayError as exc:
+                    results.append(_new_result((None, exc)))
+                    continue
+                seq += 1
+            entry_id = next(fresh_ids)  # [0-9a-z_] only: needs no JSON escaping
             kind, reference, memo = _KIND_TEXT.get(draft.kind) or str(draft.kind), draft.reference, draft.memo
-            digest = chain_hash(prev_hash, canonical_from_body(seq, entry_id, kind, reference, None, memo, stamp, body))
+            # chain_hash(prev, canonical_from_body(…)), with the previous digest kept as bytes.
+            sealed = _sha256(
+                prev_digest + f"{head}{entry_id}{kind_part(kind)}{body}{tail_part(memo, reference)}{seq}}}".encode()
+            ).digest()
+            digest = sealed.hex()
             if reference is None:
                 plain_rows.append((seq, entry_id, kind, memo, db_time, prev_hash, digest))
             else:
                 referring_rows.append((seq, entry_id, kind, reference, memo, db_time, prev_hash, digest))
             results.append(_new_result((_new_entry((seq, entry_id, kind, reference, None, memo, now, prev_hash,
                                                     digest, lines)), None)))
-            prev_hash = digest
-            touched.update(net)
+            prev_hash, prev_digest = digest, sealed
         if line_rows:
             if plain_rows:
                 raw.many(_INSERT_ENTRY[False, False], plain_rows)
             if referring_rows:
                 raw.many(_INSERT_ENTRY[True, False], referring_rows)
             raw.many(_INSERT_BALANCE_LINES, line_rows)
+            # Each changed account once, with its final totals (the batch's last entry on it in last_seq).
             raw.many(_SET_TOTALS, [
                 (t.balance, t.pending_out, t.pending_in, t.last_seq, t.id)
-                for t in (totals[a] for a in sorted(touched))
+                for t in sorted(totals.values(), key=attrgetter("id")) if t.last_seq > chain.seq
             ])
         return results
 
@@ -451,7 +509,7 @@ class Book:
             "created_at": now,
             "resolved_at": None,
         }
-        conn.execute(prepared.insert_into(ledger_holds), row)
+        prepared.insert(conn, ledger_holds, row)
         return _hold(row)
 
     def post_hold(self, conn: Connection, hold_id: str, amount: int | None = None, *, memo: str = "") -> Entry:
@@ -492,7 +550,7 @@ class Book:
 
     def get_hold(self, conn: Connection, hold_id: str, *, for_update: bool = False) -> Hold:
         stmt = prepared.select_where(ledger_holds, "id", for_update=for_update)
-        row = conn.execute(stmt, prepared.where_params(id=hold_id)).mappings().first()
+        row = prepared.mapping(conn, stmt, prepared.where_params(id=hold_id))
         if row is None:
             raise HoldNotFound(f"no hold {hold_id}")
         return _hold(row)
@@ -711,28 +769,38 @@ def _lock_totals(raw: Raw, ids: set[str]) -> dict[str, _Totals]:
     return found
 
 
+def _refusal(totals: dict[str, _Totals], moves: Iterable[tuple[str, int, str]]) -> TrustPayError | None:
+    """Why the batch must refuse ``moves`` — (account id, balance delta,
+    currency) in account-id order — against the running totals, or None: the
+    first account, in that order, that is missing, of another currency,
+    closed, or would overdraw (the single-entry UPDATE guard's rule)."""
+    for account_id, delta, currency in moves:
+        t = totals.get(account_id)
+        if t is None:
+            return AccountNotFound(f"no ledger account {account_id}", param="account")
+        if t.currency != currency:
+            return CurrencyMismatch(f"account {account_id} holds {t.currency}, not {currency}", param="currency")
+        if not t.is_open:
+            return AccountClosed(f"account {account_id} is closed")
+        # model.may_change with no pending change, written out.
+        if not (t.allow_negative or delta >= 0 or t.balance + delta - t.pending_out >= 0):
+            return Overdraft(f"account {account_id} has insufficient available funds")
+    return None
+
+
 def _apply_in_memory(
     totals: dict[str, _Totals], net: dict[str, int], postings: Sequence[Posting], seq: int,
     line_rows: list[tuple[Any, ...]],
 ) -> tuple[tuple[Line, ...], str]:
-    """The batch's twin of the guarded UPDATE: check every account, then apply all.
+    """The batch's twin of the guarded UPDATE for any draft: check every account, then apply all.
 
     Returns the entry's lines in canonical order (balance lines by account id)
     and their canonical text (see ``chain.canonical_from_body``), and adds
     their rows for ``_INSERT_BALANCE_LINES`` to ``line_rows``."""
     ordered = sorted(postings)  # by account id: validate_draft made each account appear once
-    for account_id, _, _, currency in ordered:
-        t = totals.get(account_id)
-        if t is None:
-            raise AccountNotFound(f"no ledger account {account_id}", param="account")
-        if t.currency != currency:
-            raise CurrencyMismatch(f"account {account_id} holds {t.currency}, not {currency}", param="currency")
-        if not t.is_open:
-            raise AccountClosed(f"account {account_id} is closed")
-        delta = net[account_id]
-        # model.may_change with no pending change, written out (hot loop).
-        if not (t.allow_negative or delta >= 0 or t.balance + delta - t.pending_out >= 0):
-            raise Overdraft(f"account {account_id} has insufficient available funds")
+    refused = _refusal(totals, [(account_id, net[account_id], currency) for account_id, _, _, currency in ordered])
+    if refused is not None:
+        raise refused
     lines: list[Line] = []
     texts: list[str] = []
     for account_id, _, _, currency in ordered:
