@@ -10,13 +10,23 @@ SQLAlchemy's type handling (timestamps, JSON, booleans), unlike ``db/raw.py``.
 Parameter names: a WHERE column ``c`` is bound as ``w_c``; an UPDATE's SET
 columns and an INSERT's columns are the plain column names of the values
 passed at execution (SQLAlchemy renders exactly the keys it is given).
+
+The hottest statements go further (:func:`row`, :func:`mapping`, :func:`run`,
+:func:`insert`): SQLAlchemy still compiles them — once per statement, dialect
+and set of parameter names — and still converts every parameter and result
+value with its own type processors, but the execution itself goes straight to
+the driver connection of the same transaction. That skips SQLAlchemy's
+per-execution context, cursor wrapping and result objects: ~30 µs of a
+select's ~40 µs, ~70 µs of an insert's ~85 µs, on statements that run a few
+dozen times per transfer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import namedtuple
+from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Insert, Select, Table, Update, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -69,9 +79,109 @@ def first(conn: Connection, table: Table, where: Mapping[str, Any], *, columns: 
           for_update: bool = False) -> Any | None:
     """The first row with ``col = value`` for each item of ``where`` (None if none)."""
     stmt = select_where(table, *where, columns=columns, for_update=for_update)
-    return conn.execute(stmt, where_params(**where)).first()
+    return row(conn, stmt, where_params(**where))
 
 
 def change(conn: Connection, table: Table, where: Mapping[str, Any], values: Mapping[str, Any]) -> int:
     """``UPDATE … SET values WHERE where``; the number of rows changed."""
-    return int(conn.execute(update_where(table, *where), {**where_params(**where), **values}).rowcount)
+    return run(conn, update_where(table, *where), {**where_params(**where), **values})
+
+
+# ------------------------------------------------------------------ on the driver
+class _Plan(NamedTuple):
+    sql: str
+    positional: tuple[str, ...] | None  # qmark order (SQLite); None: named (psycopg)
+    binds: tuple[tuple[str, Callable[[Any], Any]], ...]  # parameters whose type converts them
+    results: tuple[Callable[[Any], Any] | None, ...]  # per result column, None: as the driver gives it
+    row: Any  # result rows: a named tuple of the result columns (attribute, index and ``_mapping``)
+
+
+_plans: dict[tuple[Any, str, frozenset[str]], _Plan] = {}
+
+
+def _plan(conn: Connection, stmt: Any, names: frozenset[str]) -> _Plan:
+    dialect = conn.dialect
+    key = (stmt, dialect.name, names)
+    plan = _plans.get(key)
+    if plan is None:
+        plan = _plans[key] = _make_plan(stmt, dialect, names)
+    return plan
+
+
+def _make_plan(stmt: Any, dialect: Any, names: frozenset[str]) -> _Plan:
+    compiled = stmt.compile(dialect=dialect, column_keys=sorted(n for n in names if not n.startswith("w_")))
+    sql = compiled.string
+    if "POSTCOMPILE" in sql:
+        raise TypeError("a statement with expanding parameters cannot run on the driver")
+    binds = []
+    for name, bind in compiled.binds.items():
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            binds.append((name, process))
+    # What the statement says it returns: a SELECT's columns, a DML's RETURNING
+    # (none for a plain INSERT, even where PostgreSQL's compiler adds RETURNING
+    # of the key by itself: nobody asked for it).
+    columns = list(stmt.exported_columns)
+    results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
+    row = _row_type(tuple(c.key for c in columns))
+    positional = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+    return _Plan(sql, positional, tuple(binds), results, row)
+
+
+@cache
+def _row_type(keys: tuple[str, ...]) -> Any:
+    base: Any = namedtuple("Row", keys)  # type: ignore[misc]
+
+    class Row(base):
+        __slots__ = ()
+
+        @property
+        def _mapping(self) -> dict[str, Any]:
+            return dict(zip(keys, self, strict=True))
+
+    return Row
+
+
+def _execute(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[_Plan, Any]:
+    plan = _plan(conn, stmt, frozenset(params))
+    values = dict(params)
+    for name, process in plan.binds:
+        if name in values:
+            values[name] = process(values[name])
+    driver: Any = conn.connection.driver_connection
+    if plan.positional is not None:
+        return plan, driver.execute(plan.sql, tuple(values[n] for n in plan.positional))
+    return plan, driver.execute(plan.sql, values)
+
+
+def _first(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> Any | None:
+    plan, cursor = _execute(conn, stmt, params)
+    raw = cursor.fetchone()
+    cursor.close()
+    if raw is None:
+        return None
+    return plan.row._make(v if p is None else p(v) for p, v in zip(plan.results, raw, strict=True))
+
+
+def row(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> Any | None:
+    """The first result row of a statement made here (attributes, indexes, ``_mapping``)."""
+    return _first(conn, stmt, params)
+
+
+def mapping(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The first result row as a dict of column name to value."""
+    found = _first(conn, stmt, params)
+    return None if found is None else found._mapping
+
+
+def run(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> int:
+    """Execute an UPDATE/INSERT/DELETE made here; the number of rows it changed."""
+    _, cursor = _execute(conn, stmt, params)
+    count = int(cursor.rowcount)
+    cursor.close()
+    return count
+
+
+def insert(conn: Connection, table: Table, values: Mapping[str, Any]) -> None:
+    """``INSERT INTO table (<keys of values>) VALUES (…)``."""
+    run(conn, insert_into(table), values)

@@ -29,7 +29,7 @@ BATCH = 200
 def enqueue(conn: Connection, note: Notification, *, now: datetime) -> None:
     if note.code is not None:
         raise ValueError("one-time codes are sent at once with notify.send, not queued")
-    conn.execute(prepared.insert_into(notification_queue), {
+    prepared.insert(conn, notification_queue, {
         "channel": note.channel, "recipient": note.to, "subject": note.subject[:200], "body": note.body,
         "created_at": now,
     })

@@ -64,7 +64,7 @@ _LIVE_USER_BY = {
 def user_row(conn: Connection, *, user_id: str | None = None, email: str | None = None,
              for_update: bool = False) -> Any | None:
     by = "id" if user_id is not None else "email"
-    return conn.execute(_LIVE_USER_BY[by, for_update], {"k": user_id if user_id is not None else email}).first()
+    return prepared.row(conn, _LIVE_USER_BY[by, for_update], {"k": user_id if user_id is not None else email})
 
 
 def get_user(conn: Connection, user_id: str, *, for_update: bool = False) -> User:
@@ -120,7 +120,7 @@ _TOUCH = (update(sessions).where(sessions.c.id == bindparam("w_id"), sessions.c.
 
 def touch_session(conn: Connection, session_id: str, now: datetime) -> None:
     # Never backwards: two requests of one session may touch it out of order.
-    conn.execute(_TOUCH, {"w_id": session_id, "w_now": now})
+    prepared.run(conn, _TOUCH, {"w_id": session_id, "w_now": now})
 
 
 def revoke_session(conn: Connection, session_id: str, user_id: str, now: datetime) -> bool:

@@ -73,7 +73,7 @@ def schedule(
         "dedupe_key": dedupe_key, "created_at": now, "finished_at": None,
     }
     if dedupe_key is None:
-        conn.execute(prepared.insert_into(jobs), row)
+        prepared.insert(conn, jobs, row)
         return job_id
     if insert_or_ignore(conn, jobs, row, ("dedupe_key",)):
         return job_id

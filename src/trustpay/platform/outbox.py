@@ -66,7 +66,7 @@ def emit(
     payload = {
         "id": event_id, "type": type, "created_at": rfc3339(now), "data": {"object": dict(data)},
     }
-    conn.execute(prepared.insert_into(outbox), {
+    prepared.insert(conn, outbox, {
         "id": event_id, "type": type, "owner_id": owner_id, "payload": payload, "created_at": now,
         "published_at": None,
     })

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table
 
+from trustpay.db import prepared
 from trustpay.db.prepared import insert_or_ignore_stmt
 
 
@@ -23,4 +24,4 @@ def insert_or_ignore(
     psycopg under SQLAlchemy 2.1).
     """
     stmt = insert_or_ignore_stmt(conn, table, tuple(conflict_on))  # built once per table and key
-    return conn.execute(stmt, dict(values)).first() is not None
+    return prepared.row(conn, stmt, values) is not None

@@ -29,7 +29,7 @@ from trustpay.ledger.model import AccountKind
 
 
 def insert(conn: Connection, table: Table, values: Mapping[str, Any]) -> None:
-    conn.execute(prepared.insert_into(table), dict(values))
+    prepared.insert(conn, table, values)
 
 
 def get_row(conn: Connection, table: Table, obj_id: str, *, owner_col: str | None = None,
@@ -37,7 +37,7 @@ def get_row(conn: Connection, table: Table, obj_id: str, *, owner_col: str | Non
     """One row by id; with an owner, another user's row is simply not found (404)."""
     where = {"id": obj_id} if owner_col is None else {"id": obj_id, owner_col: owner_id}
     stmt = prepared.select_where(table, *where, for_update=for_update)
-    row = conn.execute(stmt, prepared.where_params(**where)).mappings().first()
+    row = prepared.mapping(conn, stmt, prepared.where_params(**where))
     if row is None:
         raise NotFound(f"no {table.name.rstrip('s').replace('_', ' ')} {obj_id[:40]}")
     return row
@@ -121,8 +121,8 @@ def page(conn: Connection, table: Table, owner_cols: tuple[str, ...], user_id: s
 
 # ------------------------------------------------------------------ preferences
 def preferences(conn: Connection, user_id: str) -> Any | None:
-    return conn.execute(prepared.select_where(wallet_preferences, "user_id"),
-                        prepared.where_params(user_id=user_id)).mappings().first()
+    return prepared.mapping(conn, prepared.select_where(wallet_preferences, "user_id"),
+                            prepared.where_params(user_id=user_id))
 
 
 def save_preferences(conn: Connection, user_id: str, *, daily_cap: int | None, password_free_cap: int,

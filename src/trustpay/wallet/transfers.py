@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from trustpay.clock import rfc3339, to_utc
+from trustpay.db import prepared
 from trustpay.errors import InvalidRequest, NotFound
 from trustpay.identity import crypto, limits
 from trustpay.identity.audit import Origin
@@ -235,7 +236,7 @@ def close_undo_window(p: Platform, conn: Connection, job: Job) -> None:
     # The entry that makes the money the recipient's carries the sender's memo:
     # it is the one the statement shows.
     p.book.post_hold(conn, row["hold_id"], memo=row["memo"])
-    conn.execute(_MARK_SETTLED, {"w_id": row["id"], "settled_at": now})
+    prepared.run(conn, _MARK_SETTLED, {"w_id": row["id"], "settled_at": now})
 
 
 def return_unanswered(p: Platform, conn: Connection, job: Job) -> None:
