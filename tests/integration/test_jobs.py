@@ -304,3 +304,30 @@ def test_due_jobs_commit_together_and_a_failing_one_is_undone_alone(
     retry = job_row(platform, broken)
     assert (retry["status"], retry["attempts"]) == ("pending", 1)
     assert "boom 1" in retry["last_error"]
+
+
+def test_a_busy_worker_sweeps_once_per_interval_unless_the_sweep_found_work(
+    platform: Platform, reg: jobs.Registry
+) -> None:
+    """Ticks back to back (a busy server) run due jobs each time but the sweepers
+    only once per interval, except while a sweeper still has a backlog."""
+    backlog = [3]
+    swept: list[int] = []
+
+    def counting(_p: Platform, _conn: Any) -> int:
+        swept.append(1)
+        if backlog[0]:
+            backlog[0] -= 1
+            return 1
+        return 0
+
+    reg.add_sweeper("counting", counting)
+    worker = jobs.Worker(platform, interval=3600)
+    for _ in range(4):  # three ticks drain the backlog, the fourth finds it empty
+        worker.tick()
+    assert len(swept) == 4
+    job_id = schedule(platform)
+    worker.tick()
+    worker.tick()
+    assert len(swept) == 4, "an empty sweep waits for the interval"
+    assert job_row(platform, job_id)["status"] == "done", "due jobs still run every tick"
