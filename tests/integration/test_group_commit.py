@@ -3,6 +3,7 @@ commit, each in its own savepoint, and none returns before its commit."""
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -64,3 +65,34 @@ def _visible(p: Platform, event_id: str) -> bool:
 def test_a_lone_write_runs_at_once(platform: Platform) -> None:
     assert platform.db.run_grouped(lambda conn: outbox.emit(conn, "group.test", {}, now=platform.clock.now()))
     assert count_events(platform) == 1
+
+
+REQUEST = contextvars.ContextVar[int]("request")
+
+
+def test_the_leader_runs_each_members_work_in_that_members_context(platform: Platform) -> None:
+    """Queued work runs in the leader's thread, but sees the context variables of
+    the request that queued it (as it would in its own thread)."""
+    gate = threading.Barrier(12)
+    ran_in: dict[int, int] = {}
+
+    def one(i: int) -> int:
+        REQUEST.set(i)
+
+        def work(conn: Connection) -> int:
+            ran_in[i] = threading.get_ident()
+            if i == 0:
+                time.sleep(0.2)  # the others queue up behind the first group
+            outbox.emit(conn, "group.test", {"i": i}, now=platform.clock.now())
+            return REQUEST.get()
+
+        gate.wait()
+        if i != 0:
+            time.sleep(0.05)
+        return platform.db.run_grouped(work)
+
+    with ThreadPoolExecutor(12) as pool:
+        seen = list(pool.map(one, range(12)))
+    assert seen == list(range(12))
+    assert len(set(ran_in.values())) < 12  # some ran in another member's (the leader's) thread
+    assert count_events(platform) == 12
