@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from trustpay.clock import SystemClock
-from trustpay.db.engine import Database
+from trustpay.db.engine import SQLITE_PRAGMAS, Database
 from trustpay.db.migrate import upgrade
 from trustpay.ledger.book import Book
 from trustpay.ledger.model import EntryDraft, credit, debit
@@ -62,9 +62,8 @@ class RawLoop:
             self.p = "%s"
         else:
             self.con = sqlite3.connect(u.database, isolation_level=None)
-            self.con.execute("PRAGMA journal_mode=WAL")
-            self.con.execute("PRAGMA synchronous=FULL")
-            self.con.execute("PRAGMA foreign_keys=ON")
+            for pragma in SQLITE_PRAGMAS:  # the platform's connection settings
+                self.con.execute(pragma)
             self.p = "?"
         self.seq = 10**6  # after the setup entries
         self.balances: dict[str, int] = dict(self.con.execute("SELECT id, balance FROM ledger_accounts").fetchall())

@@ -43,6 +43,27 @@ POOL_SIZE = 40
 POOL_OVERFLOW = 10
 
 
+# Every SQLite connection's settings (the ledger benchmark's raw reference loop uses them too).
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA foreign_keys=ON",
+    # An 8 MiB page cache (SQLite's default is 2 MiB) holds a ledger batch's
+    # dirty pages (~1.5 MiB per 1,000 entries) and the pages it keeps
+    # returning to (account-index leaves, the journal's end): with 2 MiB the
+    # batch spilled pages to the WAL mid-transaction, wrote them again at
+    # commit, and re-read evicted pages (strace of 10 batches: ~40% fewer
+    # writes, ~70% fewer reads). Pages are allocated only as used, per connection.
+    "PRAGMA cache_size=-8192",
+    # Checkpoint when the WAL reaches ~16 MiB (4,000 pages) instead of ~4 MiB:
+    # a page changed by several commits in between (an account's index leaf,
+    # say) is copied into the database once, and there are fewer checkpoint
+    # fsyncs. Durability is unchanged (synchronous=FULL).
+    "PRAGMA wal_autocheckpoint=4000",
+)
+
+
 def make_engine(url: str, *, pool_size: int = POOL_SIZE) -> Engine:
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
@@ -73,10 +94,8 @@ def _configure_sqlite(engine: Engine) -> None:
         # BEGIN IMMEDIATE / DEFERRED is ours to choose.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA foreign_keys=ON")
+        for pragma in SQLITE_PRAGMAS:
+            cur.execute(pragma)
         cur.close()
 
     @event.listens_for(engine, "begin")
