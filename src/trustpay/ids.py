@@ -52,31 +52,34 @@ def new_id(prefix: str, at: datetime | None = None) -> str:
 
 
 def new_ids(prefix: str, at: datetime, count: int) -> list[str]:
-    """``count`` fresh ids of one millisecond, as :func:`new_id` makes them, with
-    the random bits for all of them read from the CSPRNG in one call (a ledger
-    batch names thousands of entries per commit)."""
+    """``count`` fresh ids of one millisecond, laid out as :func:`new_id` lays
+    them out (the millisecond's 48 bits, 80 random bits, 2 zero bits), for a
+    ledger batch that names thousands of entries per commit.
+
+    Each random symbol is drawn from a byte of its own (``byte & 31``, or the
+    2 or 3 bits a symbol shares with the time or the padding) with one
+    ``bytes.translate`` for all ids: as uniform as new_id's (32 divides 256)
+    and ~5x cheaper than cutting each id's 80 bits out of a number in Python."""
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
     ms = ((at - _EPOCH) // _MS) & 0xFFFF_FFFF_FFFF
     p = _PAIRS
-    # _encode's 13 symbol pairs, with the 8 symbols of the shared millisecond
-    # made once and each id's 80 random bits taken as two 40-bit halves (small
-    # ints are cheaper to shift than one 130-bit number): pair 4 holds the last
-    # 8 time bits and the first 2 random ones, pair 12 the last 8 random bits
-    # and 2 zero bits.
-    head = f"{prefix}_{p[ms >> 38]}{p[(ms >> 28) & 1023]}{p[(ms >> 18) & 1023]}{p[(ms >> 8) & 1023]}"
-    low_time = (ms & 255) << 2
-    rnd = os.urandom(10 * count)
-    ids = []
-    for i in range(0, 10 * count, 10):
-        hi = int.from_bytes(rnd[i:i + 5], "big")
-        lo = int.from_bytes(rnd[i + 5:i + 10], "big")
-        ids.append(
-            f"{head}{p[low_time | (hi >> 38)]}{p[(hi >> 28) & 1023]}{p[(hi >> 18) & 1023]}{p[(hi >> 8) & 1023]}"
-            f"{p[((hi & 255) << 2) | (lo >> 38)]}{p[(lo >> 28) & 1023]}{p[(lo >> 18) & 1023]}"
-            f"{p[(lo >> 8) & 1023]}{p[(lo & 255) << 2]}"
-        )
-    return ids
+    # Symbols 0-8 hold time bits 47..3; symbol 9 the last 3 time bits and 2
+    # random ones; symbols 10-24 random bits; symbol 25 3 random bits and the 2 zero bits.
+    head = (f"{prefix}_{p[ms >> 38]}{p[(ms >> 28) & 1023]}{p[(ms >> 18) & 1023]}{p[(ms >> 8) & 1023]}"
+            f"{_ALPHABET[(ms >> 3) & 31]}")
+    rnd = os.urandom(17 * count)
+    mixed = rnd[:count].translate(_WITH_TIME_BITS[ms & 7]).decode()
+    full = rnd[count:16 * count].translate(_FULL_SYMBOL).decode()
+    last = rnd[16 * count:].translate(_LAST_SYMBOL).decode()
+    return [f"{head}{mixed[i]}{full[15 * i:15 * i + 15]}{last[i]}" for i in range(count)]
+
+
+# bytes.translate tables for new_ids: a random byte -> a symbol of 5 random bits;
+# of the given 3 time bits and 2 random bits; of 3 random bits and 2 zero bits.
+_FULL_SYMBOL = bytes(ord(_ALPHABET[b & 31]) for b in range(256))
+_WITH_TIME_BITS = [bytes(ord(_ALPHABET[(t << 2) | (b & 3)]) for b in range(256)) for t in range(8)]
+_LAST_SYMBOL = bytes(ord(_ALPHABET[(b & 7) << 2]) for b in range(256))
 
 
 def _encode(prefix: str, n: int) -> str:

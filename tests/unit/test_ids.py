@@ -134,8 +134,9 @@ def test_new_ids_are_valid_distinct_and_stamped_with_the_given_millisecond() -> 
     assert new_ids("txn", at, 0) == []
 
 
-def test_new_ids_encode_the_millisecond_and_the_random_bits_exactly_as_new_id_does(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("random_bytes", ["random", "zeros", "ones"])
+def test_new_ids_lay_out_the_millisecond_and_one_random_byte_per_symbol(
+    monkeypatch: pytest.MonkeyPatch, random_bytes: str,
 ) -> None:
     import os
 
@@ -143,8 +144,22 @@ def test_new_ids_encode_the_millisecond_and_the_random_bits_exactly_as_new_id_do
 
     at = datetime(2026, 11, 30, 12, 0, 0, 123000, tzinfo=UTC)
     ms = (at - EPOCH) // timedelta(milliseconds=1)
-    rnd = os.urandom(10 * 64) + bytes(10) + b"\xff" * 10  # and the all-zero and all-one extremes
+    count = 64
+    rnd = {"random": os.urandom(17 * count), "zeros": bytes(17 * count), "ones": b"\xff" * (17 * count)}[random_bytes]
     monkeypatch.setattr(os, "urandom", lambda n: rnd[:n])
-    expected = [ids._encode("txn", (ms << 82) | (int.from_bytes(rnd[i:i + 10], "big") << 2))
-                for i in range(0, len(rnd), 10)]
-    assert ids.new_ids("txn", at, len(rnd) // 10) == expected
+    got = ids.new_ids("txn", at, count)
+    assert len(got) == count
+    for i, value in enumerate(got):
+        n = decode(value)
+        # new_id's layout: 48 bits of milliseconds, 80 random bits, 2 zero bits.
+        assert n >> 82 == ms and n & 3 == 0
+        # The 80 random bits: 2 from byte i, 5 from each of this id's 15
+        # bytes of the middle part, 3 from byte i of the last part.
+        expected = rnd[i] & 3
+        for b in rnd[count + 15 * i : count + 15 * (i + 1)]:
+            expected = expected << 5 | b & 31
+        expected = expected << 3 | rnd[16 * count + i] & 7
+        assert (n >> 2) & (2**80 - 1) == expected
+    assert {v[:13] for v in got} == {new_id("txn", at)[:13]}
+    if random_bytes == "random":
+        assert len(set(got)) == count

@@ -72,6 +72,7 @@ Deltas = tuple[int, int, int]
 # Line((…)) without the NamedTuple's Python-level __new__: the hot paths make many.
 _new_line: Callable[[tuple[str, str, str, int, int]], Line] = functools.partial(tuple.__new__, Line)
 _new_entry: Callable[[tuple[Any, ...]], Entry] = functools.partial(tuple.__new__, Entry)
+_SHA256 = _sha256()
 _KIND_TEXT: dict[str, str] = {kind: str(kind) for kind in EntryKind}  # str() of an enum member costs more than a lookup
 
 def _apply_sql(n: int) -> Sql:
@@ -378,6 +379,8 @@ class Book:
         line_rows: list[tuple[Any, ...]] = []
         # One CSPRNG read for every id the batch may need (refused entries leave theirs unused).
         fresh_ids = iter(new_ids("txn", now, sum(1 for p in prepared if not isinstance(p, TrustPayError))))
+        fresh_hasher = _SHA256.copy  # a copy of an empty hasher: cheaper than sha256() looking SHA-256 up again
+        make = tuple.__new__  # Line((…)) etc. without the NamedTuples' Python-level __new__ (or a partial's call)
         for item in prepared:
             if isinstance(item, TrustPayError):
                 results.append(_new_result((None, item)))
@@ -405,8 +408,8 @@ class Book:
                 lt.last_seq = ht.last_seq = seq
                 line_rows.append((seq, low, currency, low_delta, low_after))
                 line_rows.append((seq, high, currency, high_delta, high_after))
-                lines = (_new_line((low, "balance", currency, low_delta, low_after)),
-                         _new_line((high, "balance", currency, high_delta, high_after)))
+                lines = (make(Line, (low, "balance", currency, low_delta, low_after)),
+                         make(Line, (high, "balance", currency, high_delta, high_after)))
                 body = f"{lt.line_head}{low_delta}],{ht.line_head}{high_delta}]"
             else:
                 try:
@@ -418,16 +421,18 @@ class Book:
             entry_id = next(fresh_ids)  # [0-9a-z_] only: needs no JSON escaping
             kind, reference, memo = _KIND_TEXT.get(draft.kind) or str(draft.kind), draft.reference, draft.memo
             # chain_hash(prev, canonical_from_body(…)), with the previous digest kept as bytes.
-            sealed = _sha256(
+            hasher = fresh_hasher()
+            hasher.update(
                 prev_digest + f"{head}{entry_id}{kind_part(kind)}{body}{tail_part(memo, reference)}{seq}}}".encode()
-            ).digest()
+            )
+            sealed = hasher.digest()
             digest = sealed.hex()
             if reference is None:
                 plain_rows.append((seq, entry_id, kind, memo, db_time, prev_hash, digest))
             else:
                 referring_rows.append((seq, entry_id, kind, reference, memo, db_time, prev_hash, digest))
-            results.append(_new_result((_new_entry((seq, entry_id, kind, reference, None, memo, now, prev_hash,
-                                                    digest, lines)), None)))
+            results.append(make(BatchResult, (make(Entry, (seq, entry_id, kind, reference, None, memo, now, prev_hash,
+                                                           digest, lines)), None)))
             prev_hash, prev_digest = digest, sealed
         if line_rows:
             if plain_rows:
