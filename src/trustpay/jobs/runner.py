@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 from functools import partial
@@ -147,15 +148,19 @@ def _record_failure(
     return Outcome.FAILED if retry_at is None else Outcome.RETRY
 
 
-def run_sweepers(platform: Platform) -> int:
-    """Every sweeper once, each in its own transaction; one failing stops no other."""
-    total = 0
+def run_sweepers(platform: Platform, *, only: Callable[[str], bool] | None = None) -> dict[str, int]:
+    """Every sweeper (or those ``only`` picks) once, each in its own transaction;
+    one failing stops no other. Returns how much each did."""
+    done: dict[str, int] = {}
     for name, sweeper in registry_of(platform).sweepers:
+        if only is not None and not only(name):
+            continue
         try:
-            total += platform.db.run(partial(sweeper, platform))
+            done[name] = platform.db.run(partial(sweeper, platform))
         except Exception:
             log.exception("sweeper %s failed", name)
-    return total
+            done[name] = 0
+    return done
 
 
 def run_until_idle(platform: Platform, *, max_rounds: int = 100, limit: int = 500) -> int:
@@ -164,7 +169,7 @@ def run_until_idle(platform: Platform, *, max_rounds: int = 100, limit: int = 50
     itself for "now" cannot hang the caller."""
     total = 0
     for _ in range(max_rounds):
-        done = run_sweepers(platform) + run_due(platform, limit)
+        done = sum(run_sweepers(platform).values()) + run_due(platform, limit)
         total += done
         if done == 0:
             return total

@@ -39,23 +39,22 @@ class Worker:
         self.batch = batch
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._next_sweep = 0.0  # time.monotonic() of the next sweep
+        self._next_sweep: dict[str, float] = {}  # sweeper name -> time.monotonic() of its next run
 
     def tick(self) -> int:
         """One round of bounded work; returns how much was done (0 = idle).
 
-        Due jobs every tick; the sweepers at most once per interval unless the
+        Due jobs every tick; each sweeper at most once per interval unless its
         last sweep found work (a backlog drains at full speed). A busy server
-        ticks back to back for its jobs, and sweeping seven empty queues each
+        ticks back to back for its jobs, and sweeping every empty queue each
         time, each in a write transaction, took a tenth of its CPU and the
         writer lock from the requests."""
         sync_test_clock(self.platform)
-        swept = 0
         now = time.monotonic()
-        if now >= self._next_sweep:
-            swept = run_sweepers(self.platform)
-            self._next_sweep = now if swept else now + self.interval
-        return swept + run_due(self.platform, self.batch)
+        swept = run_sweepers(self.platform, only=lambda name: now >= self._next_sweep.get(name, 0.0))
+        for name, did in swept.items():
+            self._next_sweep[name] = now if did else now + self.interval
+        return sum(swept.values()) + run_due(self.platform, self.batch)
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Tick until ``stop`` is set (by default this worker's own stop event)."""
