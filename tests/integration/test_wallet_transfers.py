@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from tests.integration.wallet_support import PAY_PW, WalletEnv, make_wallet_env
 
+from trustpay.api import idempotency as api_idempotency
+
 
 @pytest.fixture
 def w(db_url: str, tmp_path: Path) -> Iterator[WalletEnv]:
@@ -132,6 +134,21 @@ def test_idempotent_transfer_replays_and_moves_money_once(w: WalletEnv) -> None:
     other = w.transfer(alice, bob.id, 800, key="k-1")
     assert other.status_code == 422
     assert w.balance(alice)["held"] == 700
+
+
+def test_the_key_check_reuses_the_body_the_route_already_read(w: WalletEnv,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fingerprint needs the body; the transfer route has parsed it already, so
+    the key check takes Starlette's copy instead of asking the event loop again."""
+    alice = w.user("alice@example.com", fund=10_000)
+    bob = w.user("bob@example.com")
+
+    def no_hop(*_: object) -> bytes:
+        raise AssertionError("the body was fetched from the event loop again")
+
+    monkeypatch.setattr(api_idempotency.anyio.from_thread, "run", no_hop)
+    assert w.transfer(alice, bob.id, 300, key="k-body").status_code == 201
+    assert w.transfer(alice, bob.id, 301, key="k-body").status_code == 422  # still fingerprinted by body
 
 
 def test_password_free_cap_and_own_daily_cap(w: WalletEnv) -> None:

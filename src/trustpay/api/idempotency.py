@@ -73,8 +73,18 @@ def idempotent(request: Request, platform: Platform, *, effect: Effect,
 
     ``before`` (no transaction open) runs only when the request is not a replay:
     payment password and step-up checks, whose refusals commit by themselves."""
-    body = anyio.from_thread.run(request.body) if HEADER in request.headers else b""
-    return _respond(request, platform, body, effect, before)
+    return _respond(request, platform, _body_of(request) if HEADER in request.headers else b"", effect, before)
+
+
+def _body_of(request: Request) -> bytes:
+    """The request's body, from a worker thread. FastAPI has already read it to
+    parse the route's model, and Starlette keeps what it read; asking the event
+    loop for it again costs two thread hand-overs, so only a route that did not
+    read its body pays them."""
+    cached = getattr(request, "_body", None)
+    if isinstance(cached, bytes):
+        return cached
+    return anyio.from_thread.run(request.body)
 
 
 async def idempotent_async(request: Request, platform: Platform, *, effect: Effect) -> Response:
