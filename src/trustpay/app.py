@@ -76,6 +76,9 @@ def create_app(
         version=__version__,
         description="Third-party payment platform: wallet, escrow trades, verifiable ledger.",
         lifespan=lifespan,
+        # No OpenTelemetry here: with it switched off FastAPI skips asking the
+        # global tracer, meter and logger providers whether it is, per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.platform = platform
     errors.install(app)
