@@ -78,5 +78,8 @@ def test_queue_and_dispute_page_show_labels_and_formatted_times(t: TradeEnv) -> 
             assert not CODES.search(seen) and not RFC3339.search(seen)
             assert said(lang, label) in seen  # each side in its own dashboard's words
             assert format_timestamp(opened, lang) in seen  # when it opened, and the evidence's time
+            # Who opened it, as a sentence ("Buyer opened it", never "by the Buyer").
+            assert {"en": "Buyer opened it: “Arrived broken”.", "zh-Hans": "由买家发起：“Arrived broken”。",
+                    "zh-Hant": "由買家發起：「Arrived broken」。"}[lang] in seen
     # The labels are translated, not the English shown in every language.
     assert said("zh-Hans", "Shipped, awaiting the buyer") != "Shipped, awaiting the buyer"
