@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from trustpay.clock import FrozenClock
 from trustpay.ledger.model import Entry, EntryDraft, credit, debit
 from trustpay.ledger.verify import verify
@@ -72,3 +74,26 @@ def test_first_entry_of_an_empty_journal_chains_to_genesis(platform: Platform) -
     assert (e.seq, e.prev_hash) == (seq0 + 1, hash0)
     with p.db.transaction(write=False) as c:
         assert p.book.entry(c, e.id) == e
+
+
+def test_batch_gives_the_garbage_collector_back_as_it_found_it(platform: Platform) -> None:
+    # post_batch pauses the cyclic collector while it works (see Book.post_batch).
+    import gc
+
+    p = platform
+    bank, a = _open(p, None, kind="bank_clearing", allow_negative=True), _open(p, "usr_a")
+    draft = EntryDraft((debit(bank, 5, "CNY"), credit(a, 5, "CNY")))
+    assert gc.isenabled()
+    with p.db.transaction() as c:
+        assert p.book.post_batch(c, [draft])[0].error is None
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with p.db.transaction() as c:
+            assert p.book.post_batch(c, [draft])[0].error is None
+        assert not gc.isenabled()  # a caller's choice to turn it off stands
+    finally:
+        gc.enable()
+    with pytest.raises(AttributeError), p.db.transaction() as c:
+        p.book.post_batch(c, [draft, None])  # type: ignore[list-item]  # not a draft: the batch fails
+    assert gc.isenabled()  # and on failure too

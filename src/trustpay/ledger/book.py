@@ -20,6 +20,7 @@ Any failure raises before commit; the caller's transaction rolls it all back.
 from __future__ import annotations
 
 import functools
+import gc
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from hashlib import sha256 as _sha256
@@ -330,6 +331,21 @@ class Book:
         lines and each account's final totals in bulk. A refused entry
         changes nothing and reports its error; the others commit together.
         """
+        # A batch keeps tens of thousands of new tuples alive until it returns
+        # (lines, entries, results, rows): none can be part of a cycle, yet
+        # every 700 of them set off a cyclic collection that walked them all
+        # again (~4% of a batch's instructions under callgrind). The collector
+        # is paused for the batch and turned back on only if it was on, so a
+        # caller that turned it off keeps it off.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._post_batch(conn, drafts)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _post_batch(self, conn: Connection, drafts: Sequence[EntryDraft]) -> list[BatchResult]:
         raw = Raw.of(conn)
         max_amount = self.max_amount
         debit_side, credit_side = Side.DEBIT, Side.CREDIT
