@@ -331,3 +331,26 @@ def test_a_busy_worker_sweeps_once_per_interval_unless_the_sweep_found_work(
     worker.tick()
     assert len(swept) == 4, "an empty sweep waits for the interval"
     assert job_row(platform, job_id)["status"] == "done", "due jobs still run every tick"
+
+
+def test_many_due_jobs_commit_a_few_at_a_time_through_the_group_commit(
+    platform: Platform, reg: jobs.Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big batch of due jobs does not hold the write lock for all of them at once:
+    they go in chunks of TOGETHER, each a member of the requests' group commit."""
+    from trustpay.jobs import runner
+
+    ids = [schedule(platform) for _ in range(2 * runner.TOGETHER + 3)]
+    chunks: list[int] = []
+    real = platform.db.run_grouped
+
+    def counting(fn: Any, **kw: Any) -> Any:
+        before = len(events(platform))
+        result = real(fn, **kw)
+        chunks.append(len(events(platform)) - before)  # jobs that committed in this one
+        return result
+
+    monkeypatch.setattr(platform.db, "run_grouped", counting)
+    assert jobs.run_due(platform, limit=50) == len(ids)
+    assert chunks == [runner.TOGETHER, runner.TOGETHER, 3]
+    assert all(job_row(platform, i)["status"] == "done" for i in ids)
