@@ -72,7 +72,6 @@ from trustpay.platform.sql import insert_or_ignore
 Deltas = tuple[int, int, int]
 # Line((…)) without the NamedTuple's Python-level __new__: the hot paths make many.
 _new_line: Callable[[tuple[str, str, str, int, int]], Line] = functools.partial(tuple.__new__, Line)
-_new_entry: Callable[[tuple[Any, ...]], Entry] = functools.partial(tuple.__new__, Entry)
 _SHA256 = _sha256()
 _ACCOUNT_OF_ROW = itemgetter(1)  # of a row for _INSERT_BALANCE_LINES
 _KIND_TEXT: dict[str, str] = {kind: str(kind) for kind in EntryKind}  # str() of an enum member costs more than a lookup
@@ -213,11 +212,6 @@ class BatchResult(NamedTuple):
 
     entry: Entry | None
     error: TrustPayError | None
-
-
-_new_result: Callable[[tuple[Entry | None, TrustPayError | None]], BatchResult] = functools.partial(
-    tuple.__new__, BatchResult
-)
 
 
 _FIND_OWNED = select(ledger_accounts).where(
@@ -400,7 +394,7 @@ class Book:
         make = tuple.__new__  # Line((…)) etc. without the NamedTuples' Python-level __new__ (or a partial's call)
         for item in prepared:
             if isinstance(item, TrustPayError):
-                results.append(_new_result((None, item)))
+                results.append(BatchResult(None, item))
                 continue
             # The entry is checked, applied, sealed and its rows built right
             # here (no per-entry helper calls for the common shape): this loop
@@ -410,14 +404,14 @@ class Book:
             if len(item) == 6:
                 _, low, low_delta, high, high_delta, currency = item
                 lt, ht = find(low), find(high)
-                # _check_moves' rule, written out for two accounts.
+                # _refusal's rule, written out for two accounts.
                 if (lt is None or ht is None or lt.currency != currency or ht.currency != currency
                         or not lt.is_open or not ht.is_open
                         or not (lt.allow_negative or low_delta >= 0 or lt.balance + low_delta - lt.pending_out >= 0)
                         or not (ht.allow_negative or high_delta >= 0
                                 or ht.balance + high_delta - ht.pending_out >= 0)):
-                    results.append(_new_result((None, _refusal(
-                        totals, ((low, low_delta, currency), (high, high_delta, currency))))))
+                    results.append(BatchResult(None, _refusal(
+                        totals, ((low, low_delta, currency), (high, high_delta, currency)))))
                     continue
                 seq += 1
                 lt.balance = low_after = lt.balance + low_delta
@@ -432,7 +426,7 @@ class Book:
                 try:
                     lines, body = _apply_in_memory(totals, item[1], draft.postings, seq + 1, line_rows)
                 except TrustPayError as exc:
-                    results.append(_new_result((None, exc)))
+                    results.append(BatchResult(None, exc))
                     continue
                 seq += 1
             entry_id = next(fresh_ids)  # [0-9a-z_] only: needs no JSON escaping
