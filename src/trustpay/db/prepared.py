@@ -148,16 +148,35 @@ def _execute(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[_P
     for name, process in plan.binds:
         if name in values:
             values[name] = process(values[name])
-    driver: Any = conn.connection.driver_connection
-    if plan.positional is not None:
+    if plan.positional is not None:  # sqlite3: a cursor per statement, closed once read
+        driver: Any = conn.connection.driver_connection
         return plan, driver.execute(plan.sql, tuple(values[n] for n in plan.positional))
-    return plan, driver.execute(plan.sql, values)
+    cursor = _pg_cursor(conn)
+    cursor.execute(plan.sql, values)
+    return plan, cursor
+
+
+def _pg_cursor(conn: Connection) -> Any:
+    """One psycopg cursor per connection, kept with it: making one costs ~25 µs of
+    a ~100 µs statement. Safe to share because every statement here is read to
+    the end (one row, or a row count) before the next one runs."""
+    info = conn.info  # lives as long as the pooled DBAPI connection
+    cursor = info.get("trustpay_cursor")
+    if cursor is None or cursor.closed:
+        driver: Any = conn.connection.driver_connection
+        cursor = info["trustpay_cursor"] = driver.cursor()
+    return cursor
+
+
+def _done(plan: _Plan, cursor: Any) -> None:
+    if plan.positional is not None:
+        cursor.close()
 
 
 def _first(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> Any | None:
     plan, cursor = _execute(conn, stmt, params)
     raw = cursor.fetchone()
-    cursor.close()
+    _done(plan, cursor)
     if raw is None:
         return None
     return plan.row._make(v if p is None else p(v) for p, v in zip(plan.results, raw, strict=True))
@@ -176,9 +195,9 @@ def mapping(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> dict[str,
 
 def run(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> int:
     """Execute an UPDATE/INSERT/DELETE made here; the number of rows it changed."""
-    _, cursor = _execute(conn, stmt, params)
+    plan, cursor = _execute(conn, stmt, params)
     count = int(cursor.rowcount)
-    cursor.close()
+    _done(plan, cursor)
     return count
 
 
