@@ -96,6 +96,8 @@ class _Plan(NamedTuple):
     row: Any  # result rows: a named tuple of the result columns (attribute, index and ``_mapping``)
 
 
+# Keyed by the statement object itself: pass only statements made once (module
+# constants, or the cached builders above), or this grows with every call.
 _plans: dict[tuple[Any, str, frozenset[str]], _Plan] = {}
 
 
