@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -107,7 +108,22 @@ def create_serving_app() -> FastAPI:
     """The app each process of ``trustpay serve --processes N`` builds (uvicorn
     imports it by name); ``serve`` passes the job-worker lock in the environment."""
     lock = os.environ.get(SERVE_JOB_LOCK_ENV, "")
-    return create_app(start_worker=bool(lock), worker_lock=Path(lock) if lock else None)
+    app = create_app(start_worker=bool(lock), worker_lock=Path(lock) if lock else None)
+    freeze_startup_heap()
+    return app
+
+
+def freeze_startup_heap() -> None:
+    """Leave what the server built at startup out of every later garbage collection.
+
+    The app, its routes, models, SQLAlchemy metadata and imported modules are
+    ~150k objects that live as long as the process; a full collection walks
+    them all (~110 ms measured here), and every request in flight waits for it.
+    Frozen, they are never scanned again; what requests create is collected as
+    before. Only ``serve`` does this: a test process builds many apps, and
+    frozen cyclic garbage would never be freed."""
+    gc.collect()
+    gc.freeze()
 
 
 def _take(lock: Path) -> int | None:
