@@ -31,6 +31,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Insert, Select, Table, Update, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from trustpay.db.raw import Raw
+
 
 def where_params(**values: Any) -> dict[str, Any]:
     """``w_``-prefixed parameters for the WHERE of a statement made here."""
@@ -150,24 +152,13 @@ def _execute(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[_P
     for name, process in plan.binds:
         if name in values:
             values[name] = process(values[name])
+    raw = Raw.of(conn)
     if plan.positional is not None:  # sqlite3: a cursor per statement, closed once read
-        driver: Any = conn.connection.driver_connection
-        return plan, driver.execute(plan.sql, tuple(values[n] for n in plan.positional))
-    cursor = _pg_cursor(conn)
-    cursor.execute(plan.sql, values)
-    return plan, cursor
-
-
-def _pg_cursor(conn: Connection) -> Any:
-    """One psycopg cursor per connection, kept with it: making one costs ~25 µs of
-    a ~100 µs statement. Safe to share because every statement here is read to
-    the end (one row, or a row count) before the next one runs."""
-    info = conn.info  # lives as long as the pooled DBAPI connection
-    cursor = info.get("trustpay_cursor")
-    if cursor is None or cursor.closed:
-        driver: Any = conn.connection.driver_connection
-        cursor = info["trustpay_cursor"] = driver.cursor()
-    return cursor
+        return plan, raw.dbapi.execute(plan.sql, tuple(values[n] for n in plan.positional))
+    # psycopg: the connection's one cursor (Raw's), as every statement here is
+    # read to the end (one row, or a row count) before the next one runs.
+    raw.pg_cursor.execute(plan.sql, values)
+    return plan, raw.pg_cursor
 
 
 def _done(plan: _Plan, cursor: Any) -> None:
@@ -175,23 +166,19 @@ def _done(plan: _Plan, cursor: Any) -> None:
         cursor.close()
 
 
-def _first(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> Any | None:
-    plan, cursor = _execute(conn, stmt, params)
-    raw = cursor.fetchone()
-    _done(plan, cursor)
-    if raw is None:
-        return None
-    return plan.row._make(v if p is None else p(v) for p, v in zip(plan.results, raw, strict=True))
-
-
 def row(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> Any | None:
     """The first result row of a statement made here (attributes, indexes, ``_mapping``)."""
-    return _first(conn, stmt, params)
+    plan, cursor = _execute(conn, stmt, params)
+    values = cursor.fetchone()
+    _done(plan, cursor)
+    if values is None:
+        return None
+    return plan.row._make(v if p is None else p(v) for p, v in zip(plan.results, values, strict=True))
 
 
 def mapping(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> dict[str, Any] | None:
     """The first result row as a dict of column name to value."""
-    found = _first(conn, stmt, params)
+    found = row(conn, stmt, params)
     return None if found is None else found._mapping
 
 
