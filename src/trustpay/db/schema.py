@@ -73,6 +73,8 @@ ledger_entries = Table(
     Column("created_at", TS, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # 0014: the daily outflow finds where today begins in the journal (identity.limits).
+    Index("ix_ledger_entries_created_at", "created_at"),
 )
 
 ledger_postings = Table(
@@ -314,7 +316,7 @@ withdrawals = Table(
     "withdrawals",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("user_id", String(32), ForeignKey("users.id"), nullable=False, index=True),
+    Column("user_id", String(32), ForeignKey("users.id"), nullable=False),
     Column("card_id", String(32), ForeignKey("bank_cards.id"), nullable=False),
     Column("bank", String(32), nullable=False),
     Column("currency", String(3), nullable=False),
@@ -330,6 +332,8 @@ withdrawals = Table(
     Column("created_at", TS, nullable=False),
     Column("completed_at", TS, nullable=True),
     Index("ix_withdrawals_status_created", "status", "created_at"),
+    # 0014: risk velocity reads a user's last hour (risk.service), not their history.
+    Index("ix_withdrawals_user_created", "user_id", "created_at"),
     CheckConstraint("amount > 0 AND fee >= 0", name="amounts_valid"),
 )
 
@@ -337,7 +341,7 @@ transfers = Table(
     "transfers",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("sender_id", String(32), ForeignKey("users.id"), nullable=False, index=True),
+    Column("sender_id", String(32), ForeignKey("users.id"), nullable=False),
     Column("recipient_id", String(32), ForeignKey("users.id"), nullable=False, index=True),
     Column("currency", String(3), nullable=False),
     Column("amount", Amount, nullable=False),
@@ -355,6 +359,8 @@ transfers = Table(
     Column("created_at", TS, nullable=False),
     Column("resolved_at", TS, nullable=True),
     Index("ix_transfers_sender_recipient", "sender_id", "recipient_id"),
+    # 0014: risk velocity reads a sender's last hour (risk.service), not their history.
+    Index("ix_transfers_sender_created", "sender_id", "created_at"),
     CheckConstraint("amount > 0", name="amount_positive"),
 )
 
@@ -559,7 +565,7 @@ trades = Table(
     Column("merchant_id", String(32), ForeignKey("users.id"), nullable=False),
     Column("out_trade_no", String(64), nullable=False),  # the merchant's own order number
     # Who paid; set at payment, or at creation when the merchant names the buyer.
-    Column("buyer_id", String(32), ForeignKey("users.id"), nullable=True, index=True),
+    Column("buyer_id", String(32), ForeignKey("users.id"), nullable=True),
     Column("mode", String(10), nullable=False),  # escrow | instant
     Column("status", String(32), nullable=False),
     Column("amount", Amount, nullable=False),
@@ -590,6 +596,8 @@ trades = Table(
     Column("closed_at", TS, nullable=True),
     Column("updated_at", TS, nullable=False),
     UniqueConstraint("merchant_id", "out_trade_no", name="uq_trades_merchant_out_trade_no"),
+    # 0014: risk velocity reads a buyer's last hour of payments (risk.service).
+    Index("ix_trades_buyer_paid", "buyer_id", "paid_at"),
     CheckConstraint("amount > 0 AND fee >= 0 AND fee <= amount", name="amounts_valid"),
     CheckConstraint("refunded_amount >= 0 AND refunded_amount <= amount", name="refunds_within_amount"),
 )

@@ -10,6 +10,12 @@ It only reads the ledger tables. The daily outflow is what left the user's
 wallet today (posted debits of entries stamped today) plus what is reserved
 to leave it (holds still pending that were created today); "today" is the
 platform clock's day in ``limits_timezone``.
+
+Reading today's outflow costs the same however long a wallet's history is:
+the debits are read from the journal position where today can begin (see
+:func:`_journal_floor`), not from the wallet's first posting. Before, every
+payment's check summed the wallet's whole history, inside the payment's
+write transaction.
 """
 
 from __future__ import annotations
@@ -35,6 +41,12 @@ if TYPE_CHECKING:
     from trustpay.settings import Settings
 
 WALLET = "wallet"
+
+# How far back the platform clock may step between two ledger entries (an NTP
+# correction is milliseconds; UTC has no daylight-saving jumps). The journal is
+# appended in time order up to this, which is what lets the daily outflow start
+# its read near today instead of at the beginning (see _journal_floor).
+CLOCK_STEP_BACK = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,7 @@ def outflow_between(conn: Connection, account_ids: list[str], currency: str, sta
         select(func.coalesce(func.sum(-ledger_postings.c.delta), 0))
         .select_from(ledger_postings.join(ledger_entries, ledger_entries.c.seq == ledger_postings.c.entry_seq))
         .where(ledger_postings.c.account_id.in_(account_ids), ledger_postings.c.field == "balance",
+               ledger_postings.c.entry_seq > _journal_floor(conn, start),
                ledger_postings.c.currency == currency, ledger_postings.c.delta < 0,
                ledger_entries.c.created_at >= start, ledger_entries.c.created_at < end)
     ).scalar_one()
@@ -134,6 +147,25 @@ def outflow_between(conn: Connection, account_ids: list[str], currency: str, sta
                ledger_holds.c.created_at >= start, ledger_holds.c.created_at < end)
     ).scalar_one()
     return int(posted) + int(held)
+
+
+def _journal_floor(conn: Connection, start: datetime) -> int:
+    """A journal position that every entry stamped at or after ``start`` comes after.
+
+    It is the entry stamped last before ``start - CLOCK_STEP_BACK`` (one probe of
+    the entries' time index; 0 when there is none). An entry E stamped at or
+    after ``start`` but appended before it would mean the clock stepped back by
+    more than CLOCK_STEP_BACK between the two appends. So the postings read from
+    here, through their (account, position) index, are today's and at most an
+    hour or so more, and the time filter on the entries keeps only today's.
+    """
+    floor = conn.execute(
+        select(ledger_entries.c.seq)
+        .where(ledger_entries.c.created_at < start - CLOCK_STEP_BACK)
+        .order_by(ledger_entries.c.created_at.desc())
+        .limit(1)
+    ).scalar()
+    return int(floor or 0)
 
 
 def daily_outflow(p: Platform, conn: Connection, user_id: str, currency: str) -> int:
