@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, func, select, text
 
 from trustpay.db import prepared
 from trustpay.db.schema import jobs, ledger_accounts
@@ -81,3 +81,24 @@ def test_booleans_and_returning_on_the_driver(platform: Platform) -> None:
     with platform.db.transaction(write=False) as conn:
         got = prepared.first(conn, ledger_accounts, {"id": "acc_driver"}, columns=("allow_negative", "closed_at"))
     assert got.allow_negative is True and got.closed_at is None
+
+
+_PENDING_SINCE = (select(func.count(), func.coalesce(func.sum(jobs.c.attempts), 0))
+                  .where(jobs.c.status == "pending", jobs.c.run_at >= bindparam("since", type_=jobs.c.run_at.type)))
+_LATEST = select(jobs.c.id).where(jobs.c.status == "pending").order_by(jobs.c.run_at.desc()).limit(1)
+
+
+def test_a_statement_s_own_values_and_unlabelled_aggregates_run_on_the_driver(platform: Platform) -> None:
+    """``status = 'pending'``, ``coalesce(…, 0)`` and ``LIMIT 1`` carry their values in
+    the statement; ``count(*)`` has no column name and is read by position."""
+    with platform.db.transaction() as conn:
+        prepared.insert(conn, jobs, job_row("job_early", attempts=2))
+        prepared.insert(conn, jobs, job_row("job_late", attempts=1, run_at=WHEN + timedelta(hours=1)))
+        prepared.insert(conn, jobs, job_row("job_done", attempts=5, status="done"))
+    with platform.db.transaction(write=False) as conn:
+        count, attempts = prepared.one(conn, _PENDING_SINCE, {"since": WHEN})
+        none_since = tuple(prepared.one(conn, _PENDING_SINCE, {"since": WHEN + timedelta(days=1)}))
+        latest = prepared.row(conn, _LATEST, {})
+    assert (count, attempts) == (2, 3)
+    assert none_since == (0, 0)
+    assert latest is not None and latest.id == "job_late"

@@ -96,6 +96,8 @@ class _Plan(NamedTuple):
     binds: tuple[tuple[str, Callable[[Any], Any]], ...]  # parameters whose type converts them
     results: tuple[Callable[[Any], Any] | None, ...]  # per result column, None: as the driver gives it
     row: Any  # result rows: a named tuple of the result columns (attribute, index and ``_mapping``)
+    # Values the statement carries itself (``LIMIT 1``, ``coalesce(…, 0)``, ``status = 'pending'``).
+    constants: Mapping[str, Any]
 
 
 # Keyed by the statement object itself: pass only statements made once (module
@@ -127,14 +129,19 @@ def _make_plan(stmt: Any, dialect: Any, names: frozenset[str]) -> _Plan:
     # of the key by itself: nobody asked for it).
     columns = list(stmt.exported_columns)
     results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
-    row = _row_type(tuple(c.key for c in columns))
+    # An unlabelled expression (``count(*)``) has no key: it is reached by index.
+    row = _row_type(tuple(c.key if isinstance(c.key, str) else f"_{i}" for i, c in enumerate(columns)))
     positional = tuple(compiled.positiontup) if compiled.positiontup is not None else None
-    return _Plan(sql, positional, tuple(binds), results, row)
+    # Anonymous binds also appear under an internal "%(id param)s" key; the name
+    # the SQL uses is the other one.
+    constants = {name: bind.value for name, bind in compiled.binds.items()
+                 if not bind.required and bind.callable is None and not name.startswith("%(")}
+    return _Plan(sql, positional, tuple(binds), results, row, constants)
 
 
 @cache
 def _row_type(keys: tuple[str, ...]) -> Any:
-    base: Any = namedtuple("Row", keys)  # type: ignore[misc]
+    base: Any = namedtuple("Row", keys, rename=True)  # type: ignore[misc]
 
     class Row(base):
         __slots__ = ()
@@ -148,7 +155,7 @@ def _row_type(keys: tuple[str, ...]) -> Any:
 
 def _execute(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[_Plan, Any]:
     plan = _plan(conn, stmt, frozenset(params))
-    values = dict(params)
+    values = {**plan.constants, **params} if plan.constants else dict(params)
     for name, process in plan.binds:
         if name in values:
             values[name] = process(values[name])
@@ -174,6 +181,14 @@ def row(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> Any | None:
     if values is None:
         return None
     return plan.row._make(v if p is None else p(v) for p, v in zip(plan.results, values, strict=True))
+
+
+def one(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> Any:
+    """The result row of a statement that always returns one (an aggregate)."""
+    found = row(conn, stmt, params)
+    if found is None:
+        raise LookupError("the statement returned no row")
+    return found
 
 
 def mapping(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -26,9 +26,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from trustpay.clock import to_utc
+from trustpay.db import prepared
 from trustpay.db.schema import ledger_accounts, ledger_entries, ledger_holds, ledger_postings
 from trustpay.errors import PaymentFailed
 from trustpay.identity import store
@@ -106,46 +107,56 @@ def check_limits(limits: TierLimits, tier: int, currency: str, *, outflow: int, 
 
 
 # ------------------------------------------------------------ ledger reads
-def _wallet_ids(conn: Connection, user_id: str, currency: str) -> list[str]:
-    return list(conn.execute(select(ledger_accounts.c.id).where(
-        ledger_accounts.c.owner_id == user_id, ledger_accounts.c.kind == WALLET,
-        ledger_accounts.c.currency == currency)).scalars())
+# Built once: these run inside every payment's write transaction, where
+# building a statement per call cost more than running it (db/prepared.py).
+_a, _e, _p, _h = ledger_accounts.c, ledger_entries.c, ledger_postings.c, ledger_holds.c
+_WALLET = (_a.owner_id == bindparam("user"), _a.kind == WALLET, _a.currency == bindparam("currency"))
+# (owner, kind, currency) is unique: a user has at most one wallet per currency.
+_WALLET_ID = select(_a.id).where(*_WALLET)
+_WALLET_TOTAL = select(func.coalesce(func.sum(_a.balance + _a.pending_in), 0)).where(*_WALLET)
+_JOURNAL_FLOOR = (select(_e.seq).where(_e.created_at < bindparam("before", type_=_e.created_at.type))
+                  .order_by(_e.created_at.desc()).limit(1))
+_DAY = {"start": bindparam("start", type_=_e.created_at.type), "end": bindparam("end", type_=_e.created_at.type)}
+_POSTED_OUT = (
+    select(func.coalesce(func.sum(-_p.delta), 0))
+    .select_from(ledger_postings.join(ledger_entries, _e.seq == _p.entry_seq))
+    .where(_p.account_id == bindparam("account"), _p.field == "balance", _p.entry_seq > bindparam("floor"),
+           _p.currency == bindparam("currency"), _p.delta < 0,
+           _e.created_at >= _DAY["start"], _e.created_at < _DAY["end"])
+)
+_HELD_OUT = (
+    select(func.coalesce(func.sum(_h.amount), 0))
+    .where(_h.debit_account_id == bindparam("account"), _h.status == "pending", _h.currency == bindparam("currency"),
+           _h.created_at >= _DAY["start"], _h.created_at < _DAY["end"])
+)
+
+
+def _wallet_id(conn: Connection, user_id: str, currency: str) -> str | None:
+    found = prepared.row(conn, _WALLET_ID, {"user": user_id, "currency": currency})
+    return None if found is None else str(found.id)
 
 
 def wallet_total(conn: Connection, user_id: str, currency: str) -> int:
     """Posted balance (available + held) plus money on its way in (pending credits)."""
-    total = conn.execute(select(func.coalesce(func.sum(ledger_accounts.c.balance + ledger_accounts.c.pending_in), 0))
-                         .where(ledger_accounts.c.owner_id == user_id, ledger_accounts.c.kind == WALLET,
-                                ledger_accounts.c.currency == currency)).scalar_one()
-    return int(total)
+    return int(prepared.one(conn, _WALLET_TOTAL, {"user": user_id, "currency": currency})[0])
 
 
-def outflow_between(conn: Connection, account_ids: list[str], currency: str, start: datetime,
+def outflow_between(conn: Connection, account_id: str | None, currency: str, start: datetime,
                     end: datetime) -> int:
-    """Debits posted to the accounts' balances by entries stamped in [start, end), plus
-    holds on them still pending that were created in [start, end).
+    """Debits posted to the account's balance by entries stamped in [start, end), plus
+    holds on it still pending that were created in [start, end).
 
     A hold that is later posted stops counting as pending and counts as the
-    posting's debit instead, so nothing is counted twice. Reads one wallet's
-    postings through their (account_id, entry_seq) index.
+    posting's debit instead, so nothing is counted twice. Reads the wallet's
+    postings through their (account_id, entry_seq) index, from where ``start``
+    can begin in the journal.
     """
-    if not account_ids:
+    if account_id is None:
         return 0
     start, end = to_utc(start), to_utc(end)
-    posted = conn.execute(
-        select(func.coalesce(func.sum(-ledger_postings.c.delta), 0))
-        .select_from(ledger_postings.join(ledger_entries, ledger_entries.c.seq == ledger_postings.c.entry_seq))
-        .where(ledger_postings.c.account_id.in_(account_ids), ledger_postings.c.field == "balance",
-               ledger_postings.c.entry_seq > _journal_floor(conn, start),
-               ledger_postings.c.currency == currency, ledger_postings.c.delta < 0,
-               ledger_entries.c.created_at >= start, ledger_entries.c.created_at < end)
-    ).scalar_one()
-    held = conn.execute(
-        select(func.coalesce(func.sum(ledger_holds.c.amount), 0))
-        .where(ledger_holds.c.debit_account_id.in_(account_ids), ledger_holds.c.status == "pending",
-               ledger_holds.c.currency == currency,
-               ledger_holds.c.created_at >= start, ledger_holds.c.created_at < end)
-    ).scalar_one()
+    span = {"account": account_id, "currency": currency, "start": start, "end": end}
+    posted = prepared.one(conn, _POSTED_OUT, {**span, "floor": _journal_floor(conn, start)})[0]
+    held = prepared.one(conn, _HELD_OUT, span)[0]
     return int(posted) + int(held)
 
 
@@ -159,18 +170,13 @@ def _journal_floor(conn: Connection, start: datetime) -> int:
     here, through their (account, position) index, are today's and at most an
     hour or so more, and the time filter on the entries keeps only today's.
     """
-    floor = conn.execute(
-        select(ledger_entries.c.seq)
-        .where(ledger_entries.c.created_at < start - CLOCK_STEP_BACK)
-        .order_by(ledger_entries.c.created_at.desc())
-        .limit(1)
-    ).scalar()
-    return int(floor or 0)
+    floor = prepared.row(conn, _JOURNAL_FLOOR, {"before": start - CLOCK_STEP_BACK})
+    return 0 if floor is None else int(floor.seq)
 
 
 def daily_outflow(p: Platform, conn: Connection, user_id: str, currency: str) -> int:
     start, end = day_bounds(p.clock.now(), p.settings.limits_timezone)
-    return outflow_between(conn, _wallet_ids(conn, user_id, currency), currency, start, end)
+    return outflow_between(conn, _wallet_id(conn, user_id, currency), currency, start, end)
 
 
 # --------------------------------------------------------------- the hook

@@ -17,8 +17,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
+from trustpay.db import prepared
 from trustpay.db.schema import trades, transfers, withdrawals
 from trustpay.errors import AuthenticationFailed, PaymentFailed
 from trustpay.identity import mfa
@@ -35,6 +36,21 @@ HOUR = timedelta(hours=1)
 _UNDONE = ("reversed", "returned")
 
 
+# The last hour of a user's money out, each through a (user, time) index; built
+# once, as they run inside every payment's transaction (db/prepared.py).
+_t, _w, _tr = transfers.c, withdrawals.c, trades.c
+_SINCE = bindparam("since", type_=_t.created_at.type)
+_TRANSFERS_SINCE = select(func.count(), func.coalesce(func.sum(_t.amount), 0)).where(
+    _t.sender_id == bindparam("user"), _t.created_at > _SINCE, *(_t.status != s for s in _UNDONE))
+_WITHDRAWALS_SINCE = select(func.count(), func.coalesce(func.sum(_w.amount + _w.fee), 0)).where(
+    _w.user_id == bindparam("user"), _w.created_at > _SINCE, _w.status != "failed")
+# Trade payments leave the wallet too (a refund later does not undo the attempt).
+_PAYMENTS_SINCE = select(func.count(), func.coalesce(func.sum(_tr.amount), 0)).where(
+    _tr.buyer_id == bindparam("user"), _tr.paid_at > _SINCE)
+_PAID_BEFORE = select(_t.id).where(_t.sender_id == bindparam("user"), _t.recipient_id == bindparam("recipient"),
+                                   _t.status == "completed").limit(1)
+
+
 def rules_of(p: Platform) -> Rules:
     s = p.settings
     return Rules(velocity_count=s.risk_velocity_count, velocity_amount=s.risk_velocity_amount,
@@ -45,26 +61,13 @@ def decide(p: Platform, conn: Connection, user_id: str, *, action: str, amount: 
            recipient_id: str | None = None) -> Decision:
     if p.settings.risk_rules == "off":
         return ALLOW
-    since = p.clock.now() - HOUR
-    t_count, t_sum = conn.execute(
-        select(func.count(), func.coalesce(func.sum(transfers.c.amount), 0)).where(
-            transfers.c.sender_id == user_id, transfers.c.created_at > since, transfers.c.status.not_in(_UNDONE))
-    ).one()
-    w_count, w_sum = conn.execute(
-        select(func.count(), func.coalesce(func.sum(withdrawals.c.amount + withdrawals.c.fee), 0)).where(
-            withdrawals.c.user_id == user_id, withdrawals.c.created_at > since, withdrawals.c.status != "failed")
-    ).one()
-    # Trade payments leave the wallet too (a refund later does not undo the attempt).
-    p_count, p_sum = conn.execute(
-        select(func.count(), func.coalesce(func.sum(trades.c.amount), 0)).where(
-            trades.c.buyer_id == user_id, trades.c.paid_at > since)
-    ).one()
+    facts = {"user": user_id, "since": p.clock.now() - HOUR}
+    t_count, t_sum = prepared.one(conn, _TRANSFERS_SINCE, facts)
+    w_count, w_sum = prepared.one(conn, _WITHDRAWALS_SINCE, facts)
+    p_count, p_sum = prepared.one(conn, _PAYMENTS_SINCE, facts)
     new_recipient = False
     if recipient_id is not None:
-        new_recipient = conn.execute(
-            select(transfers.c.id).where(transfers.c.sender_id == user_id, transfers.c.recipient_id == recipient_id,
-                                         transfers.c.status == "completed").limit(1)
-        ).first() is None
+        new_recipient = prepared.row(conn, _PAID_BEFORE, {"user": user_id, "recipient": recipient_id}) is None
     return evaluate(Facts(action, amount, int(t_count) + int(w_count) + int(p_count),
                           int(t_sum) + int(w_sum) + int(p_sum), new_recipient),
                     rules_of(p))
