@@ -1,9 +1,11 @@
-"""The site header on a phone, signed in or not, in each language: every main-nav link is on the
-screen, clear of the account links, the language switch and the other nav links, and it is
-the element a tap at its centre lands on; the page is no wider than the screen.
+"""The site header on a phone and on a desktop, signed in or not, in each language: every main-nav
+link is on the screen, clear of the account links, the language switch and the other nav links,
+and it is the element a tap (or click) at its centre lands on; the page is no wider than the screen.
 
 The header once put the nav in a sideways-scrolling strip beside the account links: at 390 px
-the third tab sat under the user's name and "Log out" and could not be tapped."""
+the third tab sat under the user's name and "Log out" and could not be tapped. On a desktop the
+same strip, squeezed between the brand and a signed-in user's account links, hid its last tabs
+with no scrollbar or hint ("Verifiable ledger" and "Developers" at 1280 px in English)."""
 
 from __future__ import annotations
 
@@ -151,10 +153,11 @@ def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
 
 
 def phone_page(browser: Browser, opened: list[BrowserContext], server: Server, person: Person,
-               lang: str, viewport: ViewportSize = MOBILE) -> Page:
-    """``person``'s page on a phone in ``lang``, signed in unless they are a visitor."""
-    ctx = browser.new_context(viewport=viewport, locale=LANGS[lang], is_mobile=True, has_touch=True,
-                              device_scale_factor=2)
+               lang: str, viewport: ViewportSize = MOBILE, *, phone: bool = True) -> Page:
+    """``person``'s page on a phone (or, with ``phone=False``, a desktop browser) in ``lang``,
+    signed in unless they are a visitor."""
+    ctx = browser.new_context(viewport=viewport, locale=LANGS[lang], is_mobile=phone, has_touch=phone,
+                              device_scale_factor=2 if phone else 1)
     opened.append(ctx)
     page = ctx.new_page()
     if person.email:
@@ -190,3 +193,21 @@ def test_merchant_header_from_small_phone_to_tablet(
     (merchant,) = [p for p in people if p.who == "merchant"]
     page = phone_page(browser, contexts, server, merchant, "en", {"width": width, "height": 900})
     assert_header_fits(page, merchant)
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+@pytest.mark.parametrize("who", [p.who for p in PEOPLE])
+@pytest.mark.parametrize("width", [1280, 1080, 980])
+def test_every_nav_link_is_on_screen_and_clickable_on_a_desktop(
+    server: Server, browser: Browser, contexts: list[BrowserContext], screenshots_dir: Path,
+    people: list[Person], width: int, who: str, lang: str,
+) -> None:
+    """A common laptop width, the visitor's one-row step and the narrowest desktop width: a
+    signed-in user's nav (up to six tabs beside a name, "Security" and "Log out") must not lose
+    tabs, nor may the visitor's (at 980 px English lost "Developers")."""
+    (person,) = [p for p in people if p.who == who]
+    page = phone_page(browser, contexts, server, person, lang, {"width": width, "height": 800}, phone=False)
+    assert_header_fits(page, person)
+    if width != 1080:
+        suffix = "" if width == 1280 else f"-{width}"
+        page.screenshot(path=str(screenshots_dir / f"header-{who}-{lang}-desktop{suffix}.png"))
