@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
@@ -17,13 +16,6 @@ MOBILE: ViewportSize = {"width": 390, "height": 844}
 PASSWORD = "blue lantern 77 river"
 EMAIL = "mei.e2e@example.com"
 
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for ctx in opened:
-        ctx.close()
 
 
 def phone(browser: Browser, opened: list[BrowserContext], user_agent: str) -> Page:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,13 +26,6 @@ SHOPPER = "shopper.checkout.e2e@example.com"
 AMOUNT = 12_800  # ¥128.00
 SETTLE_TIMEOUT_S = 20.0
 
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for ctx in opened:
-        ctx.close()
 
 
 def phone(browser: Browser, opened: list[BrowserContext]) -> Page:

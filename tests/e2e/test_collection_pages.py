@@ -7,7 +7,6 @@ escaped, in the public total and the latest messages."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,13 +22,6 @@ SHOP = "noodles.collect.e2e@example.com"
 CHARITY = "wells.collect.e2e@example.com"
 PAYER = "payer.collect.e2e@example.com"
 
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for ctx in opened:
-        ctx.close()
 
 
 def log_in(page: Page, server: Server, email: str) -> None:

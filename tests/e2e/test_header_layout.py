@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,13 +142,6 @@ def people(server: Server) -> list[Person]:
             assert r.status_code == 201, r.text
     return PEOPLE
 
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for ctx in opened:
-        ctx.close()
 
 
 def phone_page(browser: Browser, opened: list[BrowserContext], server: Server, person: Person,

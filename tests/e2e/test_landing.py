@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,13 +51,6 @@ def _context(browser: Browser, case: Case, viewport: dict[str, int]) -> BrowserC
         device_scale_factor=2 if mobile else 1,
     )
 
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for ctx in opened:
-        ctx.close()
 
 
 def _open_landing(ctx: BrowserContext, server: Server) -> Page:

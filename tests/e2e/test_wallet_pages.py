@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,13 +26,6 @@ BOB = "bob.wallet.e2e@example.com"
 TEST_CARD = "4111 1111 1111 1111"
 SETTLE_TIMEOUT_MS = 20_000
 
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for ctx in opened:
-        ctx.close()
 
 
 def phone(browser: Browser, opened: list[BrowserContext]) -> Page:
