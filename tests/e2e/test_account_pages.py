@@ -17,7 +17,6 @@ PASSWORD = "blue lantern 77 river"
 EMAIL = "mei.e2e@example.com"
 
 
-
 def phone(browser: Browser, opened: list[BrowserContext], user_agent: str) -> Page:
     ctx = browser.new_context(viewport=MOBILE, locale="en-GB", is_mobile=True, has_touch=True,
                               device_scale_factor=2, user_agent=user_agent)

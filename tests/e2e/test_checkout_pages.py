@@ -27,7 +27,6 @@ AMOUNT = 12_800  # ¥128.00
 SETTLE_TIMEOUT_S = 20.0
 
 
-
 def phone(browser: Browser, opened: list[BrowserContext]) -> Page:
     ctx = browser.new_context(viewport=MOBILE, locale="en-GB", is_mobile=True, has_touch=True,
                               device_scale_factor=2)

@@ -23,7 +23,6 @@ CHARITY = "wells.collect.e2e@example.com"
 PAYER = "payer.collect.e2e@example.com"
 
 
-
 def log_in(page: Page, server: Server, email: str) -> None:
     page.goto(server.url("/login"))
     page.fill("input[name=email]", email)

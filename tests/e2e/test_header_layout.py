@@ -143,7 +143,6 @@ def people(server: Server) -> list[Person]:
     return PEOPLE
 
 
-
 def phone_page(browser: Browser, opened: list[BrowserContext], server: Server, person: Person,
                lang: str, viewport: ViewportSize = MOBILE, *, phone: bool = True) -> Page:
     """``person``'s page on a phone (or, with ``phone=False``, a desktop browser) in ``lang``,

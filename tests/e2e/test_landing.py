@@ -52,7 +52,6 @@ def _context(browser: Browser, case: Case, viewport: dict[str, int]) -> BrowserC
     )
 
 
-
 def _open_landing(ctx: BrowserContext, server: Server) -> Page:
     page = ctx.new_page()
     response = page.goto(server.url("/"))

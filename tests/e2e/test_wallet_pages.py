@@ -27,7 +27,6 @@ TEST_CARD = "4111 1111 1111 1111"
 SETTLE_TIMEOUT_MS = 20_000
 
 
-
 def phone(browser: Browser, opened: list[BrowserContext]) -> Page:
     ctx = browser.new_context(viewport=MOBILE, locale="en-GB", is_mobile=True, has_touch=True,
                               device_scale_factor=2)
