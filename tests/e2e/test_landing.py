@@ -82,6 +82,24 @@ def _assert_landing(page: Page, case: Case, server: Server) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.lang for c in CASES])
+def test_landing_fits_a_320_px_phone(browser: Browser, server: Server, contexts: list[BrowserContext],
+                                     case: Case) -> None:
+    """The smallest phones still sold: the hero's long words and the example order's
+    amount must not push the page (or the card) wider than the screen."""
+    small = browser.new_context(viewport={"width": 320, "height": 640}, locale=case.browser_locale,
+                                is_mobile=True, has_touch=True)
+    contexts.append(small)
+    page = _open_landing(small, server)
+    _assert_no_horizontal_scroll(page)
+    outside = page.evaluate("""() => {
+        const card = document.querySelector('.order-card').getBoundingClientRect();
+        return [...document.querySelectorAll('.order-card *')]
+            .filter(el => el.getBoundingClientRect().right > card.right + 0.5).map(el => el.className);
+    }""")
+    assert outside == [], f"sticking out of the example order: {outside}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.lang for c in CASES])
 def test_landing_in_each_language(
     browser: Browser, server: Server, screenshots_dir: Path,
     contexts: list[BrowserContext], case: Case,
