@@ -13,7 +13,7 @@ platform clock's day in ``limits_timezone``.
 
 Reading today's outflow costs the same however long a wallet's history is:
 the debits are read from the journal position where today can begin (see
-:func:`_journal_floor`), not from the wallet's first posting. Before, every
+``_FLOOR``), not from the wallet's first posting. Before, every
 payment's check summed the wallet's whole history, inside the payment's
 write transaction.
 """
@@ -46,7 +46,7 @@ WALLET = "wallet"
 # How far back the platform clock may step between two ledger entries (an NTP
 # correction is milliseconds; UTC has no daylight-saving jumps). The journal is
 # appended in time order up to this, which is what lets the daily outflow start
-# its read near today instead of at the beginning (see _journal_floor).
+# its read near today instead of at the beginning (see _FLOOR).
 CLOCK_STEP_BACK = timedelta(hours=1)
 
 
@@ -112,28 +112,37 @@ def check_limits(limits: TierLimits, tier: int, currency: str, *, outflow: int, 
 _a, _e, _p, _h = ledger_accounts.c, ledger_entries.c, ledger_postings.c, ledger_holds.c
 _WALLET = (_a.owner_id == bindparam("user"), _a.kind == WALLET, _a.currency == bindparam("currency"))
 # (owner, kind, currency) is unique: a user has at most one wallet per currency.
-_WALLET_ID = select(_a.id).where(*_WALLET)
 _WALLET_TOTAL = select(func.coalesce(func.sum(_a.balance + _a.pending_in), 0)).where(*_WALLET)
-_JOURNAL_FLOOR = (select(_e.seq).where(_e.created_at < bindparam("before", type_=_e.created_at.type))
-                  .order_by(_e.created_at.desc()).limit(1))
-_DAY = {"start": bindparam("start", type_=_e.created_at.type), "end": bindparam("end", type_=_e.created_at.type)}
+
+# Today's outflow in one statement (one round trip, inside the payment's
+# transaction): the wallet's posted debits from the journal floor on, plus its
+# pending holds, both within [start, end).
+_TS = _e.created_at.type
+_START, _END = bindparam("start", type_=_TS), bindparam("end", type_=_TS)
+_floor_entry = ledger_entries.alias("floor_entry")
+# The journal floor (see CLOCK_STEP_BACK): the entry stamped last before
+# start - CLOCK_STEP_BACK (one probe of the entries' time index), 0 if none.
+# Every entry stamped at or after start was appended after it, unless the clock
+# stepped back further than that between the two appends.
+_FLOOR = func.coalesce(
+    select(_floor_entry.c.seq).where(_floor_entry.c.created_at < bindparam("before", type_=_TS))
+    .order_by(_floor_entry.c.created_at.desc()).limit(1).scalar_subquery(), 0)
+# (owner, kind, currency) is unique: a user has at most one wallet per currency.
+_WALLET_ID = select(_a.id).where(*_WALLET).scalar_subquery()
 _POSTED_OUT = (
     select(func.coalesce(func.sum(-_p.delta), 0))
     .select_from(ledger_postings.join(ledger_entries, _e.seq == _p.entry_seq))
-    .where(_p.account_id == bindparam("account"), _p.field == "balance", _p.entry_seq > bindparam("floor"),
-           _p.currency == bindparam("currency"), _p.delta < 0,
-           _e.created_at >= _DAY["start"], _e.created_at < _DAY["end"])
+    .where(_p.account_id == _WALLET_ID, _p.field == "balance", _p.entry_seq > _FLOOR,
+           _p.currency == bindparam("currency"), _p.delta < 0, _e.created_at >= _START, _e.created_at < _END)
+    .scalar_subquery()
 )
 _HELD_OUT = (
     select(func.coalesce(func.sum(_h.amount), 0))
-    .where(_h.debit_account_id == bindparam("account"), _h.status == "pending", _h.currency == bindparam("currency"),
-           _h.created_at >= _DAY["start"], _h.created_at < _DAY["end"])
+    .where(_h.debit_account_id == _WALLET_ID, _h.status == "pending", _h.currency == bindparam("currency"),
+           _h.created_at >= _START, _h.created_at < _END)
+    .scalar_subquery()
 )
-
-
-def _wallet_id(conn: Connection, user_id: str, currency: str) -> str | None:
-    found = prepared.row(conn, _WALLET_ID, {"user": user_id, "currency": currency})
-    return None if found is None else str(found.id)
+_OUTFLOW = select((_POSTED_OUT + _HELD_OUT).label("outflow"))
 
 
 def wallet_total(conn: Connection, user_id: str, currency: str) -> int:
@@ -141,42 +150,25 @@ def wallet_total(conn: Connection, user_id: str, currency: str) -> int:
     return int(prepared.one(conn, _WALLET_TOTAL, {"user": user_id, "currency": currency})[0])
 
 
-def outflow_between(conn: Connection, account_id: str | None, currency: str, start: datetime,
-                    end: datetime) -> int:
-    """Debits posted to the account's balance by entries stamped in [start, end), plus
-    holds on it still pending that were created in [start, end).
+def outflow_between(conn: Connection, user_id: str, currency: str, start: datetime, end: datetime) -> int:
+    """Debits posted to the user's wallet balance by entries stamped in [start, end),
+    plus holds on it still pending that were created in [start, end).
 
     A hold that is later posted stops counting as pending and counts as the
     posting's debit instead, so nothing is counted twice. Reads the wallet's
-    postings through their (account_id, entry_seq) index, from where ``start``
-    can begin in the journal.
+    postings through their (account_id, entry_seq) index, from the journal
+    floor on: today's postings and at most an hour or so more, however long the
+    wallet's history.
     """
-    if account_id is None:
-        return 0
     start, end = to_utc(start), to_utc(end)
-    span = {"account": account_id, "currency": currency, "start": start, "end": end}
-    posted = prepared.one(conn, _POSTED_OUT, {**span, "floor": _journal_floor(conn, start)})[0]
-    held = prepared.one(conn, _HELD_OUT, span)[0]
-    return int(posted) + int(held)
-
-
-def _journal_floor(conn: Connection, start: datetime) -> int:
-    """A journal position that every entry stamped at or after ``start`` comes after.
-
-    It is the entry stamped last before ``start - CLOCK_STEP_BACK`` (one probe of
-    the entries' time index; 0 when there is none). An entry E stamped at or
-    after ``start`` but appended before it would mean the clock stepped back by
-    more than CLOCK_STEP_BACK between the two appends. So the postings read from
-    here, through their (account, position) index, are today's and at most an
-    hour or so more, and the time filter on the entries keeps only today's.
-    """
-    floor = prepared.row(conn, _JOURNAL_FLOOR, {"before": start - CLOCK_STEP_BACK})
-    return 0 if floor is None else int(floor.seq)
+    found = prepared.one(conn, _OUTFLOW, {"user": user_id, "currency": currency, "start": start, "end": end,
+                                          "before": start - CLOCK_STEP_BACK})
+    return int(found.outflow)
 
 
 def daily_outflow(p: Platform, conn: Connection, user_id: str, currency: str) -> int:
     start, end = day_bounds(p.clock.now(), p.settings.limits_timezone)
-    return outflow_between(conn, _wallet_id(conn, user_id, currency), currency, start, end)
+    return outflow_between(conn, user_id, currency, start, end)
 
 
 # --------------------------------------------------------------- the hook

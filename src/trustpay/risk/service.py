@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, select, union_all
 
 from trustpay.db import prepared
 from trustpay.db.schema import trades, transfers, withdrawals
@@ -36,18 +36,22 @@ HOUR = timedelta(hours=1)
 _UNDONE = ("reversed", "returned")
 
 
-# The last hour of a user's money out, each through a (user, time) index; built
-# once, as they run inside every payment's transaction (db/prepared.py).
+# The last hour of a user's money out, each source through a (user, time)
+# index, summed in one statement: it runs inside every payment's transaction,
+# where each round trip to the database counts (built once: db/prepared.py).
 _t, _w, _tr = transfers.c, withdrawals.c, trades.c
 _SINCE = bindparam("since", type_=_t.created_at.type)
-_TRANSFERS_SINCE = select(func.count(), func.coalesce(func.sum(_t.amount), 0)).where(
-    _t.sender_id == bindparam("user"), _t.created_at > _SINCE, *(_t.status != s for s in _UNDONE))
-_WITHDRAWALS_SINCE = select(func.count(), func.coalesce(func.sum(_w.amount + _w.fee), 0)).where(
-    _w.user_id == bindparam("user"), _w.created_at > _SINCE, _w.status != "failed")
-# Trade payments leave the wallet too (a refund later does not undo the attempt).
-_PAYMENTS_SINCE = select(func.count(), func.coalesce(func.sum(_tr.amount), 0)).where(
-    _tr.buyer_id == bindparam("user"), _tr.paid_at > _SINCE)
-_PAID_BEFORE = select(_t.id).where(_t.sender_id == bindparam("user"), _t.recipient_id == bindparam("recipient"),
+_USER = bindparam("user", type_=_t.sender_id.type)
+_LAST_HOUR = union_all(
+    select(func.count().label("n"), func.coalesce(func.sum(_t.amount), 0).label("total"))
+    .where(_t.sender_id == _USER, _t.created_at > _SINCE, *(_t.status != s for s in _UNDONE)),
+    select(func.count(), func.coalesce(func.sum(_w.amount + _w.fee), 0))
+    .where(_w.user_id == _USER, _w.created_at > _SINCE, _w.status != "failed"),
+    # Trade payments leave the wallet too (a refund later does not undo the attempt).
+    select(func.count(), func.coalesce(func.sum(_tr.amount), 0)).where(_tr.buyer_id == _USER, _tr.paid_at > _SINCE),
+).subquery("last_hour")
+_VELOCITY = select(func.sum(_LAST_HOUR.c.n).label("n"), func.sum(_LAST_HOUR.c.total).label("total"))
+_PAID_BEFORE = select(_t.id).where(_t.sender_id == _USER, _t.recipient_id == bindparam("recipient"),
                                    _t.status == "completed").limit(1)
 
 
@@ -61,16 +65,11 @@ def decide(p: Platform, conn: Connection, user_id: str, *, action: str, amount: 
            recipient_id: str | None = None) -> Decision:
     if p.settings.risk_rules == "off":
         return ALLOW
-    facts = {"user": user_id, "since": p.clock.now() - HOUR}
-    t_count, t_sum = prepared.one(conn, _TRANSFERS_SINCE, facts)
-    w_count, w_sum = prepared.one(conn, _WITHDRAWALS_SINCE, facts)
-    p_count, p_sum = prepared.one(conn, _PAYMENTS_SINCE, facts)
+    hour = prepared.one(conn, _VELOCITY, {"user": user_id, "since": p.clock.now() - HOUR})
     new_recipient = False
     if recipient_id is not None:
         new_recipient = prepared.row(conn, _PAID_BEFORE, {"user": user_id, "recipient": recipient_id}) is None
-    return evaluate(Facts(action, amount, int(t_count) + int(w_count) + int(p_count),
-                          int(t_sum) + int(w_sum) + int(p_sum), new_recipient),
-                    rules_of(p))
+    return evaluate(Facts(action, amount, int(hour.n), int(hour.total), new_recipient), rules_of(p))
 
 
 def step_up(p: Platform, user_id: str, decision: Decision, *, totp_code: str | None, password_checked: bool,
