@@ -8,7 +8,9 @@ including the order of its lines, and check the chain's head and verify."""
 from __future__ import annotations
 
 import itertools
+import sqlite3
 
+import psycopg
 import pytest
 
 from trustpay.clock import FrozenClock
@@ -97,3 +99,47 @@ def test_batch_gives_the_garbage_collector_back_as_it_found_it(platform: Platfor
     with pytest.raises(AttributeError), p.db.transaction() as c:
         p.book.post_batch(c, [draft, None])  # type: ignore[list-item]  # not a draft: the batch fails
     assert gc.isenabled()  # and on failure too
+
+
+def test_a_batch_that_fills_the_multi_row_statements_reads_back_as_returned(platform: Platform) -> None:
+    # SQLite writes a batch's journal rows 16 and its lines 4 to a statement, the rest one by one:
+    # 37 plain transfers (2 full statements + 5, and 74 lines: 18 + 2), between referring and split entries.
+    p = platform
+    bank = _open(p, None, kind="bank_clearing", allow_negative=True)
+    users = [_open(p, f"usr_{i}") for i in range(5)]
+    drafts = [EntryDraft((debit(bank, 100 + i, "CNY"), credit(users[i % 5], 100 + i, "CNY"))) for i in range(20)]
+    drafts.append(EntryDraft((debit(users[0], 7, "CNY"), credit(users[1], 7, "CNY")), reference="ord_9"))
+    drafts.append(EntryDraft((debit(users[2], 6, "CNY"), credit(users[3], 3, "CNY"), credit(users[4], 3, "CNY"))))
+    drafts += [EntryDraft((credit(users[i % 5], 1, "CNY"), debit(bank, 1, "CNY"))) for i in range(17)]
+    with p.db.transaction() as c:
+        results = p.book.post_batch(c, drafts)
+    made = [r.entry for r in results if r.entry is not None]
+    assert len(made) == len(drafts) == 39
+    with p.db.transaction(write=False) as c:
+        assert [p.book.entry(c, e.id) for e in made] == made
+        assert p.book.head(c) == (made[-1].seq, made[-1].hash)
+        balances = [p.book.account(c, u).balance for u in users]
+        report = verify(c)
+    assert report.ok, report.problems
+    assert balances == [100 + 105 + 110 + 115 - 7 + 4, 101 + 106 + 111 + 116 + 7 + 4, 102 + 107 + 112 + 117 - 6 + 3,
+                        103 + 108 + 113 + 118 + 3 + 3, 104 + 109 + 114 + 119 + 3 + 3]
+
+
+def test_a_batch_whose_rows_fail_to_insert_leaves_nothing_behind(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A journal row that fails to insert part-way through a multi-row statement (here a
+    # duplicate id) fails the batch, and its transaction leaves no row and no balance changed.
+    import trustpay.ledger.book as book_module
+
+    p = platform
+    bank, a = _open(p, None, kind="bank_clearing", allow_negative=True), _open(p, "usr_a")
+    with p.db.transaction() as c:
+        before = p.book.head(c)
+    monkeypatch.setattr(book_module, "new_ids", lambda prefix, at, count: [f"txn_{'0' * 26}"] * count)
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)), p.db.transaction() as c:
+        p.book.post_batch(c, [EntryDraft((debit(bank, 1, "CNY"), credit(a, 1, "CNY")))] * 20)
+    with p.db.transaction(write=False) as c:
+        assert p.book.head(c) == before
+        assert p.book.account(c, a).balance == 0
+        assert verify(c).ok

@@ -35,15 +35,17 @@ class Sql:
 class Raw:
     """The driver connection under ``conn``, in ``conn``'s transaction."""
 
-    __slots__ = ("dbapi", "is_pg", "pg_cursor")
+    __slots__ = ("dbapi", "is_pg", "pg_cursor", "sqlite_cursor")
 
     def __init__(self, conn: Connection) -> None:
         dbapi: Any = conn.connection.driver_connection
         self.dbapi = dbapi
         self.is_pg = conn.dialect.name == "postgresql"
-        # psycopg: one cursor for the connection's statements here (making one costs
-        # ~25 µs); each is read to the end before the next runs.
+        # One cursor for the connection's statements here, each read to the end
+        # before the next runs: psycopg's costs ~25 µs to make; sqlite3's
+        # Connection.execute makes (and drops) one per statement.
         self.pg_cursor: Any = dbapi.cursor() if self.is_pg else None
+        self.sqlite_cursor: Any = None if self.is_pg else dbapi.cursor()
 
     @classmethod
     def of(cls, conn: Connection) -> Raw:
@@ -59,20 +61,20 @@ class Raw:
             cur = self.pg_cursor
             cur.execute(sql.pg, params or {})
             return list(cur.fetchall())
-        return list(self.dbapi.execute(sql.sqlite, params or {}).fetchall())
+        return list(self.sqlite_cursor.execute(sql.sqlite, params or {}).fetchall())
 
     def run(self, sql: Sql, params: Params | None = None) -> None:
         if self.is_pg:
             self.pg_cursor.execute(sql.pg, params or {})
         else:
-            self.dbapi.execute(sql.sqlite, params or {})
+            self.sqlite_cursor.execute(sql.sqlite, params or {})
 
     def many(self, sql: Sql, params: Sequence[Params]) -> None:
         if self.is_pg:
             with self.dbapi.cursor() as cur:
                 cur.executemany(sql.pg, params)
         else:
-            self.dbapi.executemany(sql.sqlite, params)
+            self.sqlite_cursor.executemany(sql.sqlite, params)
 
     def ts(self, dt: datetime) -> Any:
         """A timestamp parameter, stored exactly as SQLAlchemy's DateTime would."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from hashlib import sha256 as _sha256
@@ -35,7 +36,16 @@ from trustpay.db.raw import Raw, Sql
 from trustpay.db.schema import ledger_accounts, ledger_entries, ledger_holds, ledger_postings
 from trustpay.errors import TrustPayError
 from trustpay.ids import new_id, new_ids
-from trustpay.ledger.chain import GENESIS, CanonicalParts, canonical_sorted, chain_hash, line_head, timestamp
+from trustpay.ledger.chain import (
+    GENESIS,
+    CanonicalParts,
+    canonical_from_body,
+    canonical_sorted,
+    chain_hash,
+    known_line_head,
+    line_head,
+    timestamp,
+)
 from trustpay.ledger.errors import (
     AccountClosed,
     AccountNotEmpty,
@@ -126,6 +136,19 @@ def _read_before_sqlite(fields: tuple[tuple[str, ...], ...]) -> str:
     )
 
 
+# SQLite, the common two-account transfer (see _transfer_shape): the journal's end
+# and both balances in one read (no row while the journal is empty: then the
+# general read); each balance moved under _APPLY_ONE_SQLITE's guard with no
+# pending change (parameters: delta, seq, id, currency).
+_READ_TRANSFER_SQLITE = (
+    "SELECT seq, hash, (SELECT balance FROM ledger_accounts WHERE id = ?1), "
+    "(SELECT balance FROM ledger_accounts WHERE id = ?2) FROM ledger_entries ORDER BY seq DESC LIMIT 1"
+)
+_READ_FIRST_TRANSFER_SQLITE = _read_before_sqlite((("balance",), ("balance",)))
+_MOVE_BALANCE_SQLITE = (
+    "UPDATE ledger_accounts SET balance = balance + ?1, last_seq = ?2 WHERE id = ?3 AND currency = ?4 "
+    "AND closed_at IS NULL AND (allow_negative OR ?1 >= 0 OR balance + ?1 - pending_out >= 0)"
+)
 _UNDO_ONE = Sql(
     "UPDATE ledger_accounts SET balance = balance - :db, pending_out = pending_out - :dpo, "
     "pending_in = pending_in - :dpi, last_seq = COALESCE((SELECT MAX(entry_seq) FROM ledger_postings "
@@ -149,6 +172,47 @@ def _insert_entry_sql(reference: bool, hold_id: bool) -> Sql:
 
 # By (has a reference, has a hold); see _entry_row for the matching parameters.
 _INSERT_ENTRY = {(r, h): _insert_entry_sql(r, h) for r in (False, True) for h in (False, True)}
+_INSERT_ENTRY_SQLITE = _INSERT_ENTRY[False, False].sqlite
+_INSERT_REFERRING_ENTRY_SQLITE = _INSERT_ENTRY[True, False].sqlite
+# A transfer without reference, hold or memo, the batch's usual entry: every
+# parameter sqlite3 binds costs (text is copied), so its kind and memo are in the statement.
+_INSERT_PLAIN_TRANSFER = Sql(
+    "INSERT INTO ledger_entries (seq, id, kind, reference, hold_id, memo, created_at, prev_hash, hash) "
+    "VALUES (?, ?, 'transfer', NULL, NULL, '', ?, ?, ?)"
+)
+
+
+class _Chunked(NamedTuple):
+    """SQLite: a batch's rows for ``one`` (a one-row INSERT) written ``size``
+    rows per statement by ``sql``, the same INSERT with ``size`` rows of
+    VALUES. Each statement run costs ~10k instructions beyond its rows'
+    work (binding, stepping, resetting through sqlite3): a batch's journal
+    and line rows take ~22% fewer instructions and ~15-20% less CPU time
+    than one statement run per row (rows that do not fill a chunk take ``one``)."""
+
+    one: Sql
+    sql: str
+    size: int
+
+
+def _chunked(one: Sql, size: int, *, keep_earlier_rows: bool = False) -> _Chunked:
+    head, values = one.sqlite.split(" VALUES ")
+    if keep_earlier_rows:
+        # OR FAIL: a failing row ends the statement without undoing the rows
+        # before it, as a run of one-row statements would leave them; then
+        # SQLite needs no statement journal for it. (Any such failure fails
+        # the batch, and the caller's transaction or savepoint undoes it all.)
+        head = head.replace("INSERT INTO", "INSERT OR FAIL INTO")
+    return _Chunked(one, f"{head} VALUES {', '.join([values] * size)}", size)
+
+
+# The journal's rows 16 at a time (ledger_entries has no foreign keys: with OR
+# FAIL no statement journal). The lines' rows 4 at a time: their foreign keys
+# are checked when each statement ends, so SQLite keeps each statement's first
+# changes to a page to undo it, in memory while that stays under 64 KiB
+# (SQLITE_STMTJRNL_SPILL) and in a temporary file beyond: 4 rows touch a
+# handful of pages; 8 already spilled (~30 writes a statement, slower than one row at a time).
+_INSERT_PLAIN_TRANSFERS = _chunked(_INSERT_PLAIN_TRANSFER, 16, keep_earlier_rows=True)
 _INSERT_LINES = Sql(
     "INSERT INTO ledger_postings (entry_seq, account_id, field, currency, delta, balance_after) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -158,6 +222,8 @@ _INSERT_BALANCE_LINES = Sql(
     "INSERT INTO ledger_postings (entry_seq, account_id, field, currency, delta, balance_after) "
     "VALUES (?, ?, 'balance', ?, ?, ?)"
 )
+_INSERT_BALANCE_LINES_CHUNKED = _chunked(_INSERT_BALANCE_LINES, 4)
+_INSERT_TWO_BALANCE_LINES = _chunked(_INSERT_BALANCE_LINES, 2).sql  # a two-account transfer's
 _SET_TOTALS = Sql(
     "UPDATE ledger_accounts SET balance = ?, pending_out = ?, pending_in = ?, last_seq = ? WHERE id = ?"
 )
@@ -312,6 +378,11 @@ class Book:
     # ------------------------------------------------------------- posting
     def post(self, conn: Connection, draft: EntryDraft) -> Entry:
         """Record a balanced entry: all its postings or none of them."""
+        shape = _transfer_shape(draft, self.max_amount)
+        if shape is not None:
+            raw = Raw.of(conn)
+            if not raw.is_pg:
+                return self._transfer_sqlite(conn, raw, draft, *shape)
         net = validate_draft(draft, self.max_amount)  # in posting order, each account once
         changes = {a: ((net[a], 0, 0), c) for a, _, _, c in draft.postings}
         return self._append(conn, draft.kind, draft.reference, None, draft.memo, changes)
@@ -384,7 +455,12 @@ class Book:
         seq, prev_hash = chain.seq, chain.hash
         prev_digest = bytes.fromhex(prev_hash)
         results: list[BatchResult] = []
-        # Journal rows without and with a reference (a batch holds no holds): see _entry_row.
+        # Journal rows of plain transfers (no reference or memo: the usual
+        # batch entry, whose kind and memo are written in the statement), and
+        # of other entries without and with a reference (a batch holds no holds): see _entry_row.
+        transfer_kind = _KIND_TEXT[EntryKind.TRANSFER]
+        transfer_part, plain_tail = kind_part(transfer_kind), tail_part("", None)
+        transfer_rows: list[tuple[Any, ...]] = []
         plain_rows: list[tuple[Any, ...]] = []
         referring_rows: list[tuple[Any, ...]] = []
         line_rows: list[tuple[Any, ...]] = []
@@ -432,13 +508,18 @@ class Book:
             entry_id = next(fresh_ids)  # [0-9a-z_] only: needs no JSON escaping
             kind, reference, memo = _KIND_TEXT.get(draft.kind) or str(draft.kind), draft.reference, draft.memo
             # chain_hash(prev, canonical_from_body(…)), with the previous digest kept as bytes.
+            plain_transfer = kind is transfer_kind and reference is None and not memo
+            if plain_transfer:
+                text = f"{head}{entry_id}{transfer_part}{body}{plain_tail}{seq}}}"
+            else:
+                text = f"{head}{entry_id}{kind_part(kind)}{body}{tail_part(memo, reference)}{seq}}}"
             hasher = fresh_hasher()
-            hasher.update(
-                prev_digest + f"{head}{entry_id}{kind_part(kind)}{body}{tail_part(memo, reference)}{seq}}}".encode()
-            )
+            hasher.update(prev_digest + text.encode())
             sealed = hasher.digest()
             digest = sealed.hex()
-            if reference is None:
+            if plain_transfer:
+                transfer_rows.append((seq, entry_id, db_time, prev_hash, digest))
+            elif reference is None:
                 plain_rows.append((seq, entry_id, kind, memo, db_time, prev_hash, digest))
             else:
                 referring_rows.append((seq, entry_id, kind, reference, memo, db_time, prev_hash, digest))
@@ -446,6 +527,8 @@ class Book:
                                                            digest, lines)), None)))
             prev_hash, prev_digest = digest, sealed
         if line_rows:
+            if transfer_rows:
+                _insert_rows(raw, _INSERT_PLAIN_TRANSFERS, transfer_rows)
             if plain_rows:
                 raw.many(_INSERT_ENTRY[False, False], plain_rows)
             if referring_rows:
@@ -454,7 +537,7 @@ class Book:
             # postings' account index is then visited once, its inserts in a run,
             # not 200 leaves in random order (~10% less time in this INSERT).
             line_rows.sort(key=_ACCOUNT_OF_ROW)
-            raw.many(_INSERT_BALANCE_LINES, line_rows)
+            _insert_rows(raw, _INSERT_BALANCE_LINES_CHUNKED, line_rows)
             # Each changed account once, with its final totals (the batch's last entry on it in last_seq).
             raw.many(_SET_TOTALS, [
                 (t.balance, t.pending_out, t.pending_in, t.last_seq, t.id)
@@ -643,6 +726,46 @@ class Book:
         raw.many(_INSERT_LINES, [(seq, *ln) for ln in lines])
         return Entry(seq, entry_id, kind, reference, hold_id, memo, now, prev_hash, digest, lines)
 
+    def _transfer_sqlite(
+        self, conn: Connection, raw: Raw, draft: EntryDraft, low: str, low_delta: int, high: str,
+        high_delta: int, currency: str,
+    ) -> Entry:
+        """:meth:`_append` for the common draft on SQLite (see :func:`_transfer_shape`),
+        with its steps written out: the same statements but one read, guards,
+        lines, hash and rows as ``_apply_sqlite`` and ``_append`` make them."""
+        cursor = raw.sqlite_cursor
+        before = cursor.execute(_READ_TRANSFER_SQLITE, (low, high)).fetchone()
+        if before is None:  # the journal is empty
+            before = cursor.execute(_READ_FIRST_TRANSFER_SQLITE, (low, high)).fetchone()
+        head_seq, head_hash, low_balance, high_balance = before
+        seq = head_seq + 1
+        if cursor.execute(_MOVE_BALANCE_SQLITE, (low_delta, seq, low, currency)).rowcount != 1:
+            self._refuse(conn, raw, _transfer_changes(low, low_delta, high, high_delta, currency), [], low)
+        if cursor.execute(_MOVE_BALANCE_SQLITE, (high_delta, seq, high, currency)).rowcount != 1:
+            self._refuse(conn, raw, _transfer_changes(low, low_delta, high, high_delta, currency), [low], high)
+        low_after, high_after = low_balance + low_delta, high_balance + high_delta
+        now = self.clock.now()
+        stamp = timestamp(now)
+        entry_id = new_id("txn", now)
+        kind, reference, memo = _KIND_TEXT.get(draft.kind) or str(draft.kind), draft.reference, draft.memo
+        prev_hash = head_hash or GENESIS
+        low_head, high_head = known_line_head(low, "balance", currency), known_line_head(high, "balance", currency)
+        digest = chain_hash(prev_hash, canonical_from_body(
+            seq, entry_id, kind, reference, None, memo, stamp, f"{low_head}{low_delta}],{high_head}{high_delta}]"))
+        # _entry_row's rows for an entry without a hold.
+        created_at = f"{stamp[:10]} {stamp[11:26]}"  # _sqlite_time
+        if reference is None:
+            cursor.execute(_INSERT_ENTRY_SQLITE, (seq, entry_id, kind, memo, created_at, prev_hash, digest))
+        else:
+            cursor.execute(_INSERT_REFERRING_ENTRY_SQLITE,
+                           (seq, entry_id, kind, reference, memo, created_at, prev_hash, digest))
+        cursor.execute(_INSERT_TWO_BALANCE_LINES, (seq, low, currency, low_delta, low_after,
+                                                   seq, high, currency, high_delta, high_after))
+        make = tuple.__new__
+        lines = (make(Line, (low, "balance", currency, low_delta, low_after)),
+                 make(Line, (high, "balance", currency, high_delta, high_after)))
+        return make(Entry, (seq, entry_id, kind, reference, None, memo, now, prev_hash, digest, lines))
+
     def _apply_pg(
         self, conn: Connection, raw: Raw, ids: list[str], changes: dict[str, tuple[Deltas, str]],
         under_chain_lock: Callable[[Connection], None] | None,
@@ -744,6 +867,34 @@ _CHANGED_FIELDS = {
 }
 
 
+def _transfer_shape(draft: EntryDraft, max_amount: int) -> tuple[str, int, str, int, str] | None:
+    """The common draft — one debit and one credit of the same amount and
+    currency between two accounts — as (lower account id, its delta, higher
+    account id, its delta, currency), or None for any other draft (which
+    ``validate_draft`` then checks). Every draft this accepts is one that
+    ``validate_draft`` accepts (a test pins it)."""
+    postings = draft.postings
+    if len(postings) != 2:
+        return None
+    (a, side_a, amount, currency), (b, side_b, amount_b, currency_b) = postings
+    if not (type(amount) is int and type(amount_b) is int and amount == amount_b and 0 < amount <= max_amount
+            and currency == currency_b and a != b and len(draft.memo) <= 500):
+        return None
+    if side_a is Side.DEBIT and side_b is Side.CREDIT:
+        delta = -amount
+    elif side_a is Side.CREDIT and side_b is Side.DEBIT:
+        delta = amount
+    else:
+        return None
+    return (a, delta, b, -delta, currency) if a < b else (b, -delta, a, delta, currency)
+
+
+def _transfer_changes(
+    low: str, low_delta: int, high: str, high_delta: int, currency: str,
+) -> dict[str, tuple[Deltas, str]]:
+    return {low: ((low_delta, 0, 0), currency), high: ((high_delta, 0, 0), currency)}
+
+
 def _sqlite_time(stamp: str) -> str:
     """The canonical time text (``2026-01-02T03:04:05.000006Z``) as SQLite
     stores the instant (``2026-01-02 03:04:05.000006``, what ``Raw.ts`` gives)."""
@@ -777,6 +928,22 @@ def _add_lines(
         lines.append(Line(account_id, "pending_in", currency, dpi, int(pending_in)))
     if dpo:
         lines.append(Line(account_id, "pending_out", currency, dpo, int(pending_out)))
+
+
+def _insert_rows(raw: Raw, insert: _Chunked, rows: list[tuple[Any, ...]]) -> None:
+    """Write ``rows`` with ``insert``: on SQLite ``insert.size`` rows a
+    statement (see _Chunked); psycopg's executemany already sends them together."""
+    if raw.is_pg:
+        raw.many(insert.one, rows)
+        return
+    size = insert.size
+    whole = len(rows) - len(rows) % size
+    if whole:
+        flat = list(itertools.chain.from_iterable(rows[:whole]))
+        step = len(rows[0]) * size
+        raw.sqlite_cursor.executemany(insert.sql, [flat[i : i + step] for i in range(0, len(flat), step)])
+    if whole < len(rows):
+        raw.sqlite_cursor.executemany(insert.one.sqlite, rows[whole:])
 
 
 def _lock_totals(raw: Raw, ids: set[str]) -> dict[str, _Totals]:

@@ -51,12 +51,7 @@ def canonical_sorted(
     heads = _LINE_HEADS
     texts = []
     for ln in lines:
-        head = heads.get((ln[0], ln[1], ln[2]))
-        if head is None:
-            head = line_head(ln[0], ln[1], ln[2])
-            if len(heads) >= _QUOTED_MAX:
-                heads.clear()
-            heads[ln[0], ln[1], ln[2]] = head
+        head = heads.get((ln[0], ln[1], ln[2])) or known_line_head(ln[0], ln[1], ln[2])
         texts.append(f"{head}{int(ln[3])}]")
     return canonical_from_body(seq, id, kind, reference, hold_id, memo, stamp, ",".join(texts))
 
@@ -71,17 +66,31 @@ def line_head(account_id: str, field: str, currency: str) -> str:
 _LINE_HEADS: dict[tuple[str, str, str], str] = {}
 
 
+def known_line_head(account_id: str, field: str, currency: str) -> str:
+    """:func:`line_head`, kept for the next entry on the same account."""
+    key = (account_id, field, currency)
+    head = _LINE_HEADS.get(key)
+    if head is None:
+        head = line_head(account_id, field, currency)
+        if len(_LINE_HEADS) >= _QUOTED_MAX:
+            _LINE_HEADS.clear()
+        _LINE_HEADS[key] = head
+    return head
+
+
 def canonical_from_body(
     seq: int, id: str, kind: str, reference: str | None, hold_id: str | None, memo: str, stamp: str,
     body: str,
 ) -> bytes:
     """The canonical bytes around ``body``, the lines' texts (``line_head`` +
     delta + ``]``) joined by commas in sorted order."""
-    # _s, _once and _plain written out for the common values: this runs once
-    # per entry on the ledger's hot path, where a call costs more than the work.
+    # _s and _plain written out for the common values: this runs once per
+    # entry on the ledger's hot path, where a call costs more than the work.
+    # (encode_basestring is json.dumps' own quoting, in C: cheaper than
+    # checking that an id needs none.)
     held = "null" if hold_id is None else _s(hold_id)
     refers = "null" if reference is None else _s(reference)
-    quoted_id = f'"{id}"' if _SAFE.issuperset(id) else encode_basestring(id)
+    quoted_id = encode_basestring(id)
     quoted_kind = _QUOTED.get(kind) or _plain(kind)
     quoted_memo = _s(memo) if memo else '""'
     return (
@@ -123,35 +132,39 @@ def _s(value: str | None) -> str:
     return "null" if value is None else encode_basestring(value) if value else '""'
 
 
-_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 # JSON text of the few strings every entry repeats (account ids, field names,
 # currencies, kinds); bounded so odd inputs cannot grow it without limit.
 _QUOTED: dict[str, str] = {}
 _QUOTED_MAX = 50_000
 
 
-def _once(value: str) -> str:
-    # Plain ids and codes need no JSON escaping; anything else is escaped
-    # exactly as json.dumps would.
-    return f'"{value}"' if _SAFE.issuperset(value) else encode_basestring(value)
-
-
 def _plain(value: str) -> str:
     quoted = _QUOTED.get(value)
     if quoted is None:
-        quoted = _once(value)
+        quoted = encode_basestring(value)  # exactly as json.dumps quotes it
         if len(_QUOTED) >= _QUOTED_MAX:
             _QUOTED.clear()
         _QUOTED[value] = quoted
     return quoted
 
 
+# The second timestamp() wrote last and its text up to the fraction: times
+# come mostly in order, so the next entry's usually starts the same.
+_LAST_SECOND: tuple[tuple[int, ...], str] = ((), "")
+
+
 def timestamp(dt: datetime) -> str:
     """The canonical text of an entry's time (what ``created_at`` is hashed as)."""
+    global _LAST_SECOND
     t = dt if dt.tzinfo is UTC else to_utc(dt)  # the clock's times are UTC already
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - 5x faster than strftime
-        t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond
-    )
+    second = (t.year, t.month, t.day, t.hour, t.minute, t.second)
+    last = _LAST_SECOND  # one read: its second and text belong together (threads)
+    if last[0] == second:
+        head = last[1]
+    else:
+        head = "%04d-%02d-%02dT%02d:%02d:%02d." % second  # noqa: UP031 - 5x faster than strftime
+        _LAST_SECOND = (second, head)
+    return f"{head}{t.microsecond:06d}Z"
 
 
 _timestamp = timestamp
