@@ -67,32 +67,34 @@ class RawLoop:
             self.p = "?"
         self.seq = 10**6  # after the setup entries
         self.balances: dict[str, int] = dict(self.con.execute("SELECT id, balance FROM ledger_accounts").fetchall())
+        # The statements' text made once, as the ledger's are; the two lines in
+        # one INSERT on SQLite (as Book.post writes them), psycopg's executemany on PostgreSQL.
+        p = self.p
+        self.begin = "BEGIN" if self.pg else "BEGIN IMMEDIATE"
+        self.take = f"UPDATE ledger_accounts SET balance = balance - {p}, last_seq = {p} WHERE id = {p}"
+        self.give = f"UPDATE ledger_accounts SET balance = balance + {p}, last_seq = {p} WHERE id = {p}"
+        self.entry = (f"INSERT INTO ledger_entries (seq, id, kind, memo, created_at, prev_hash, hash) "
+                      f"VALUES ({p}, {p}, 'transfer', '', {p}, {p}, {p})")
+        line = f"({p}, {p}, 'balance', 'CNY', {p}, {p})"
+        self.lines = ("INSERT INTO ledger_postings (entry_seq, account_id, field, currency, delta, balance_after) "
+                      f"VALUES {line}" + ("" if self.pg else f", {line}"))
+        self.cursor = self.con.cursor()
 
     def transfer(self, a: str, b: str, amount: int) -> None:
-        p, con, balances = self.p, self.con, self.balances
+        cur, balances = self.cursor, self.balances
         self.seq += 1
         seq = self.seq
         balances[a] -= amount
         balances[b] += amount
-        con.execute("BEGIN" if self.pg else "BEGIN IMMEDIATE")
-        con.execute(f"UPDATE ledger_accounts SET balance = balance - {p}, last_seq = {p} WHERE id = {p}",
-                    (amount, seq, a))
-        con.execute(f"UPDATE ledger_accounts SET balance = balance + {p}, last_seq = {p} WHERE id = {p}",
-                    (amount, seq, b))
-        con.execute(
-            f"INSERT INTO ledger_entries (seq, id, kind, memo, created_at, prev_hash, hash) "
-            f"VALUES ({p}, {p}, 'transfer', '', {p}, {p}, {p})",
-            (seq, f"raw_{seq:026d}", "2026-01-01 00:00:00.000000", "0" * 64, "1" * 64),
-        )
-        sql = (f"INSERT INTO ledger_postings (entry_seq, account_id, field, currency, delta, balance_after) "
-               f"VALUES ({p}, {p}, 'balance', 'CNY', {p}, {p})")
-        rows = [(seq, a, -amount, balances[a]), (seq, b, amount, balances[b])]
+        cur.execute(self.begin)
+        cur.execute(self.take, (amount, seq, a))
+        cur.execute(self.give, (amount, seq, b))
+        cur.execute(self.entry, (seq, f"raw_{seq:026d}", "2026-01-01 00:00:00.000000", "0" * 64, "1" * 64))
         if self.pg:
-            with con.cursor() as cur:
-                cur.executemany(sql, rows)
+            cur.executemany(self.lines, [(seq, a, -amount, balances[a]), (seq, b, amount, balances[b])])
         else:
-            con.executemany(sql, rows)
-        con.execute("COMMIT")
+            cur.execute(self.lines, (seq, a, -amount, balances[a], seq, b, amount, balances[b]))
+        cur.execute("COMMIT")
 
 
 def timed(fn: Callable[[], int]) -> float:
