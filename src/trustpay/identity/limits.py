@@ -111,7 +111,6 @@ def check_limits(limits: TierLimits, tier: int, currency: str, *, outflow: int, 
 # building a statement per call cost more than running it (db/prepared.py).
 _a, _e, _p, _h = ledger_accounts.c, ledger_entries.c, ledger_postings.c, ledger_holds.c
 _WALLET = (_a.owner_id == bindparam("user"), _a.kind == WALLET, _a.currency == bindparam("currency"))
-# (owner, kind, currency) is unique: a user has at most one wallet per currency.
 _WALLET_TOTAL = select(func.coalesce(func.sum(_a.balance + _a.pending_in), 0)).where(*_WALLET)
 
 # Today's outflow in one statement (one round trip, inside the payment's
