@@ -17,6 +17,7 @@ from trustpay.cli import app
 from trustpay.db.schema import audit_log, users
 from trustpay.errors import Forbidden, PaymentFailed
 from trustpay.identity import freeze
+from trustpay.identity import store as identity_store
 from trustpay.settings import get_settings
 
 EMAIL = "freeze@example.com"
@@ -42,7 +43,7 @@ def verify_email(env: Env, token: str) -> None:
 
 def can_move_money(env: Env, user_id: str) -> None:
     with env.platform.db.transaction(write=False) as conn:
-        freeze.ensure_can_move_money(conn, user_id)
+        freeze.ensure_can_move_money(identity_store.get_user(conn, user_id))
 
 
 def test_freeze_revokes_other_sessions_keeps_current_and_blocks_money(env: Env) -> None:

@@ -6,7 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from tests.integration.identity_support import Env, bearer, make_env
+
+from trustpay.db.schema import users
 
 
 @pytest.fixture
@@ -45,6 +48,23 @@ def test_logout_kills_the_token_at_once(env: Env) -> None:
 def test_missing_or_unknown_token_is_invalid_credentials(env: Env) -> None:
     assert err(env.client.get("/v1/users/me")) == (401, "invalid_credentials")
     assert err(env.me("not-a-real-token")) == (401, "invalid_credentials")
+
+
+def test_a_deleted_users_live_session_is_an_unknown_token(env: Env) -> None:
+    # The session and its user are one read (an outer join): a missing user must
+    # not pass for a live one, nor read as an ended session.
+    token = env.token("u@example.com")
+    with env.platform.db.transaction() as conn:
+        conn.execute(update(users).where(users.c.email == "u@example.com").values(deleted_at=env.platform.clock.now()))
+    assert err(env.me(token)) == (401, "invalid_credentials")
+
+
+def test_an_ended_session_of_a_deleted_user_still_reads_as_ended(env: Env) -> None:
+    token = env.token("u@example.com")
+    assert env.client.delete("/v1/sessions/current", headers=bearer(token)).status_code == 204
+    with env.platform.db.transaction() as conn:
+        conn.execute(update(users).where(users.c.email == "u@example.com").values(deleted_at=env.platform.clock.now()))
+    assert err(env.me(token)) == (401, "session_expired")
 
 
 def test_idle_session_lives_at_14_59_and_dies_at_15_00(env: Env) -> None:

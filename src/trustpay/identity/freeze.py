@@ -52,11 +52,10 @@ def check_password(p: Platform, conn: Connection, row: Any, password: str, origi
                           clear=clear)
 
 
-def ensure_can_move_money(conn: Connection, user_id: str) -> None:
+def ensure_can_move_money(current: User) -> None:
     """The wallet calls this before any money-out action: 402 ``account_frozen``,
-    403 ``email_unverified``. Reads the user in the caller's (money) transaction, so
-    a freeze from another session that committed first counts."""
-    current = store.get_user(conn, user_id)
+    403 ``email_unverified``. ``current`` must be read in the caller's (money)
+    transaction, so that a freeze from another session that committed first counts."""
     if current.frozen:
         raise PaymentFailed("the account is frozen; unfreeze it to move money", code="account_frozen")
     current.require_email_verified()

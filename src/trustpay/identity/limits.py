@@ -38,6 +38,8 @@ from trustpay.identity.model import tier_of
 from trustpay.money import exponent
 
 if TYPE_CHECKING:
+    from trustpay.identity.model import User
+    from trustpay.ledger.model import Account
     from trustpay.platform.context import Platform
     from trustpay.settings import Settings
 
@@ -149,6 +151,12 @@ def wallet_total(conn: Connection, user_id: str, currency: str) -> int:
     return int(prepared.one(conn, _WALLET_TOTAL, {"user": user_id, "currency": currency})[0])
 
 
+def account_total(account: Account) -> int:
+    """:func:`wallet_total` of a wallet account already read in this transaction
+    (a user has one wallet per currency)."""
+    return account.balance + account.pending_in
+
+
 def outflow_between(conn: Connection, user_id: str, currency: str, start: datetime, end: datetime) -> int:
     """Debits posted to the user's wallet balance by entries stamped in [start, end),
     plus holds on it still pending that were created in [start, end).
@@ -171,21 +179,37 @@ def daily_outflow(p: Platform, conn: Connection, user_id: str, currency: str) ->
 
 
 # --------------------------------------------------------------- the hook
+def applies(p: Platform, *, outflow: int = 0, inflow: int = 0) -> bool:
+    """Whether :func:`enforce_limits` has anything to check (and so anything to read)."""
+    return p.settings.tier_limits != "off" and (outflow > 0 or inflow > 0)
+
+
 def enforce_limits(p: Platform, conn: Connection, user_id: str, *, currency: str, outflow: int = 0,
-                   inflow: int = 0) -> None:
+                   inflow: int = 0, user: User | None = None, spent_today: int | None = None,
+                   balance: int | None = None) -> None:
     """Call inside the money-moving transaction, before the ledger posts.
 
     ``outflow``: the amount about to leave the user's wallet in this action
     (single-payment and daily-outflow limits); ``inflow``: the amount about
     to arrive (balance limit). Raises :class:`PaymentFailed` ``limit_exceeded``.
+
+    ``user``, ``spent_today`` and ``balance`` (:func:`wallet_total`) are what the
+    caller already read in this same transaction; whatever is not given is read.
     """
-    if p.settings.tier_limits == "off" or (outflow <= 0 and inflow <= 0):
+    if not applies(p, outflow=outflow, inflow=inflow):
         return
-    tier = tier_of(store.get_user(conn, user_id))
+    tier = tier_of(user if user is not None else store.get_user(conn, user_id))
     limits = limits_for(p.settings, tier)
-    spent = daily_outflow(p, conn, user_id, currency) if outflow > 0 else 0
-    balance = wallet_total(conn, user_id, currency) if inflow > 0 else 0
-    check_limits(limits, tier, currency, outflow=outflow, inflow=inflow, spent_today=spent, balance=balance)
+    if outflow <= 0:
+        spent_today = 0
+    elif spent_today is None:
+        spent_today = daily_outflow(p, conn, user_id, currency)
+    if inflow <= 0:
+        balance = 0
+    elif balance is None:
+        balance = wallet_total(conn, user_id, currency)
+    check_limits(limits, tier, currency, outflow=outflow, inflow=inflow, spent_today=spent_today,
+                 balance=balance)
 
 
 def user_limits(p: Platform, conn: Connection, user_id: str, currency: str) -> tuple[int, TierLimits, int]:

@@ -219,12 +219,12 @@ def authenticate_token(p: Platform, token: str) -> tuple[User, Session]:
 
 def _live_session(p: Platform, conn: Connection, token: str) -> tuple[User, Session, datetime]:
     now = p.clock.now()
-    session = store.session_by_token_hash(conn, crypto.token_hash(token))
-    if session is None:
+    found = store.session_and_user_by_token_hash(conn, crypto.token_hash(token))
+    if found is None:
         raise AuthenticationFailed("unknown token; sign in again")
+    session, row = found
     if not session.alive(now):
         raise AuthenticationFailed("the session has ended; sign in again", code="session_expired")
-    row = store.user_row(conn, user_id=session.user_id)
     if row is None:
         raise AuthenticationFailed("unknown token; sign in again")
     return store.as_user(row), session, now

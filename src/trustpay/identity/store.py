@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from trustpay.clock import to_utc
@@ -111,6 +111,31 @@ def insert_session(conn: Connection, values: Mapping[str, Any]) -> None:
 def session_by_token_hash(conn: Connection, token_hash: str) -> Session | None:
     row = prepared.first(conn, sessions, {"token_hash": token_hash})
     return _session(row) if row is not None else None
+
+
+# Every authenticated request reads its session and its user: one statement,
+# built once. The user is outer-joined (None when deleted) so that an ended
+# session still reads as ended rather than unknown.
+_SESSION_PART = ("id", "user_id", "created_at", "last_seen_at", "expires_at", "revoked_at", "ip", "user_agent")
+_SESSION_AND_USER = (
+    select(*(sessions.c[n].label(f"session_{n}") for n in _SESSION_PART), users)
+    .select_from(sessions.outerjoin(users, and_(users.c.id == sessions.c.user_id, users.c.deleted_at.is_(None))))
+    .where(sessions.c.token_hash == bindparam("k"))
+)
+
+
+def session_and_user_by_token_hash(conn: Connection, token_hash: str) -> tuple[Session, Any | None] | None:
+    """The session with this token and its live user's row (None if the user is deleted)."""
+    row = prepared.row(conn, _SESSION_AND_USER, {"k": token_hash})
+    if row is None:
+        return None
+    m = row._mapping
+    session = Session(
+        id=m["session_id"], user_id=m["session_user_id"], created_at=to_utc(m["session_created_at"]),
+        last_seen_at=to_utc(m["session_last_seen_at"]), expires_at=to_utc(m["session_expires_at"]),
+        revoked_at=_ts(m["session_revoked_at"]), ip=m["session_ip"], user_agent=m["session_user_agent"],
+    )
+    return session, (row if row.id is not None else None)
 
 
 _NOW = bindparam("w_now", type_=sessions.c.last_seen_at.type)

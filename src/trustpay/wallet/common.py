@@ -11,7 +11,8 @@ from trustpay.errors import InvalidCurrency, PaymentFailed
 from trustpay.events.notify import Notification
 from trustpay.events.queue import enqueue
 from trustpay.identity import freeze, limits
-from trustpay.ledger.model import AccountKind
+from trustpay.identity import store as identity_store
+from trustpay.ledger.model import Account, AccountKind
 from trustpay.money import check_currency
 from trustpay.risk import service as risk
 from trustpay.wallet import store
@@ -36,7 +37,12 @@ def own_wallet(conn: Connection, user_id: str, currency: str) -> str:
 
 def recipient_wallet(p: Platform, conn: Connection, user_id: str, currency: str) -> str:
     """The recipient's wallet, opened on first receipt in a new currency."""
-    return p.book.open_account(conn, currency=currency, kind=AccountKind.WALLET.value, owner_id=user_id).id
+    return recipient_account(p, conn, user_id, currency).id
+
+
+def recipient_account(p: Platform, conn: Connection, user_id: str, currency: str) -> Account:
+    """:func:`recipient_wallet` with its balances as this transaction reads them."""
+    return p.book.open_account(conn, currency=currency, kind=AccountKind.WALLET.value, owner_id=user_id)
 
 
 def before_money_out(p: Platform, conn: Connection, user_id: str, *, currency: str, amount: int, action: str,
@@ -45,26 +51,30 @@ def before_money_out(p: Platform, conn: Connection, user_id: str, *, currency: s
     returns the wallet id.
 
     Runs inside the money transaction, so the limits and the risk rules see
-    every earlier outflow that committed and none that rolled back."""
-    freeze.ensure_can_move_money(conn, user_id)
+    every earlier outflow that committed and none that rolled back. Each fact
+    is read once: the user (freeze, e-mail, tier) and today's outflow (the
+    tier's daily limit and the user's own cap)."""
+    sender = identity_store.get_user(conn, user_id)
+    freeze.ensure_can_move_money(sender)
     wallet = own_wallet(conn, user_id, currency)
-    limits.enforce_limits(p, conn, user_id, currency=currency, outflow=amount)
-    _enforce_own_daily_cap(p, conn, user_id, currency, amount)
+    prefs = store.preferences(conn, user_id)
+    own_cap = None if prefs is None else prefs["daily_cap"]
+    spent = (limits.daily_outflow(p, conn, user_id, currency)
+             if own_cap is not None or limits.applies(p, outflow=amount) else 0)
+    limits.enforce_limits(p, conn, user_id, currency=currency, outflow=amount, user=sender, spent_today=spent)
+    if own_cap is not None:
+        _enforce_own_daily_cap(own_cap, spent, amount, currency)
     risk.enforce(risk.decide(p, conn, user_id, action=action, amount=amount, recipient_id=recipient_id),
                  stepped_up=stepped_up)
     return wallet
 
 
-def _enforce_own_daily_cap(p: Platform, conn: Connection, user_id: str, currency: str, amount: int) -> None:
+def _enforce_own_daily_cap(cap: int, spent: int, amount: int, currency: str) -> None:
     """The cap the user set for themselves (always on, whatever TRUSTPAY_TIER_LIMITS says)."""
-    prefs = store.preferences(conn, user_id)
-    if prefs is None or prefs["daily_cap"] is None:
-        return
-    spent = limits.daily_outflow(p, conn, user_id, currency)
-    if spent + amount > prefs["daily_cap"]:
-        left = max(0, prefs["daily_cap"] - spent)
+    if spent + amount > cap:
+        left = max(0, cap - spent)
         raise PaymentFailed(
-            f"this would pass the daily cap you set yourself ({limits.format_amount(prefs['daily_cap'], currency)}); "
+            f"this would pass the daily cap you set yourself ({limits.format_amount(cap, currency)}); "
             f"{limits.format_amount(left, currency)} is left today — raise it in your wallet settings",
             code="limit_exceeded", param="own_daily_cap")
 
@@ -86,4 +96,9 @@ def tell(p: Platform, conn: Connection, user_id: str, subject: str, body: str) -
     """Queue an e-mail to the user, sent only if this transaction commits."""
     row = store.user_by(conn, user_id=user_id)
     if row is not None:
-        enqueue(conn, Notification("email", row.email, subject, body), now=p.clock.now())
+        tell_address(p, conn, row.email, subject, body)
+
+
+def tell_address(p: Platform, conn: Connection, email: str, subject: str, body: str) -> None:
+    """:func:`tell` when the caller has just read the user's address in this transaction."""
+    enqueue(conn, Notification("email", email, subject, body), now=p.clock.now())

@@ -101,8 +101,10 @@ def send(p: Platform, conn: Connection, sender_id: str, *, to: str, amount: int,
         raise InvalidRequest("you cannot transfer money to yourself", code="transfer_to_self", param="to")
     source = common.before_money_out(p, conn, sender_id, currency=currency, amount=amount, action="transfer",
                                      stepped_up=stepped_up, recipient_id=recipient.id)
-    target = common.recipient_wallet(p, conn, recipient.id, currency)
-    limits.enforce_limits(p, conn, recipient.id, currency=currency, inflow=amount)
+    wallet = common.recipient_account(p, conn, recipient.id, currency)
+    target = wallet.id
+    limits.enforce_limits(p, conn, recipient.id, currency=currency, inflow=amount,
+                          balance=limits.account_total(wallet))
 
     now = p.clock.now()
     transfer_id = new_id("tr", now)
@@ -119,26 +121,27 @@ def send(p: Platform, conn: Connection, sender_id: str, *, to: str, amount: int,
                                      reference=transfer_id, memo=memo))
         settled_at = now
     status = TransferStatus.PENDING_ACCEPTANCE if require_acceptance else TransferStatus.COMPLETED
-    store.insert(conn, store.transfers, {
+    # Every column: this is also the row the caller gets back (no read after the write).
+    row = {
         "id": transfer_id, "sender_id": sender_id, "recipient_id": recipient.id, "currency": currency,
         "amount": amount, "memo": memo, "status": status.value, "require_acceptance": require_acceptance,
         "hold_id": hold_id, "undo_until": windows.undo_until, "accept_until": windows.accept_until,
         "settled_at": settled_at, "created_at": now, "resolved_at": None,
-    })
+    }
+    store.insert(conn, store.transfers, row)
     if windows.undo_until is not None:
         jobs.schedule(conn, SETTLE_JOB, windows.undo_until, {"transfer_id": transfer_id},
                       f"{SETTLE_JOB}:{transfer_id}", now=now)
     if windows.accept_until is not None:
         jobs.schedule(conn, RETURN_JOB, windows.accept_until, {"transfer_id": transfer_id},
                       f"{RETURN_JOB}:{transfer_id}", now=now)
-    row = store.get_row(conn, store.transfers, transfer_id)
     shown = Money.of(amount, currency).format("en")
     if status is TransferStatus.COMPLETED:
         outbox.emit(conn, "transfer.completed", shape(row), recipient.id, now=now)
-        common.tell(p, conn, recipient.id, "You received money", f"You received {shown}. {memo}".strip())
+        common.tell_address(p, conn, recipient.email, "You received money", f"You received {shown}. {memo}".strip())
     else:
-        common.tell(p, conn, recipient.id, "A transfer awaits your acceptance",
-                    f"Accept or decline {shown} in your TrustPay wallet. {memo}".strip())
+        common.tell_address(p, conn, recipient.email, "A transfer awaits your acceptance",
+                            f"Accept or decline {shown} in your TrustPay wallet. {memo}".strip())
     return row
 
 
