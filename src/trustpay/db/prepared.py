@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from functools import cache
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Insert, Select, Table, Update, bindparam, select, update
@@ -93,8 +94,12 @@ def change(conn: Connection, table: Table, where: Mapping[str, Any], values: Map
 class _Plan(NamedTuple):
     sql: str
     positional: tuple[str, ...] | None  # qmark order (SQLite); None: named (psycopg)
+    # The qmark parameters out of the values dict, as one C call (itemgetter).
+    ordered: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None
     binds: tuple[tuple[str, Callable[[Any], Any]], ...]  # parameters whose type converts them
-    results: tuple[Callable[[Any], Any] | None, ...]  # per result column, None: as the driver gives it
+    # Result columns whose type converts them (index, processor); the others are
+    # kept as the driver gives them.
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
     row: Any  # result rows: a named tuple of the result columns (attribute, index and ``_mapping``)
     # Values the statement carries itself (``LIMIT 1``, ``coalesce(…, 0)``, ``status = 'pending'``).
     constants: Mapping[str, Any]
@@ -128,15 +133,26 @@ def _make_plan(stmt: Any, dialect: Any, names: frozenset[str]) -> _Plan:
     # (none for a plain INSERT, even where PostgreSQL's compiler adds RETURNING
     # of the key by itself: nobody asked for it).
     columns = list(stmt.exported_columns)
-    results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
+    processors = (c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
+    results = tuple((i, p) for i, p in enumerate(processors) if p is not None)
     # An unlabelled expression (``count(*)``) has no key: it is reached by index.
     row = _row_type(tuple(c.key if isinstance(c.key, str) else f"_{i}" for i, c in enumerate(columns)))
     positional = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+    ordered = None if positional is None else _ordered(positional)
     # Anonymous binds also appear under an internal "%(id param)s" key; the name
     # the SQL uses is the other one.
     constants = {name: bind.value for name, bind in compiled.binds.items()
                  if not bind.required and bind.callable is None and not name.startswith("%(")}
-    return _Plan(sql, positional, tuple(binds), results, row, constants)
+    return _Plan(sql, positional, ordered, tuple(binds), results, row, constants)
+
+
+def _ordered(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    if not names:
+        return lambda _values: ()
+    if len(names) == 1:  # itemgetter of one name returns the value itself, not a tuple
+        name = names[0]
+        return lambda values: (values[name],)
+    return itemgetter(*names)
 
 
 @cache
@@ -160,8 +176,8 @@ def _execute(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[_P
         if name in values:
             values[name] = process(values[name])
     raw = Raw.of(conn)
-    if plan.positional is not None:  # sqlite3: a cursor per statement, closed once read
-        return plan, raw.dbapi.execute(plan.sql, tuple(values[n] for n in plan.positional))
+    if plan.ordered is not None:  # sqlite3: a cursor per statement, closed once read
+        return plan, raw.dbapi.execute(plan.sql, plan.ordered(values))
     # psycopg: the connection's one cursor (Raw's), as every statement here is
     # read to the end (one row, or a row count) before the next one runs.
     raw.pg_cursor.execute(plan.sql, values)
@@ -180,7 +196,11 @@ def row(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> Any | None:
     _done(plan, cursor)
     if values is None:
         return None
-    return plan.row._make(v if p is None else p(v) for p, v in zip(plan.results, values, strict=True))
+    if plan.results:
+        values = list(values)
+        for i, process in plan.results:
+            values[i] = process(values[i])
+    return plan.row._make(values)
 
 
 def one(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> Any:

@@ -127,13 +127,28 @@ def render(status: int, body: Any) -> StoredResponse:
         return StoredResponse(status, b"", {})
     if isinstance(body, bytes):
         return StoredResponse(status, body, dict(JSON_HEADERS))
-    from fastapi.encoders import jsonable_encoder  # only the encoder; no web types here
+    try:
+        # A body of JSON's own types (every API shape here) encodes as is: FastAPI's
+        # encoder would hand back an equal copy of it, for ~0.3 ms a transfer.
+        content = _dumps(body, default=_not_plain)
+    except _NotPlain:
+        from fastapi.encoders import jsonable_encoder  # only the encoder; no web types here
 
-    content = json.dumps(
-        jsonable_encoder(body),
-        ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"),
-    ).encode("utf-8")
+        content = _dumps(jsonable_encoder(body))
     return StoredResponse(status, content, dict(JSON_HEADERS))
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _not_plain(value: Any) -> Any:
+    raise _NotPlain(type(value).__name__)
+
+
+def _dumps(body: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"),
+                      default=default).encode("utf-8")
 
 
 def error_response(exc: TrustPayError) -> StoredResponse:
