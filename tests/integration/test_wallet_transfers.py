@@ -183,3 +183,17 @@ def test_recipient_notified_only_after_commit(w: WalletEnv) -> None:
     w.advance(0)
     received = [n for n in w.env.notes() if n["to"] == "bob@example.com" and n["subject"] == "You received money"]
     assert len(received) == 1
+
+
+def test_the_recipient_is_found_by_id_e_mail_or_phone(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com", fund=10_000)
+    bob = w.user("bob@example.com", phone="+86 138-0013-8021")
+    for to in (bob.id, "Bob@Example.com", "+86 13800138021", "+8613800138021"):
+        r = w.transfer(alice, to, 100)
+        assert r.status_code == 201, (to, r.text)
+        assert r.json()["recipient"] == bob.id
+    for to in ("+86 13900139000", "nobody@example.com", "usr_nobody"):
+        r = w.transfer(alice, to, 100)
+        assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found"), (to, r.text)
+    assert w.balance(bob)["pending_in"] == 400
+    w.ledger_ok()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
-from trustpay.errors import InvalidCurrency, PaymentFailed
+from trustpay.errors import InvalidCurrency, NotFound, PaymentFailed
 from trustpay.events.notify import Notification
 from trustpay.events.queue import enqueue
 from trustpay.identity import freeze, limits
@@ -31,8 +31,12 @@ def own_wallet(conn: Connection, user_id: str, currency: str) -> str:
     check_currency(currency)
     account_id = store.wallet_account_id(conn, user_id, currency)
     if account_id is None:
-        raise InvalidCurrency(f"you have no {currency} wallet", param="currency")
+        raise _no_wallet(currency)
     return account_id
+
+
+def _no_wallet(currency: str) -> InvalidCurrency:
+    return InvalidCurrency(f"you have no {currency} wallet", param="currency")
 
 
 def recipient_wallet(p: Platform, conn: Connection, user_id: str, currency: str) -> str:
@@ -52,13 +56,18 @@ def before_money_out(p: Platform, conn: Connection, user_id: str, *, currency: s
 
     Runs inside the money transaction, so the limits and the risk rules see
     every earlier outflow that committed and none that rolled back. Each fact
-    is read once: the user (freeze, e-mail, tier) and today's outflow (the
-    tier's daily limit and the user's own cap)."""
-    sender = identity_store.get_user(conn, user_id)
+    is read once: the user with their wallet and own cap (one statement), and
+    today's outflow (the tier's daily limit and the user's own cap)."""
+    found = store.payer(conn, user_id, currency)
+    if found is None:
+        raise NotFound(f"no user {user_id}")
+    sender = identity_store.as_user(found)
     freeze.ensure_can_move_money(sender)
-    wallet = own_wallet(conn, user_id, currency)
-    prefs = store.preferences(conn, user_id)
-    own_cap = None if prefs is None else prefs["daily_cap"]
+    check_currency(currency)
+    if found.wallet_id is None:
+        raise _no_wallet(currency)
+    wallet = str(found.wallet_id)
+    own_cap = found.own_daily_cap
     spent = (limits.daily_outflow(p, conn, user_id, currency)
              if own_cap is not None or limits.applies(p, outflow=amount) else 0)
     limits.enforce_limits(p, conn, user_id, currency=currency, outflow=amount, user=sender, spent_today=spent)

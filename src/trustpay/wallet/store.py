@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, or_, select, update
 
 from trustpay.db import prepared
 from trustpay.db.schema import (
@@ -87,6 +87,39 @@ def user_by(conn: Connection, *, user_id: str | None = None, email: str | None =
                  else ("email", email) if email is not None else ("phone_hmac", phone_hmac))
     row = prepared.first(conn, users, {by: value}, columns=_PERSON)
     return None if row is None or row.deleted_at is not None else row
+
+
+def person_by(conn: Connection, *, user_id: str | None = None, email: str | None = None,
+              phone_hmac: str | None = None) -> Any | None:
+    """:func:`user_by` with every column of the live user (what identity's
+    ``as_user`` reads: tier, freeze), for a payment that checks them too."""
+    by, value = (("id", user_id) if user_id is not None
+                 else ("email", email) if email is not None else ("phone_hmac", phone_hmac))
+    return prepared.row(conn, _LIVE_PERSON_BY[by], {"k": value})
+
+
+_LIVE_PERSON_BY = {
+    col: select(users).where(users.c.deleted_at.is_(None), users.c[col] == bindparam("k"))
+    for col in ("id", "email", "phone_hmac")
+}
+
+# What a money-out action reads about the payer before anything else, in one
+# statement (built once): the live user (freeze, e-mail, tier), the wallet in
+# the currency (NULL if none) and the daily cap they set themselves (NULL if none).
+_PAYER = select(
+    users,
+    select(ledger_accounts.c.id).where(
+        ledger_accounts.c.owner_id == users.c.id, ledger_accounts.c.kind == AccountKind.WALLET.value,
+        ledger_accounts.c.currency == bindparam("currency"),
+    ).scalar_subquery().label("wallet_id"),
+    select(wallet_preferences.c.daily_cap).where(wallet_preferences.c.user_id == users.c.id)
+    .scalar_subquery().label("own_daily_cap"),
+).where(users.c.deleted_at.is_(None), users.c.id == bindparam("k"))
+
+
+def payer(conn: Connection, user_id: str, currency: str) -> Any | None:
+    """The live user's row plus ``wallet_id`` and ``own_daily_cap`` (see ``_PAYER``)."""
+    return prepared.row(conn, _PAYER, {"k": user_id, "currency": currency})
 
 
 # ------------------------------------------------------------------ cards

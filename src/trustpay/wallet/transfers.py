@@ -19,6 +19,7 @@ from trustpay.clock import rfc3339, to_utc
 from trustpay.db import prepared
 from trustpay.errors import InvalidRequest, NotFound
 from trustpay.identity import crypto, limits
+from trustpay.identity import store as identity_store
 from trustpay.identity.audit import Origin
 from trustpay.identity.model import normalize_email, normalize_phone
 from trustpay.ids import new_id
@@ -43,14 +44,15 @@ MEMO_MAX = 200
 
 
 def find_recipient(p: Platform, conn: Connection, to: str) -> Any:
-    """``to`` is a user id, an e-mail address or a phone number; 404 when nobody matches."""
+    """``to`` is a user id, an e-mail address or a phone number; 404 when nobody matches.
+    The whole user row: the payment checks the recipient's tier limits with it."""
     to = (to or "").strip()
     row = None
     if to.startswith("usr_"):
-        row = store.user_by(conn, user_id=to)
+        row = store.person_by(conn, user_id=to)
     elif "@" in to:
         try:
-            row = store.user_by(conn, email=normalize_email(to))
+            row = store.person_by(conn, email=normalize_email(to))
         except InvalidRequest:
             row = None
     elif to:
@@ -59,7 +61,7 @@ def find_recipient(p: Platform, conn: Connection, to: str) -> Any:
         except InvalidRequest:
             phone = None
         if phone is not None:
-            row = store.user_by(conn, phone_hmac=crypto.keyed_hash(p.settings.secret_key, "phone", phone))
+            row = store.person_by(conn, phone_hmac=crypto.keyed_hash(p.settings.secret_key, "phone", phone))
     if row is None or row.kind == "ops":
         raise NotFound("no TrustPay user with that id, e-mail or phone")
     return row
@@ -104,7 +106,7 @@ def send(p: Platform, conn: Connection, sender_id: str, *, to: str, amount: int,
     wallet = common.recipient_account(p, conn, recipient.id, currency)
     target = wallet.id
     limits.enforce_limits(p, conn, recipient.id, currency=currency, inflow=amount,
-                          balance=limits.account_total(wallet))
+                          user=identity_store.as_user(recipient), balance=limits.account_total(wallet))
 
     now = p.clock.now()
     transfer_id = new_id("tr", now)
