@@ -45,12 +45,21 @@ def send(sink: str, note: Notification) -> None:
         raise ValueError(f"unknown notify sink {sink!r}: use console, file:PATH or smtp://host")
 
 
-def _append(path: Path, note: Notification) -> None:
+def send_all(sink: str, notes: list[Notification]) -> None:
+    """Each of ``notes``, in order; a file sink takes them in one append."""
+    if sink.startswith("file:"):
+        _append(Path(sink.removeprefix("file:")), *notes)
+        return
+    for note in notes:
+        send(sink, note)
+
+
+def _append(path: Path, *notes: Notification) -> None:
     # json.dumps escapes newlines, so one message is always exactly one line.
-    line = json.dumps(note.as_dict(), ensure_ascii=False) + "\n"
+    lines = "".join(json.dumps(note.as_dict(), ensure_ascii=False) + "\n" for note in notes)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock, path.open("a", encoding="utf-8") as f:
-        f.write(line)
+        f.write(lines)
 
 
 def _smtp(url: str, note: Notification) -> None:

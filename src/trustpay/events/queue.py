@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from trustpay.db import prepared
 from trustpay.db.schema import notification_queue
-from trustpay.events.notify import Notification, send
+from trustpay.events.notify import Notification, send_all
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -41,8 +41,12 @@ def send_queued(p: Platform, conn: Connection) -> int:
         select(notification_queue).where(notification_queue.c.sent_at.is_(None))
         .order_by(notification_queue.c.seq).limit(BATCH)
     ).mappings().all()
-    now = p.clock.now()
-    for r in rows:
-        send(p.settings.notify_sink, Notification(r["channel"], r["recipient"], r["subject"], r["body"]))
-        prepared.change(conn, notification_queue, {"seq": r["seq"]}, {"sent_at": now})
+    if not rows:
+        return 0
+    send_all(p.settings.notify_sink,
+             [Notification(r["channel"], r["recipient"], r["subject"], r["body"]) for r in rows])
+    # Marked together once all went out: the marks commit together anyway, so a
+    # failure part-way repeats the batch's sent messages either way (at least once).
+    conn.execute(update(notification_queue).where(notification_queue.c.seq.in_([r["seq"] for r in rows]))
+                 .values(sent_at=p.clock.now()))
     return len(rows)
