@@ -227,21 +227,26 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 # ------------------------------------------------------------------ jobs
-# Built once (db/prepared.py): every default transfer's undo window closes through here.
-_MARK_SETTLED = update(store.transfers).where(store.transfers.c.id == bindparam("w_id"),
-                                              store.transfers.c.settled_at.is_(None))
+# Built once (db/prepared.py): every default transfer's undo window closes through
+# here. Marking it settled is also the read and the lock (the row stays locked to
+# the end of the job's transaction, as undo's FOR UPDATE expects): a transfer
+# undone or settled meanwhile matches nothing.
+_t = store.transfers.c
+_SETTLE = (update(store.transfers)
+           .where(_t.id == bindparam("w_id"), _t.status == TransferStatus.COMPLETED.value, _t.settled_at.is_(None))
+           .values(settled_at=bindparam("settled_at", type_=_t.settled_at.type))
+           .returning(_t.hold_id, _t.memo))
 
 
 def close_undo_window(p: Platform, conn: Connection, job: Job) -> None:
     """The undo window is over: the recipient's pending money becomes available."""
-    row = store.get_row(conn, store.transfers, job.payload["transfer_id"], for_update=True)
-    if row["status"] != TransferStatus.COMPLETED or row["settled_at"] is not None:
+    row = prepared.row(conn, _SETTLE, {"w_id": job.payload["transfer_id"], "settled_at": p.clock.now()})
+    if row is None:
         return  # undone meanwhile, or already settled
-    now = p.clock.now()
     # The entry that makes the money the recipient's carries the sender's memo:
-    # it is the one the statement shows.
-    p.book.post_hold(conn, row["hold_id"], memo=row["memo"])
-    prepared.run(conn, _MARK_SETTLED, {"w_id": row["id"], "settled_at": now})
+    # it is the one the statement shows. (If it fails, the job's savepoint undoes
+    # the mark above too.)
+    p.book.post_hold(conn, row.hold_id, memo=row.memo)
 
 
 def return_unanswered(p: Platform, conn: Connection, job: Job) -> None:
