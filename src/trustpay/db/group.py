@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import Connection
 
+from trustpay.db.raw import Raw
+
 if TYPE_CHECKING:
     from trustpay.db.engine import Database
 
@@ -115,12 +117,11 @@ class GroupCommit:
 def _run_in_savepoint(conn: Connection, member: _Member[Any]) -> None:
     """The member's work in its own savepoint: on failure only its work is undone
     (if even that fails, this raises and the leader's transaction fails whole)."""
-    dbapi = conn.connection.driver_connection
-    assert dbapi is not None
-    dbapi.execute(f"SAVEPOINT {SAVEPOINT}")
+    raw = Raw.of(conn)
+    raw.savepoint(SAVEPOINT)
     try:
         member.result = member.fn(conn)
     except BaseException as exc:
         member.error = exc
-        dbapi.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
-    dbapi.execute(f"RELEASE SAVEPOINT {SAVEPOINT}")
+        raw.rollback_to(SAVEPOINT)
+    raw.release(SAVEPOINT)
