@@ -143,3 +143,20 @@ def test_a_batch_whose_rows_fail_to_insert_leaves_nothing_behind(
         assert p.book.head(c) == before
         assert p.book.account(c, a).balance == 0
         assert verify(c).ok
+
+
+@pytest.mark.parametrize("payees", [2, 3, 4, 5, 8])
+def test_an_entrys_lines_read_back_whatever_their_number(platform: Platform, payees: int) -> None:
+    # Lines are written in one INSERT (up to 4 rows a statement on SQLite): 3 to 9 lines here.
+    p = platform
+    bank = _open(p, None, kind="bank_clearing", allow_negative=True)
+    users = [_open(p, f"usr_{i}") for i in range(payees)]
+    draft = EntryDraft((debit(bank, 10 * payees, "CNY"), *(credit(u, 10, "CNY") for u in users)))
+    with p.db.transaction() as c:
+        entry = p.book.post(c, draft)
+    assert len(entry.lines) == payees + 1
+    with p.db.transaction(write=False) as c:
+        assert p.book.entry(c, entry.id) == entry
+        assert [p.book.account(c, u).balance for u in users] == [10] * payees
+        report = verify(c)
+    assert report.ok, report.problems

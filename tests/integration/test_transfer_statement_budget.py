@@ -28,10 +28,10 @@ from tests.integration.wallet_support import WalletEnv, make_wallet_env
 READS_BEFORE = 7
 # The money transaction: the key (1), the checks again where they count (6:
 # recipient, payer with wallet and own cap, today's outflow, velocity, new
-# recipient, the recipient's wallet), the ledger's hold (7: read, two balances,
-# entry, two postings, hold), the transfer, its undo-window job, the outbox
-# event, the e-mail and the key's response (5).
-MONEY_TRANSACTION = 19
+# recipient, the recipient's wallet), the ledger's hold (6: read, two balances,
+# entry, its two postings in one INSERT, hold), the transfer, its undo-window
+# job, the outbox event, the e-mail and the key's response (5).
+MONEY_TRANSACTION = 18
 BUDGET = READS_BEFORE + MONEY_TRANSACTION
 
 

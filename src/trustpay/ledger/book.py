@@ -723,7 +723,7 @@ class Book:
         sql, row = _entry_row(seq, entry_id, kind, reference, hold_id, memo,
                               now if raw.is_pg else _sqlite_time(stamp), prev_hash, digest)
         raw.run(sql, row)
-        raw.many(_INSERT_LINES, [(seq, *ln) for ln in lines])
+        _insert_lines(raw, seq, lines)
         return Entry(seq, entry_id, kind, reference, hold_id, memo, now, prev_hash, digest, lines)
 
     def _transfer_sqlite(
@@ -928,6 +928,22 @@ def _add_lines(
         lines.append(Line(account_id, "pending_in", currency, dpi, int(pending_in)))
     if dpo:
         lines.append(Line(account_id, "pending_out", currency, dpo, int(pending_out)))
+
+
+@functools.cache
+def _lines_sql(n: int) -> Sql:
+    head, values = _INSERT_LINES.sqlite.split(" VALUES ")
+    return Sql(f"{head} VALUES {', '.join([values] * n)}")
+
+
+def _insert_lines(raw: Raw, seq: int, lines: Sequence[Line]) -> None:
+    """An entry's lines in one INSERT (a hold's two, a posted hold's four), up to
+    4 rows a statement on SQLite (see _INSERT_BALANCE_LINES_CHUNKED): one round
+    trip on PostgreSQL, where psycopg's executemany took a cursor and a pipeline."""
+    size = 4 if not raw.is_pg else max(1, len(lines))
+    for start in range(0, len(lines), size):
+        chunk = lines[start:start + size]
+        raw.run(_lines_sql(len(chunk)), tuple(itertools.chain.from_iterable((seq, *ln) for ln in chunk)))
 
 
 def _insert_rows(raw: Raw, insert: _Chunked, rows: list[tuple[Any, ...]]) -> None:
