@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -129,13 +130,11 @@ def session_and_user_by_token_hash(conn: Connection, token_hash: str) -> tuple[S
     row = prepared.row(conn, _SESSION_AND_USER, {"k": token_hash})
     if row is None:
         return None
-    m = row._mapping
-    session = Session(
-        id=m["session_id"], user_id=m["session_user_id"], created_at=to_utc(m["session_created_at"]),
-        last_seen_at=to_utc(m["session_last_seen_at"]), expires_at=to_utc(m["session_expires_at"]),
-        revoked_at=_ts(m["session_revoked_at"]), ip=m["session_ip"], user_agent=m["session_user_agent"],
-    )
+    session = _session(_SessionPart._make(row[:len(_SESSION_PART)]))  # the session's columns come first
     return session, (row if row.id is not None else None)
+
+
+_SessionPart = namedtuple("_SessionPart", _SESSION_PART)  # type: ignore[misc]
 
 
 _NOW = bindparam("w_now", type_=sessions.c.last_seen_at.type)

@@ -932,8 +932,7 @@ def _add_lines(
 
 @functools.cache
 def _lines_sql(n: int) -> Sql:
-    head, values = _INSERT_LINES.sqlite.split(" VALUES ")
-    return Sql(f"{head} VALUES {', '.join([values] * n)}")
+    return Sql(_chunked(_INSERT_LINES, n).sql)
 
 
 def _insert_lines(raw: Raw, seq: int, lines: Sequence[Line]) -> None:

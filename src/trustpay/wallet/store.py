@@ -83,18 +83,22 @@ _PERSON = ("id", "email", "name", "kind", "deleted_at")
 
 def user_by(conn: Connection, *, user_id: str | None = None, email: str | None = None,
             phone_hmac: str | None = None) -> Any | None:
-    by, value = (("id", user_id) if user_id is not None
-                 else ("email", email) if email is not None else ("phone_hmac", phone_hmac))
+    by, value = _key(user_id, email, phone_hmac)
     row = prepared.first(conn, users, {by: value}, columns=_PERSON)
     return None if row is None or row.deleted_at is not None else row
+
+
+def _key(user_id: str | None, email: str | None, phone_hmac: str | None) -> tuple[str, str | None]:
+    """The column a person is looked up by, and its value."""
+    return (("id", user_id) if user_id is not None
+            else ("email", email) if email is not None else ("phone_hmac", phone_hmac))
 
 
 def person_by(conn: Connection, *, user_id: str | None = None, email: str | None = None,
               phone_hmac: str | None = None) -> Any | None:
     """:func:`user_by` with every column of the live user (what identity's
     ``as_user`` reads: tier, freeze), for a payment that checks them too."""
-    by, value = (("id", user_id) if user_id is not None
-                 else ("email", email) if email is not None else ("phone_hmac", phone_hmac))
+    by, value = _key(user_id, email, phone_hmac)
     return prepared.row(conn, _LIVE_PERSON_BY[by], {"k": value})
 
 
