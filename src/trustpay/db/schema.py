@@ -114,6 +114,22 @@ ledger_holds = Table(
     CheckConstraint("amount > 0", name="amount_positive"),
 )
 
+# What the daily-outflow limit has already summed of a wallet's posted debits
+# for one day (identity.limits): the sum of the wallet's balance debits stamped
+# in [day_start, day_end) among its postings up to journal position upto_seq.
+# Postings never change once written, so a mark stays true; a payment's check
+# reads only the postings after it, however many the wallet has today. Not
+# ledger state: it can be deleted at any time and is rebuilt from the postings.
+outflow_marks = Table(
+    "outflow_marks",
+    metadata,
+    Column("account_id", String(32), ForeignKey("ledger_accounts.id"), primary_key=True),
+    Column("day_start", TS, nullable=False),
+    Column("day_end", TS, nullable=False),
+    Column("upto_seq", BigInteger, nullable=False),
+    Column("posted_out", Amount, nullable=False),
+)
+
 # --- platform plumbing ----------------------------------------------------
 idempotency_keys = Table(
     "idempotency_keys",

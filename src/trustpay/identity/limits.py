@@ -23,14 +23,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from trustpay.clock import to_utc
 from trustpay.db import prepared
-from trustpay.db.schema import ledger_accounts, ledger_entries, ledger_holds, ledger_postings
+from trustpay.db.schema import ledger_accounts, ledger_entries, ledger_holds, ledger_postings, outflow_marks
 from trustpay.errors import PaymentFailed
 from trustpay.identity import store
 from trustpay.identity.kyc import TIER_CONTACT_VERIFIED, TIER_UNVERIFIED
@@ -116,8 +117,10 @@ _WALLET = (_a.owner_id == bindparam("user"), _a.kind == WALLET, _a.currency == b
 _WALLET_TOTAL = select(func.coalesce(func.sum(_a.balance + _a.pending_in), 0)).where(*_WALLET)
 
 # Today's outflow in one statement (one round trip, inside the payment's
-# transaction): the wallet's posted debits from the journal floor on, plus its
-# pending holds, both within [start, end).
+# transaction): the wallet's posted debits, plus its pending holds, both within
+# [start, end). The debits are the wallet's mark for this day (see
+# outflow_marks in db/schema.py) plus its postings after the mark; with no
+# mark, its postings from the journal floor on.
 _TS = _e.created_at.type
 _START, _END = bindparam("start", type_=_TS), bindparam("end", type_=_TS)
 _floor_entry = ledger_entries.alias("floor_entry")
@@ -129,21 +132,47 @@ _FLOOR = func.coalesce(
     select(_floor_entry.c.seq).where(_floor_entry.c.created_at < bindparam("before", type_=_TS))
     .order_by(_floor_entry.c.created_at.desc()).limit(1).scalar_subquery(), 0)
 # (owner, kind, currency) is unique: a user has at most one wallet per currency.
-_WALLET_ID = select(_a.id).where(*_WALLET).scalar_subquery()
-_POSTED_OUT = (
-    select(func.coalesce(func.sum(-_p.delta), 0))
-    .select_from(ledger_postings.join(ledger_entries, _e.seq == _p.entry_seq))
-    .where(_p.account_id == _WALLET_ID, _p.field == "balance", _p.entry_seq > _FLOOR,
-           _p.currency == bindparam("currency"), _p.delta < 0, _e.created_at >= _START, _e.created_at < _END)
-    .scalar_subquery()
-)
+_WALLET_ID_OF = select(_a.id).where(*_WALLET)
+_ACCOUNT = bindparam("account", type_=_a.id.type)
+_MARKED = (outflow_marks.c.account_id == _ACCOUNT, outflow_marks.c.day_start == _START,
+           outflow_marks.c.day_end == _END)
+_MARK_SEQ = select(outflow_marks.c.upto_seq).where(*_MARKED).scalar_subquery()
+_MARK_SUM = select(outflow_marks.c.posted_out).where(*_MARKED).scalar_subquery()
+_IN_DAY = (_p.delta < 0) & (_p.currency == bindparam("currency")) & (_e.created_at >= _START) & (_e.created_at < _END)
 _HELD_OUT = (
     select(func.coalesce(func.sum(_h.amount), 0))
-    .where(_h.debit_account_id == _WALLET_ID, _h.status == "pending", _h.currency == bindparam("currency"),
+    .where(_h.debit_account_id == _ACCOUNT, _h.status == "pending", _h.currency == bindparam("currency"),
            _h.created_at >= _START, _h.created_at < _END)
     .scalar_subquery()
 )
-_OUTFLOW = select((_POSTED_OUT + _HELD_OUT).label("outflow"))
+# One pass over the wallet's balance postings after the mark (or the floor):
+# their debits in the day, the last journal position read and how many were
+# read, beside the mark's sum and the pending holds.
+_OUTFLOW = (
+    select(func.coalesce(func.sum(case((_IN_DAY, -_p.delta), else_=0)), 0).label("debits"),
+           func.max(_p.entry_seq).label("upto"), func.count().label("read"),
+           func.coalesce(_MARK_SUM, 0).label("marked"), _HELD_OUT.label("held"))
+    .select_from(ledger_postings.join(ledger_entries, _e.seq == _p.entry_seq))
+    .where(_p.account_id == _ACCOUNT, _p.field == "balance",
+           _p.entry_seq > func.coalesce(_MARK_SEQ, _FLOOR))
+)
+# Past this many postings read after its mark, a check in a write transaction
+# moves the wallet's mark up (one statement): reads stay short, and a wallet
+# paying all day writes its mark once every this many payments.
+MARK_EVERY = 32
+
+
+def _mark_statement(dialect: str) -> Any:
+    mod: Any = postgresql if dialect == "postgresql" else sqlite
+    stmt = mod.insert(outflow_marks)
+    # The day's row replaces another day's; any later mark replaces an earlier one.
+    return stmt.on_conflict_do_update(
+        index_elements=[outflow_marks.c.account_id],
+        set_={c: stmt.excluded[c] for c in ("day_start", "day_end", "upto_seq", "posted_out")},
+    )
+
+
+_MARK = {dialect: _mark_statement(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def wallet_total(conn: Connection, user_id: str, currency: str) -> int:
@@ -157,25 +186,42 @@ def account_total(account: Account) -> int:
     return account.balance + account.pending_in
 
 
-def outflow_between(conn: Connection, user_id: str, currency: str, start: datetime, end: datetime) -> int:
-    """Debits posted to the user's wallet balance by entries stamped in [start, end),
+def outflow_between(conn: Connection, account_id: str | None, currency: str, start: datetime, end: datetime,
+                    *, remember: bool = False) -> int:
+    """Debits posted to a wallet's balance by entries stamped in [start, end),
     plus holds on it still pending that were created in [start, end).
 
     A hold that is later posted stops counting as pending and counts as the
-    posting's debit instead, so nothing is counted twice. Reads the wallet's
-    postings through their (account_id, entry_seq) index, from the journal
-    floor on: today's postings and at most an hour or so more, however long the
-    wallet's history.
+    posting's debit instead, so nothing is counted twice. The debits are read
+    through the postings' (account_id, entry_seq) index from the wallet's mark
+    for [start, end) on, or, with none, from the journal floor: at most an hour
+    or so before ``start``. ``remember`` (a write transaction only): move the
+    mark up when many postings were read after it.
     """
+    if account_id is None:  # no wallet in this currency: nothing has left it
+        return 0
     start, end = to_utc(start), to_utc(end)
-    found = prepared.one(conn, _OUTFLOW, {"user": user_id, "currency": currency, "start": start, "end": end,
-                                          "before": start - CLOCK_STEP_BACK})
-    return int(found.outflow)
+    found = prepared.one(conn, _OUTFLOW, {"account": account_id, "currency": currency, "start": start,
+                                          "end": end, "before": start - CLOCK_STEP_BACK})
+    posted = int(found.marked) + int(found.debits)
+    if remember and found.read >= MARK_EVERY:
+        prepared.run(conn, _MARK[conn.dialect.name], {"account_id": account_id, "day_start": start,
+                                                     "day_end": end, "upto_seq": found.upto, "posted_out": posted})
+    return posted + int(found.held)
 
 
-def daily_outflow(p: Platform, conn: Connection, user_id: str, currency: str) -> int:
+def daily_outflow(p: Platform, conn: Connection, user_id: str, currency: str, *,
+                  wallet_id: str | None = None, remember: bool = False) -> int:
+    """Today's :func:`outflow_between` for the user's wallet in ``currency``
+    (``wallet_id`` if the caller has read it already)."""
     start, end = day_bounds(p.clock.now(), p.settings.limits_timezone)
-    return outflow_between(conn, user_id, currency, start, end)
+    account = wallet_id if wallet_id is not None else wallet_of(conn, user_id, currency)
+    return outflow_between(conn, account, currency, start, end, remember=remember)
+
+
+def wallet_of(conn: Connection, user_id: str, currency: str) -> str | None:
+    found = prepared.row(conn, _WALLET_ID_OF, {"user": user_id, "currency": currency})
+    return None if found is None else str(found.id)
 
 
 # --------------------------------------------------------------- the hook

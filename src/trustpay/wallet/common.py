@@ -68,7 +68,7 @@ def before_money_out(p: Platform, conn: Connection, user_id: str, *, currency: s
         raise _no_wallet(currency)
     wallet = str(found.wallet_id)
     own_cap = found.own_daily_cap
-    spent = (limits.daily_outflow(p, conn, user_id, currency)
+    spent = (limits.daily_outflow(p, conn, user_id, currency, wallet_id=wallet, remember=True)
              if own_cap is not None or limits.applies(p, outflow=amount) else 0)
     limits.enforce_limits(p, conn, user_id, currency=currency, outflow=amount, user=sender, spent_today=spent)
     if own_cap is not None:
