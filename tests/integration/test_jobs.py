@@ -354,3 +354,13 @@ def test_many_due_jobs_commit_a_few_at_a_time_through_the_group_commit(
     assert jobs.run_due(platform, limit=50) == len(ids)
     assert chunks == [runner.TOGETHER, runner.TOGETHER, 3]
     assert all(job_row(platform, i)["status"] == "done" for i in ids)
+
+
+def test_a_backlog_of_due_jobs_goes_in_bigger_chunks_so_the_closes_keep_up() -> None:
+    """A few due jobs go 8 to a transaction; a backlog in at most four chunks of up to 48
+    (at 8 a chunk the undo-window closes fell behind a busy server's transfers)."""
+    from trustpay.jobs import runner
+
+    assert runner.chunk_size(3) == runner.chunk_size(19) == runner.TOGETHER
+    assert runner.chunk_size(100) == 25
+    assert runner.chunk_size(4 * runner.MOST_TOGETHER) == runner.chunk_size(10_000) == runner.MOST_TOGETHER

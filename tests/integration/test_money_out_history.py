@@ -131,7 +131,7 @@ def test_risk_velocity_reads_the_last_hour_through_user_and_time_indexes(sqlite_
     user = make_user(p, "fast@example.com", tier=1)
     plans = _plans(p, lambda conn: risk.decide(p, conn, user, action="transfer", amount=100))
     wanted = {
-        "transfers": "ix_transfers_sender_created (sender_id=? AND created_at>?)",
+        "transfers": "COVERING INDEX ix_transfers_sender_created_covering (sender_id=? AND created_at>?)",
         "withdrawals": "ix_withdrawals_user_created (user_id=? AND created_at>?)",
         "trades": "ix_trades_buyer_paid (buyer_id=? AND paid_at>?)",
     }

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from trustpay.clock import OffsetClock
 from trustpay.db.schema import platform_clock
-from trustpay.jobs.runner import run_due, run_sweepers
+from trustpay.jobs.runner import MOST_TOGETHER, run_due, run_sweepers
 
 if TYPE_CHECKING:
     from trustpay.platform.context import Platform
@@ -32,7 +32,7 @@ MAX_BUSY_TICKS = 20  # back-to-back busy ticks before pausing anyway (no spinnin
 
 class Worker:
     def __init__(
-        self, platform: Platform, *, interval: float | None = None, batch: int = 50
+        self, platform: Platform, *, interval: float | None = None, batch: int = 4 * MOST_TOGETHER
     ) -> None:
         self.platform = platform
         self.interval = interval if interval is not None else platform.settings.worker_interval
