@@ -364,3 +364,78 @@ def test_a_backlog_of_due_jobs_goes_in_bigger_chunks_so_the_closes_keep_up() -> 
     assert runner.chunk_size(3) == runner.chunk_size(19) == runner.TOGETHER
     assert runner.chunk_size(100) == 25
     assert runner.chunk_size(4 * runner.MOST_TOGETHER) == runner.chunk_size(10_000) == runner.MOST_TOGETHER
+
+
+TOGETHER_KIND = "test.together"
+
+
+class Together:
+    """A kind's handler for many jobs at once: one event per job, and the calls it got."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.fail = fail
+
+    def __call__(self, p: Platform, conn: Connection, due: list[jobs.Job]) -> None:
+        self.calls.append([job.id for job in due])
+        for job in due:
+            mark(p, conn, job)
+        if self.fail:
+            raise RuntimeError("one of them cannot go")
+
+
+def test_a_kinds_due_jobs_run_together_with_one_done_mark(platform: Platform, reg: jobs.Registry) -> None:
+    """A kind with a together-handler gets its due jobs of a chunk in one call
+    (undo-window closes: one mark and one ledger call for dozens); jobs of other
+    kinds in the chunk still run one by one beside them."""
+    together = Together()
+    reg.register(TOGETHER_KIND, mark, together=together)
+    ids = [schedule(platform, kind=TOGETHER_KIND) for _ in range(5)]
+    alone = schedule(platform)
+    assert jobs.run_due(platform) == 6
+    assert [sorted(call) for call in together.calls] == [sorted(ids)]  # claimed by (run_at, id)
+    assert sorted(e["job"] for e in events(platform)) == sorted([*ids, alone])
+    assert all(job_row(platform, i)["status"] == "done" for i in [*ids, alone])
+
+
+def test_a_together_run_that_fails_is_undone_and_its_jobs_go_one_by_one(
+    platform: Platform, reg: jobs.Registry
+) -> None:
+    """Nothing of the failed call stays (its events roll back); each job then runs
+    alone, so the one that really fails is retried alone and the others are done."""
+    together = Together(fail=True)
+    broken: list[str] = []
+
+    def one(p: Platform, conn: Connection, job: jobs.Job) -> None:
+        if job.id in broken:
+            raise RuntimeError("this one")
+        mark(p, conn, job)
+
+    reg.register(TOGETHER_KIND, one, together=together)
+    ids = [schedule(platform, kind=TOGETHER_KIND) for _ in range(4)]
+    broken.append(ids[2])
+    assert jobs.run_due(platform) == 4
+    assert [sorted(call) for call in together.calls] == [sorted(ids)]  # claimed by (run_at, id)
+    assert sorted(e["job"] for e in events(platform)) == sorted(ids[:2] + ids[3:])  # once each
+    assert [job_row(platform, i)["status"] for i in ids] == ["done", "done", "pending", "done"]
+    assert "this one" in job_row(platform, ids[2])["last_error"]
+
+
+def test_a_claim_cancelled_before_its_together_run_rolls_only_its_work_back(
+    platform: Platform, clock: FrozenClock, reg: jobs.Registry
+) -> None:
+    """The done-mark for all is the fence: a job cancelled after the claim makes it
+    match fewer rows, the call is undone, and the others then run one by one."""
+    from trustpay.jobs import runner
+
+    together = Together()
+    reg.register(TOGETHER_KIND, mark, together=together)
+    ids = [schedule(platform, kind=TOGETHER_KIND, dedupe_key=f"close:{n}") for n in range(3)]
+    claimed = platform.db.run(lambda c: claim_due(c, kinds={TOGETHER_KIND}, now=clock.now(), limit=10,
+                                                  lease=JOB_LEASE))
+    with platform.db.transaction() as c:
+        assert jobs.cancel(c, "close:1", now=clock.now())
+    runner._run_together(platform, claimed)
+    assert [sorted(call) for call in together.calls] == [sorted(ids)]  # claimed by (run_at, id)
+    assert sorted(e["job"] for e in events(platform)) == sorted([ids[0], ids[2]])
+    assert [job_row(platform, i)["status"] for i in ids] == ["done", "cancelled", "done"]

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 # Handlers must tolerate running for a situation that has since changed
 # (a trade paid just before its unpaid-timeout ran): check state, don't assume.
 Handler = Callable[["Platform", Connection, Job], None]
+# Optionally, a kind's handler for many due jobs at once, in the same transaction:
+# it must do exactly what the handler does for each job in turn, and raise if any
+# of them would (the runner then undoes it and runs them one by one, so a job that
+# fails is retried alone).
+TogetherHandler = Callable[["Platform", Connection, "list[Job]"], None]
 # An outside handler runs with no transaction open (it talks to a bank or another
 # service, which must not happen while a database write lock is held). It opens
 # its own transactions and must be idempotent: the done-mark commits after it,
@@ -60,6 +65,7 @@ class Registration:
     handler: Handler
     backoff: Backoff
     outside: OutsideHandler | None = None
+    together: TogetherHandler | None = None
 
 
 class Registry:
@@ -67,10 +73,11 @@ class Registry:
         self._handlers: dict[str, Registration] = {}
         self._sweepers: dict[str, Sweeper] = {}
 
-    def register(self, kind: str, handler: Handler, *, backoff: Backoff | None = None) -> None:
+    def register(self, kind: str, handler: Handler, *, backoff: Backoff | None = None,
+                 together: TogetherHandler | None = None) -> None:
         if kind in self._handlers and self._handlers[kind].handler is not handler:
             raise ValueError(f"job kind {kind!r} already has a handler")
-        self._handlers[kind] = Registration(handler, backoff or Backoff())
+        self._handlers[kind] = Registration(handler, backoff or Backoff(), together=together)
 
     def register_outside(self, kind: str, handler: OutsideHandler, *, backoff: Backoff | None = None) -> None:
         """A job kind whose handler runs outside any transaction (see :data:`OutsideHandler`)."""

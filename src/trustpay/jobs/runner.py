@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 
 from trustpay.db.raw import Raw
-from trustpay.jobs.registry import Registration, registry_of
-from trustpay.jobs.store import Claimed, claim_due, mark_done, mark_failed_attempt, still_ours
+from trustpay.jobs.registry import Registration, TogetherHandler, registry_of
+from trustpay.jobs.store import Claimed, claim_due, mark_all_done, mark_done, mark_failed_attempt, still_ours
 
 if TYPE_CHECKING:
     from trustpay.platform.context import Platform
@@ -75,8 +75,10 @@ def _run_together(platform: Platform, claimed: list[Claimed]) -> None:
     """Jobs that are pure database work, several at a time in one transaction, each in
     its own savepoint: one commit for several jobs instead of one per job (a burst of
     transfers closes its undo windows together), and a job that fails is undone and
-    recorded alone. Each chunk joins the requests' group commit (``run_grouped``),
-    so requests and jobs take turns at the write lock in the order they came."""
+    recorded alone. A kind with a together-handler runs its jobs of a chunk in one
+    call instead (see :func:`_run_kind_together`). Each chunk joins the requests'
+    group commit (``run_grouped``), so requests and jobs take turns at the write
+    lock in the order they came."""
     if len(claimed) <= 1:
         for c in claimed:
             run_claimed(platform, c)
@@ -87,18 +89,28 @@ def _run_together(platform: Platform, claimed: list[Claimed]) -> None:
 
 
 def _run_chunk(platform: Platform, claimed: list[Claimed]) -> None:
+    registry = registry_of(platform)
+    by_kind: dict[str, list[int]] = {}  # positions in ``claimed``, in order
+    for i, c in enumerate(claimed):
+        by_kind.setdefault(c.job.kind, []).append(i)
+
     def each(conn: Connection) -> list[Exception | None]:
         raw = Raw.of(conn)
-        errors: list[Exception | None] = []
-        for c in claimed:
-            raw.savepoint("tp_job")
-            try:
-                _work(platform, conn, c)
-                errors.append(None)
-            except Exception as exc:
-                raw.rollback_to("tp_job")
-                errors.append(exc)
-            raw.release("tp_job")
+        errors: list[Exception | None] = [None] * len(claimed)
+        for kind, positions in by_kind.items():
+            reg = registry.handler_for(kind)
+            together = reg.together if reg is not None else None
+            if together is not None and len(positions) > 1 and _run_kind_together(
+                    platform, conn, together, [claimed[i] for i in positions]):
+                continue
+            for i in positions:
+                raw.savepoint("tp_job")
+                try:
+                    _work(platform, conn, claimed[i])
+                except Exception as exc:
+                    raw.rollback_to("tp_job")
+                    errors[i] = exc
+                raw.release("tp_job")
         return errors
 
     try:
@@ -117,6 +129,32 @@ def _run_chunk(platform: Platform, claimed: list[Claimed]) -> None:
                         c.job.max_attempts, exc_info=exc)
             _record_failure(platform, c, f"{type(exc).__name__}: {exc}",
                             registry_of(platform).handler_for(c.job.kind))
+
+
+def _run_kind_together(platform: Platform, conn: Connection, together: TogetherHandler,
+                       group: list[Claimed]) -> bool:
+    """Due jobs of one kind through its together-handler, with one done-mark for
+    all, in a savepoint: True if they all ran; otherwise nothing of theirs is
+    left and they go one by one (so a failing job is recorded alone).
+
+    No up-front ``still_ours``: the done-mark is the fence (a cancelled or
+    taken-over claim makes it match fewer rows, and the work is undone), and
+    the handler then takes its business rows' locks before the jobs' rows, in
+    the order a request cancelling a job takes them."""
+    raw = Raw.of(conn)
+    raw.savepoint("tp_jobs")
+    try:
+        together(platform, conn, [c.job for c in group])
+        if not mark_all_done(conn, group, now=platform.clock.now()):
+            raise _ClaimGone
+    except Exception:
+        raw.rollback_to("tp_jobs")
+        raw.release("tp_jobs")
+        log.info("%d %s jobs could not run together; running them one by one", len(group),
+                 group[0].job.kind, exc_info=True)
+        return False
+    raw.release("tp_jobs")
+    return True
 
 
 def _work(platform: Platform, conn: Connection, c: Claimed) -> None:

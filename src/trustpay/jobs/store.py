@@ -149,6 +149,21 @@ def mark_done(conn: Connection, c: Claimed, *, now: datetime) -> bool:
     return _settle(conn, c, status=DONE, finished_at=now, last_error=None)
 
 
+def mark_all_done(conn: Connection, claimed: Collection[Claimed], *, now: datetime) -> bool:
+    """:func:`mark_done` for many claims in one statement; False (and the caller
+    rolls back) unless every claim still stood."""
+    tokens = {c.token for c in claimed}
+    if len(tokens) != 1:
+        return False
+    res = conn.execute(
+        update(jobs)
+        .where(jobs.c.id.in_([c.job.id for c in claimed]), jobs.c.status == RUNNING,
+               jobs.c.locked_until == tokens.pop())
+        .values(status=DONE, finished_at=now, last_error=None, locked_until=None)
+    )
+    return res.rowcount == len(claimed)
+
+
 def mark_failed_attempt(
     conn: Connection, c: Claimed, error: str, *, now: datetime, retry_at: datetime | None
 ) -> bool:
