@@ -102,3 +102,12 @@ def test_a_statement_s_own_values_and_unlabelled_aggregates_run_on_the_driver(pl
     assert (count, attempts) == (2, 3)
     assert none_since == (0, 0)
     assert latest is not None and latest.id == "job_late"
+
+
+def test_the_hot_paths_conflict_statements_are_built_once(platform: Platform) -> None:
+    """Every transfer schedules its undo-window job with INSERT … ON CONFLICT DO NOTHING:
+    a statement built anew each call is compiled anew each call (measured: a fifth
+    fewer transfers a second when its cache was lost)."""
+    with platform.db.transaction() as conn:
+        first = prepared.insert_or_ignore_stmt(conn, jobs, ("dedupe_key",))
+        assert prepared.insert_or_ignore_stmt(conn, jobs, ("dedupe_key",)) is first

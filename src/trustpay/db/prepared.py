@@ -63,15 +63,28 @@ def insert_into(table: Table) -> Insert:
     return table.insert()
 
 
+def dialect_insert(dialect: str, table: Table) -> Any:
+    """The dialect's ``INSERT`` (with ``on_conflict_…``; SQLite and PostgreSQL spell it alike)."""
+    mod: Any = postgresql if dialect == "postgresql" else sqlite
+    return mod.insert(table)
+
+
 @cache
 def _insert_or_ignore(dialect: str, table: Table, conflict_on: tuple[str, ...]) -> Insert:
-    mod: Any = postgresql if dialect == "postgresql" else sqlite
     stmt: Insert = (
-        mod.insert(table)
+        dialect_insert(dialect, table)
         .on_conflict_do_nothing(index_elements=list(conflict_on))
         .returning(table.c[conflict_on[0]])
     )
     return stmt
+
+
+def upsert(dialect: str, table: Table, conflict_on: tuple[str, ...], replace: tuple[str, ...]) -> Insert:
+    """``INSERT … ON CONFLICT (conflict_on) DO UPDATE`` setting ``replace`` to the new row's values."""
+    stmt = dialect_insert(dialect, table)
+    done: Insert = stmt.on_conflict_do_update(index_elements=list(conflict_on),
+                                              set_={c: stmt.excluded[c] for c in replace})
+    return done
 
 
 def insert_or_ignore_stmt(conn: Connection, table: Table, conflict_on: tuple[str, ...]) -> Insert:

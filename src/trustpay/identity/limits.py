@@ -23,11 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, bindparam, case, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from trustpay.clock import to_utc
 from trustpay.db import prepared
@@ -162,17 +161,10 @@ _OUTFLOW = (
 MARK_EVERY = 32
 
 
-def _mark_statement(dialect: str) -> Any:
-    mod: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt = mod.insert(outflow_marks)
-    # The day's row replaces another day's; any later mark replaces an earlier one.
-    return stmt.on_conflict_do_update(
-        index_elements=[outflow_marks.c.account_id],
-        set_={c: stmt.excluded[c] for c in ("day_start", "day_end", "upto_seq", "posted_out")},
-    )
-
-
-_MARK = {dialect: _mark_statement(dialect) for dialect in ("sqlite", "postgresql")}
+# The day's row replaces another day's; any later mark replaces an earlier one.
+_MARK = {dialect: prepared.upsert(dialect, outflow_marks, ("account_id",),
+                                  ("day_start", "day_end", "upto_seq", "posted_out"))
+         for dialect in ("sqlite", "postgresql")}
 
 
 def wallet_total(conn: Connection, user_id: str, currency: str) -> int:

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from trustpay.clock import to_utc
 from trustpay.db import prepared
@@ -48,8 +47,8 @@ def insert_user(conn: Connection, values: Mapping[str, Any]) -> bool:
     ON CONFLICT DO NOTHING (any unique column) rather than catching
     IntegrityError: on PostgreSQL a failed INSERT would abort the transaction.
     """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(users).values(**values).on_conflict_do_nothing().returning(users.c.id)
+    stmt = prepared.dialect_insert(conn.dialect.name, users).values(**values).on_conflict_do_nothing() \
+        .returning(users.c.id)
     return conn.execute(stmt).first() is not None
 
 
