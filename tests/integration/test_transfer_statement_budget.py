@@ -13,14 +13,16 @@ driver reports every statement it runs (``set_trace_callback``).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import event
 from tests.dbs import SqliteFactory
 from tests.integration.wallet_support import WalletEnv, make_wallet_env
+
+from trustpay.jobs.runner import chunk_size, run_due
 
 # Read transactions, before the money moves: the session (1), the key's first
 # use (1), the payment's checks (4: preferences, recipient, velocity, new
@@ -33,6 +35,7 @@ READS_BEFORE = 7
 # job, the outbox event, the e-mail and the key's response (5).
 MONEY_TRANSACTION = 18
 BUDGET = READS_BEFORE + MONEY_TRANSACTION
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -42,6 +45,13 @@ def w(sqlite_factory: SqliteFactory, tmp_path: Path) -> Iterator[WalletEnv]:
 
 def statements_of(w: WalletEnv, request: Any) -> list[str]:
     """The SQL statements (not BEGIN/COMMIT/SAVEPOINT) the request ran."""
+    response, ran = traced(w, request)
+    assert response.status_code == 201, response.text
+    return ran
+
+
+def traced(w: WalletEnv, action: Callable[[], T]) -> tuple[T, list[str]]:
+    """What ``action`` returned, and the SQL statements (not BEGIN/COMMIT/SAVEPOINT) it ran."""
     seen: list[str] = []
     engine = w.platform.db.engine
 
@@ -50,12 +60,11 @@ def statements_of(w: WalletEnv, request: Any) -> list[str]:
 
     event.listen(engine, "checkout", trace)
     try:
-        response = request()
+        result = action()
     finally:
         event.remove(engine, "checkout", trace)
-    assert response.status_code == 201, response.text
     control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
-    return [" ".join(s.split()) for s in seen if not s.lstrip().upper().startswith(control)]
+    return result, [" ".join(s.split()) for s in seen if not s.lstrip().upper().startswith(control)]
 
 
 def test_a_transfer_stays_within_its_statement_budget(w: WalletEnv) -> None:
@@ -72,3 +81,34 @@ def test_a_transfer_stays_within_its_statement_budget(w: WalletEnv) -> None:
     assert len(money) <= MONEY_TRANSACTION, "\n".join(money)
     repeated = [s for s, n in Counter(s for s in money if s.upper().startswith("SELECT")).items() if n > 1]
     assert not repeated, repeated
+
+
+@pytest.fixture
+def busy(sqlite_factory: SqliteFactory, tmp_path: Path) -> Iterator[WalletEnv]:
+    """Risk rules off: the velocity rule would stop one sender's 64 transfers in an hour."""
+    yield from make_wallet_env(sqlite_factory.fresh(), tmp_path, risk_rules="off")
+
+
+def test_closing_undo_windows_costs_about_one_statement_a_window(busy: WalletEnv) -> None:
+    """The worker closes due windows together: one mark for the transfers, one
+    ledger call for their holds, one done-mark for the jobs. What grows with the
+    windows is each entry's four lines (one INSERT) and its journal row (16 a
+    statement); one by one, a close took 12-13 statements and two savepoint commands."""
+    w = busy
+    alice = w.user("alice@example.com", fund=100_000)
+    w.user("bob@example.com")
+    w.user("carol@example.com")
+    windows = 64  # four chunks of 16
+    for i in range(windows):
+        assert w.transfer(alice, ("bob@example.com", "carol@example.com")[i % 2], 100).status_code == 201
+    w.clock.advance(w.platform.settings.transfer_undo_seconds)
+    done, ran = traced(w, lambda: run_due(w.platform, limit=windows))
+    assert done == windows
+    size = chunk_size(windows)
+    chunks = -(-windows // size)
+    # Per window its four lines' INSERT; journal rows go 16 a statement; per chunk:
+    # the mark, the holds, the chain's end, the totals read and written (3 accounts),
+    # the holds resolved, the jobs done. Plus the claim (2).
+    assert len(ran) <= windows + chunks * (-(-size // 16) + 9) + 2, "\n".join(ran)
+    assert w.balance(w.wallets[1])["available"] == w.balance(w.wallets[2])["available"] == 100 * windows // 2
+    w.ledger_ok()

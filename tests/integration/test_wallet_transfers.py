@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 from tests.integration.wallet_support import PAY_PW, WalletEnv, make_wallet_env
 
 from trustpay.api import idempotency as api_idempotency
+from trustpay.db.schema import jobs as jobs_t
+from trustpay.db.schema import ledger_entries, transfers
+from trustpay.wallet.transfers import SETTLE_JOB
 
 
 @pytest.fixture
@@ -196,4 +201,53 @@ def test_the_recipient_is_found_by_id_e_mail_or_phone(w: WalletEnv) -> None:
         r = w.transfer(alice, to, 100)
         assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found"), (to, r.text)
     assert w.balance(bob)["pending_in"] == 400
+    w.ledger_ok()
+
+
+def test_many_undo_windows_close_together_and_one_that_cannot_goes_alone(
+    w: WalletEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy server's windows close dozens at a time: one mark for the transfers and
+    one ledger call (``post_holds``) for their holds. An undone transfer is skipped;
+    a hold something else resolved makes that call fail whole, and the jobs then
+    close one by one, so only that one is left for a retry."""
+    alice = w.user("alice@example.com", fund=100_000)
+    bob = w.user("bob@example.com")
+    carol = w.user("carol@example.com")
+    sent = []
+    for n in range(11):
+        r = w.transfer(alice, (bob, carol)[n % 2].id, 100 * (n + 1), memo=f"order {n}")
+        assert r.status_code == 201, r.text
+        sent.append(r.json())
+    assert w.client.post(f"/v1/transfers/{sent[3]['id']}/undo", headers=alice.auth).status_code == 200
+    p = w.platform
+
+    def resolve_behind_its_back(conn: Any) -> None:
+        hold_id = conn.execute(select(transfers.c.hold_id).where(transfers.c.id == sent[6]["id"])).scalar_one()
+        p.book.void_hold(conn, hold_id, memo="resolved by someone else")
+    p.db.run(resolve_behind_its_back)
+
+    calls: list[int] = []
+    real = p.book.post_holds
+    def counted(conn: Any, holds: list[tuple[str, str]]) -> Any:
+        calls.append(len(holds))
+        return real(conn, holds)
+    monkeypatch.setattr(p.book, "post_holds", counted)
+    w.advance(10)
+    assert calls and max(calls) >= 3, calls  # the closes went together (the failed call too)
+
+    closed = [t for n, t in enumerate(sent) if n not in (3, 6)]
+    bob_gets = sum(t["amount"] for t in closed if t["recipient"] == bob.id)
+    carol_gets = sum(t["amount"] for t in closed if t["recipient"] == carol.id)
+    assert w.balance(bob) == {"available": bob_gets, "held": 0, "pending_in": 0}
+    assert w.balance(carol) == {"available": carol_gets, "held": 0, "pending_in": 0}
+    assert w.balance(alice)["available"] == 100_000 - sum(t["amount"] for t in closed)
+    with p.db.transaction(write=False) as conn:
+        posted = dict(conn.execute(select(ledger_entries.c.reference, ledger_entries.c.memo)
+                                   .where(ledger_entries.c.kind == "post_hold")).all())
+        broken = conn.execute(select(jobs_t.c.status, jobs_t.c.last_error)
+                              .where(jobs_t.c.dedupe_key == f"{SETTLE_JOB}:{sent[6]['id']}")).one()
+    # Each closed transfer's entry carries its memo, as the statement shows it.
+    assert posted == {t["id"]: t["memo"] for t in closed}
+    assert broken.status == "pending" and "HoldAlreadyResolved" in broken.last_error
     w.ledger_ok()

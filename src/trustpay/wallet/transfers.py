@@ -249,6 +249,21 @@ def close_undo_window(p: Platform, conn: Connection, job: Job) -> None:
     p.book.post_hold(conn, row.hold_id, memo=row.memo)
 
 
+_SETTLE_MANY = (update(store.transfers)
+                .where(_t.id.in_(bindparam("w_ids", expanding=True)), _t.status == TransferStatus.COMPLETED.value,
+                       _t.settled_at.is_(None))
+                .values(settled_at=bindparam("settled_at", type_=_t.settled_at.type))
+                .returning(_t.id, _t.hold_id, _t.memo))
+
+
+def close_undo_windows(p: Platform, conn: Connection, due: list[Job]) -> None:
+    """:func:`close_undo_window` for many due windows: one mark for all of them
+    and one ledger call (``post_holds``) for all their holds, in the jobs' order."""
+    ids = [job.payload["transfer_id"] for job in due]
+    settled = {row.id: row for row in conn.execute(_SETTLE_MANY, {"w_ids": ids, "settled_at": p.clock.now()})}
+    p.book.post_holds(conn, [(settled[i].hold_id, settled[i].memo) for i in dict.fromkeys(ids) if i in settled])
+
+
 def return_unanswered(p: Platform, conn: Connection, job: Job) -> None:
     row = store.get_row(conn, store.transfers, job.payload["transfer_id"], for_update=True)
     if row["status"] != TransferStatus.PENDING_ACCEPTANCE:
@@ -257,7 +272,7 @@ def return_unanswered(p: Platform, conn: Connection, job: Job) -> None:
 
 
 def register_jobs(registry: Registry) -> None:
-    registry.register(SETTLE_JOB, close_undo_window)
+    registry.register(SETTLE_JOB, close_undo_window, together=close_undo_windows)
     registry.register(RETURN_JOB, return_unanswered)
 
 
