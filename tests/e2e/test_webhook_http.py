@@ -64,6 +64,16 @@ def topup_events(rx: Receiver) -> list[dict[str, Any]]:
     return [e for e in (json.loads(b) for b in rx.bodies()) if e["type"] == "topup.succeeded"]
 
 
+def first_arrivals(rx: Receiver) -> list[dict[str, Any]]:
+    """Each top-up event once, as the receiver API.md describes deduplicates them (by event
+    id): delivery is at least once. Here a repeat can really happen: a test-clock hour
+    outlasts a sender's lease while it is sending, so another runner sends the same event."""
+    seen: dict[str, dict[str, Any]] = {}
+    for e in topup_events(rx):
+        assert seen.setdefault(e["id"], e) == e, "a repeat is the same event, byte for byte"
+    return list(seen.values())
+
+
 def wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -103,11 +113,11 @@ def test_a_receiver_down_for_a_day_gets_every_event_in_order(server: Server, rx:
     # start a retry up to an hour late: a day and a half more covers it with room to spare.
     for _ in range(36):
         advance(server, 3600)
-        if len(topup_events(rx)) == 3:
+        if len(first_arrivals(rx)) == 3:
             break
-    wait_for(lambda: len(topup_events(rx)) == 3, "all three deliveries")
-    events = topup_events(rx)
-    assert [e["data"]["object"]["id"] for e in events] == topups  # in creation order, each once
+    wait_for(lambda: len(first_arrivals(rx)) == 3, "all three deliveries")
+    events = first_arrivals(rx)
+    assert [e["data"]["object"]["id"] for e in events] == topups  # first arrivals in creation order
     assert all(signed_by(secret, r.headers, r.body) for r in rx.received)
     shop.login()
     wait_for(lambda: all(d["status"] == "succeeded" for d in
@@ -116,10 +126,11 @@ def test_a_receiver_down_for_a_day_gets_every_event_in_order(server: Server, rx:
 
     # A 500 is retried on the documented schedule (5 s), which the test clock runs at once.
     rx.script = [500]
+    received, sent = len(rx.received), len(topup_events(rx))
     r = shop.call("POST", "/v1/topups", json={"card": card.json()["id"], "amount": 1_004})
-    wait_for(lambda: len(rx.received) == 4, "the first attempt (answered 500)")
+    wait_for(lambda: len(rx.received) == received + 1, "the first attempt (answered 500)")
     advance(server, 6)
-    wait_for(lambda: len(topup_events(rx)) == 5, "the retry")
-    assert topup_events(rx)[3] == topup_events(rx)[4]
-    assert topup_events(rx)[4]["data"]["object"]["id"] == r.json()["id"]
+    wait_for(lambda: len(topup_events(rx)) == sent + 2, "the retry")
+    assert topup_events(rx)[-2] == topup_events(rx)[-1]
+    assert topup_events(rx)[-1]["data"]["object"]["id"] == r.json()["id"]
     assert secret not in server.log()  # never logged
