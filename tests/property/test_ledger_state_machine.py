@@ -270,13 +270,17 @@ def make_machine(new_db: Callable[[], str], done_with: Callable[[str], None]) ->
                                            h.credit: (amount, 0, ccy)})
             self.expect(err, lambda c: self.book.post_hold(c, hold_id, amount))
             if err is None:
-                d, cr = self.model.accounts[h.debit], self.model.accounts[h.credit]
-                d.balance -= amount
-                d.pending_out -= h.amount
-                cr.balance += amount
-                cr.pending_in -= h.amount
-                h.status = HoldStatus.POSTED
-                self.model.entries += 1
+                self._posted(h, amount)
+
+        def _posted(self, h: MHold, amount: int) -> None:
+            """The model after ``amount`` of hold ``h`` was posted (the rest released)."""
+            d, cr = self.model.accounts[h.debit], self.model.accounts[h.credit]
+            d.balance -= amount
+            d.pending_out -= h.amount
+            cr.balance += amount
+            cr.pending_in -= h.amount
+            h.status = HoldStatus.POSTED
+            self.model.entries += 1
 
         @rule(data=st.data())
         def post_holds(self, data: st.DataObject) -> None:
@@ -307,13 +311,7 @@ def make_machine(new_db: Callable[[], str], done_with: Callable[[str], None]) ->
                 (i, f"memo {i}", "post_hold") for i in picked]
             for hold_id in picked:
                 h = self.model.holds[hold_id]
-                d, cr = self.model.accounts[h.debit], self.model.accounts[h.credit]
-                d.balance -= h.amount
-                d.pending_out -= h.amount
-                cr.balance += h.amount
-                cr.pending_in -= h.amount
-                h.status = HoldStatus.POSTED
-                self.model.entries += 1
+                self._posted(h, h.amount)
 
         @rule(hold_id=holds)
         def void_hold(self, hold_id: str) -> None:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from trustpay.clock import rfc3339, to_utc
-from trustpay.db import prepared
 from trustpay.errors import InvalidRequest, NotFound
 from trustpay.identity import crypto, limits
 from trustpay.identity import store as identity_store
@@ -227,40 +226,31 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 # ------------------------------------------------------------------ jobs
-# Built once (db/prepared.py): every default transfer's undo window closes through
-# here. Marking it settled is also the read and the lock (the row stays locked to
-# the end of the job's transaction, as undo's FOR UPDATE expects): a transfer
-# undone or settled meanwhile matches nothing.
+# Every default transfer's undo window closes through here. Marking the transfers
+# settled is also the read and the lock (the rows stay locked to the end of the
+# job's transaction, as undo's FOR UPDATE expects): a transfer undone or settled
+# meanwhile matches nothing.
 _t = store.transfers.c
 _SETTLE = (update(store.transfers)
-           .where(_t.id == bindparam("w_id"), _t.status == TransferStatus.COMPLETED.value, _t.settled_at.is_(None))
+           .where(_t.id.in_(bindparam("w_ids", expanding=True)), _t.status == TransferStatus.COMPLETED.value,
+                  _t.settled_at.is_(None))
            .values(settled_at=bindparam("settled_at", type_=_t.settled_at.type))
-           .returning(_t.hold_id, _t.memo))
+           .returning(_t.id, _t.hold_id, _t.memo))
 
 
 def close_undo_window(p: Platform, conn: Connection, job: Job) -> None:
     """The undo window is over: the recipient's pending money becomes available."""
-    row = prepared.row(conn, _SETTLE, {"w_id": job.payload["transfer_id"], "settled_at": p.clock.now()})
-    if row is None:
-        return  # undone meanwhile, or already settled
-    # The entry that makes the money the recipient's carries the sender's memo:
-    # it is the one the statement shows. (If it fails, the job's savepoint undoes
-    # the mark above too.)
-    p.book.post_hold(conn, row.hold_id, memo=row.memo)
-
-
-_SETTLE_MANY = (update(store.transfers)
-                .where(_t.id.in_(bindparam("w_ids", expanding=True)), _t.status == TransferStatus.COMPLETED.value,
-                       _t.settled_at.is_(None))
-                .values(settled_at=bindparam("settled_at", type_=_t.settled_at.type))
-                .returning(_t.id, _t.hold_id, _t.memo))
+    close_undo_windows(p, conn, [job])
 
 
 def close_undo_windows(p: Platform, conn: Connection, due: list[Job]) -> None:
-    """:func:`close_undo_window` for many due windows: one mark for all of them
-    and one ledger call (``post_holds``) for all their holds, in the jobs' order."""
+    """Many due windows: one mark for all of them and one ledger call
+    (``post_holds``) for all their holds, in the jobs' order. The entry that makes
+    the money the recipient's carries the sender's memo: it is the one the
+    statement shows. (If the ledger call fails, the job's savepoint undoes the
+    mark too.)"""
     ids = [job.payload["transfer_id"] for job in due]
-    settled = {row.id: row for row in conn.execute(_SETTLE_MANY, {"w_ids": ids, "settled_at": p.clock.now()})}
+    settled = {row.id: row for row in conn.execute(_SETTLE, {"w_ids": ids, "settled_at": p.clock.now()})}
     p.book.post_holds(conn, [(settled[i].hold_id, settled[i].memo) for i in dict.fromkeys(ids) if i in settled])
 
 
