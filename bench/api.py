@@ -30,7 +30,7 @@ them with the server, so figures are lower bounds. The machine is shared:
 read the ratios, not the absolute numbers.
 
     python bench/api.py [--pg-url postgresql+psycopg://…] [--clients 16] [--seconds 10] [--rate 300]
-                        [--processes N] [--users 64] [--checks on|off]
+                        [--processes N] [--users 64] [--checks on|off] [--skip-sqlite]
 """
 
 from __future__ import annotations
@@ -251,11 +251,13 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=300, help="requests per second in the open loop")
     ap.add_argument("--steady", type=float, default=10, help="length of each open-loop run")
     ap.add_argument("--processes", type=int, default=1, help="server processes (serve --processes)")
+    ap.add_argument("--skip-sqlite", action="store_true", help="with --pg-url: PostgreSQL only")
     args = ap.parse_args()
     print(f"HTTP benchmark (trustpay serve: uvicorn, {args.processes} process(es); limits and risk checks "
           f"{args.checks}; shared, noisy machine — compare ratios)")
-    with tempfile.TemporaryDirectory() as d:
-        run_engine("SQLite", f"sqlite:///{d}/bench.db", args)
+    if not (args.skip_sqlite and args.pg_url):
+        with tempfile.TemporaryDirectory() as d:
+            run_engine("SQLite", f"sqlite:///{d}/bench.db", args)
     if args.pg_url:
         url = fresh_pg(args.pg_url)
         try:
