@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-
 from tests.dbs import PostgresFactory
+
 from trustpay.db import engine as engine_module
 from trustpay.db.engine import Database
 
