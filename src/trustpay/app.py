@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from trustpay import __version__
+from trustpay import __version__, cpu_slot
 from trustpay.api import (
     banking,
     collections,
@@ -34,7 +34,7 @@ from trustpay.api.routing import FlatRoutesApp
 from trustpay.banks import registry as banks
 from trustpay.jobs.worker import Worker
 from trustpay.platform.context import Platform
-from trustpay.settings import Settings
+from trustpay.settings import Settings, get_settings
 from trustpay.web import routes as web
 
 SERVE_JOB_LOCK_ENV = "TRUSTPAY_SERVE_JOB_LOCK"
@@ -107,6 +107,8 @@ def create_app(
 def create_serving_app() -> FastAPI:
     """The app each process of ``trustpay serve --processes N`` builds (uvicorn
     imports it by name); ``serve`` passes the job-worker lock in the environment."""
+    if get_settings().serve_pin_cpu:
+        cpu_slot.claim_free_cpu()  # each process its own core, claimed until it ends
     lock = os.environ.get(SERVE_JOB_LOCK_ENV, "")
     app = create_app(start_worker=bool(lock), worker_lock=Path(lock) if lock else None)
     freeze_startup_heap()

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # HTTP server processes `trustpay serve` runs (one per core uses the
     # machine; a process runs Python on one core at a time).
     serve_processes: int = Field(default=1, ge=1, le=64)
+    # Each serve process keeps to a core of its own (trustpay/cpu_slot.py):
+    # the GIL hopping between cores with the threads cost 2-3x the CPU a request.
+    serve_pin_cpu: bool = True
     # Seconds between worker polls of the jobs table.
     worker_interval: float = Field(default=0.5, gt=0)
     idempotency_retention_hours: int = Field(default=48, ge=24)

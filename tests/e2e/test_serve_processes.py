@@ -7,6 +7,7 @@ posted by the one job worker, each recipient got exactly what was sent, the
 total is unchanged and ``trustpay ledger verify`` passes. The processes share
 one secret key (a cookie or CSRF token signed by one is good at the other), and
 ``serve`` refuses the test clock, which would move only one process's time.
+Each process keeps to a core of its own (``trustpay/cpu_slot.py``).
 """
 
 from __future__ import annotations
@@ -55,9 +56,16 @@ def environ_of(pid: int) -> dict[str, str]:
     return {k.decode(): v.decode(errors="replace") for k, _, v in pairs}
 
 
+def cpus_of(pid: int) -> set[int]:
+    return set(os.sched_getaffinity(pid))
+
+
 def test_several_processes_serve_one_database_without_losing_or_doubling_money(db_url: str, tmp_path: Path) -> None:
+    private_tmp = tmp_path / "tmp"  # its own core claims, apart from other servers the suite runs
+    private_tmp.mkdir()
     server = WalletServer(db_url, tmp_path, undo_seconds=1,
-                          extra_env={"TRUSTPAY_TEST_CLOCK": "0", "TRUSTPAY_SERVE_PROCESSES": str(PROCESSES)})
+                          extra_env={"TRUSTPAY_TEST_CLOCK": "0", "TRUSTPAY_SERVE_PROCESSES": str(PROCESSES),
+                                     "TMPDIR": str(private_tmp)})
     server.env.pop("TRUSTPAY_SECRET_KEY", None)  # serve must pick one key for all its processes
     server.start()
     engine = engine_for(db_url)
@@ -67,6 +75,9 @@ def test_several_processes_serve_one_database_without_losing_or_doubling_money(d
         assert len(children) == PROCESSES, children
         keys = {environ_of(pid).get("TRUSTPAY_SECRET_KEY") for pid in children}
         assert len(keys) == 1 and None not in keys, "the processes must sign with one key"
+        if len(os.sched_getaffinity(0)) >= PROCESSES:
+            pinned = [cpus_of(pid) for pid in children]
+            assert all(len(c) == 1 for c in pinned) and len(set.union(*pinned)) == PROCESSES, pinned
 
         with httpx.Client(base_url=server.base_url, timeout=30) as c:
             users = [make_user(server, c, f"procs{i}@example.com", password_free_cap=1_000) for i in range(USERS)]
