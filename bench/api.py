@@ -45,7 +45,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,15 +114,6 @@ def tree_cpu_seconds(root: int) -> float:
     return sum(times.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
 
 
-def measured(server: WalletServer, run: Callable[[], tuple[float, dict[int, int]]]) -> tuple[float, float]:
-    """Throughput of ``run`` and the server's CPU milliseconds per successful request."""
-    assert server.process is not None
-    cpu = tree_cpu_seconds(server.process.pid)
-    t = time.perf_counter()
-    rps, _ = run()
-    elapsed = time.perf_counter() - t
-    used = tree_cpu_seconds(server.process.pid) - cpu
-    return rps, used * 1000 / max(1.0, rps * elapsed)
 
 
 # ------------------------------------------------------------------ a tiny HTTP/1.1 client
@@ -233,6 +223,18 @@ async def open_loop(load: Load, make: str, rate: float, seconds: float) -> tuple
     return q[49] * 1000, q[98] * 1000, statuses
 
 
+def measured(server: WalletServer, load: Load, make: str, args: argparse.Namespace
+             ) -> tuple[float, dict[int, int], float]:
+    """The closed loop's throughput and statuses, and the server's CPU milliseconds per successful request."""
+    assert server.process is not None
+    cpu = tree_cpu_seconds(server.process.pid)
+    t = time.perf_counter()
+    rps, statuses = asyncio.run(closed_loop(load, make, args.clients, args.seconds))
+    elapsed = time.perf_counter() - t
+    used = tree_cpu_seconds(server.process.pid) - cpu
+    return rps, statuses, used * 1000 / max(1.0, rps * elapsed)
+
+
 def run_engine(label: str, url: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as d:
         # The real clock and the default worker interval (the test clock and quick worker are for tests).
@@ -256,16 +258,8 @@ def run_engine(label: str, url: str, args: argparse.Namespace) -> None:
                   f"steady {args.rate:g} req/s × {args.steady:g} s")
             asyncio.run(closed_loop(load, "me", args.clients, 2))  # warm up both paths
             asyncio.run(closed_loop(load, "transfer", args.clients, 2))
-            get_st: dict[int, int] = {}
-            tr_st: dict[int, int] = {}
-
-            def phase(make: str, statuses: dict[int, int]) -> tuple[float, dict[int, int]]:
-                rps, got = asyncio.run(closed_loop(load, make, args.clients, args.seconds))
-                statuses.update(got)
-                return rps, got
-
-            get_rps, get_cpu = measured(server, lambda: phase("me", get_st))
-            tr_rps, tr_cpu = measured(server, lambda: phase("transfer", tr_st))
+            get_rps, get_st, get_cpu = measured(server, load, "me", args)
+            tr_rps, tr_st, tr_cpu = measured(server, load, "transfer", args)
             # A server slower than --rate would only pile up a queue (latency = queue length);
             # then the latency is measured at half of what it sustained, and said so.
             g_rate = args.rate if get_rps >= 1.1 * args.rate else round(get_rps / 2)

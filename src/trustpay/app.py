@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import os
 from collections.abc import AsyncIterator
@@ -11,7 +10,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from trustpay import __version__, cpu_slot
+from trustpay import __version__, cpu_slot, process_lock
 from trustpay.api import (
     banking,
     collections,
@@ -55,7 +54,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # The job worker lives as long as the server (timeouts fire with no
         # separate process); `trustpay worker` runs the same loop standalone.
-        held = _take(worker_lock) if start_worker and worker_lock is not None else None
+        held = process_lock.take(worker_lock) if start_worker and worker_lock is not None else None
         worker = Worker(platform) if start_worker and (worker_lock is None or held is not None) else None
         if worker is not None:
             worker.start()
@@ -107,12 +106,18 @@ def create_app(
 def create_serving_app() -> FastAPI:
     """The app each process of ``trustpay serve --processes N`` builds (uvicorn
     imports it by name); ``serve`` passes the job-worker lock in the environment."""
-    if get_settings().serve_pin_cpu:
-        cpu_slot.claim_free_cpu()  # each process its own core, claimed until it ends
+    claim_core()
     lock = os.environ.get(SERVE_JOB_LOCK_ENV, "")
     app = create_app(start_worker=bool(lock), worker_lock=Path(lock) if lock else None)
     freeze_startup_heap()
     return app
+
+
+def claim_core() -> None:
+    """A serve process keeps to a core of its own (``cpu_slot``), claimed until it
+    ends; called before the app starts its threads."""
+    if get_settings().serve_pin_cpu:
+        cpu_slot.claim_free_cpu()
 
 
 def freeze_startup_heap() -> None:
@@ -128,14 +133,3 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def _take(lock: Path) -> int | None:
-    """An open descriptor holding ``lock`` for as long as it stays open (the
-    kernel releases it when the process ends, however it ends), or None if
-    another process holds it."""
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd

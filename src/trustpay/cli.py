@@ -42,16 +42,13 @@ def serve(
     """Serve the API and web pages (and run the job worker in the same process)."""
     import uvicorn
 
-    from trustpay import cpu_slot
-    from trustpay.app import SERVE_JOB_LOCK_ENV, create_app, freeze_startup_heap
+    from trustpay.app import SERVE_JOB_LOCK_ENV, claim_core, create_app, freeze_startup_heap
 
     settings = get_settings()
     count = processes or settings.serve_processes
     console.print(f"TrustPay listening on http://{host}:{port}" + (f" ({count} processes)" if count > 1 else ""))
     if count == 1:
-        if settings.serve_pin_cpu:
-            # Before the app starts its threads; the core stays claimed until the process ends.
-            cpu_slot.claim_free_cpu()
+        claim_core()
         application = create_app(start_worker=workers)
         freeze_startup_heap()
         uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)

@@ -20,17 +20,18 @@ the process is left where the scheduler puts it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from trustpay import process_lock
+
 
 @dataclass(frozen=True)
 class CpuSlot:
     cpu: int
-    fd: int  # holds the claim; closing it (or exiting) frees the core for another server
+    fd: int  # holds the claim until the process ends
 
 
 def slot_dir() -> Path:
@@ -47,14 +48,10 @@ def claim_free_cpu(directory: Path | None = None) -> CpuSlot | None:
     where = directory or slot_dir()
     where.mkdir(mode=0o700, exist_ok=True)
     for cpu in allowed:
-        fd = os.open(where / f"cpu-{cpu}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        pin_process(cpu)
-        return CpuSlot(cpu, fd)
+        fd = process_lock.take(where / f"cpu-{cpu}.lock")
+        if fd is not None:
+            pin_process(cpu)
+            return CpuSlot(cpu, fd)
     return None
 
 
@@ -63,8 +60,3 @@ def pin_process(cpu: int) -> None:
     for task in os.listdir("/proc/self/task"):
         with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
             os.sched_setaffinity(int(task), {cpu})
-
-
-def release(slot: CpuSlot | None) -> None:
-    if slot is not None:
-        os.close(slot.fd)

@@ -76,6 +76,10 @@ def test_several_processes_serve_one_database_without_losing_or_doubling_money(d
         keys = {environ_of(pid).get("TRUSTPAY_SECRET_KEY") for pid in children}
         assert len(keys) == 1 and None not in keys, "the processes must sign with one key"
         if len(os.sched_getaffinity(0)) >= PROCESSES:
+            # /healthz answered from the first process up; the others may still be starting.
+            pin_by = time.monotonic() + 60
+            while not all(len(cpus_of(pid)) == 1 for pid in children) and time.monotonic() < pin_by:
+                time.sleep(0.1)
             pinned = [cpus_of(pid) for pid in children]
             assert all(len(c) == 1 for c in pinned) and len(set.union(*pinned)) == PROCESSES, pinned
 
