@@ -31,6 +31,7 @@ from trustpay.api import (
 from trustpay.api.body_limit import FORM_OVERHEAD, BodyLimit
 from trustpay.api.routing import FlatRoutesApp
 from trustpay.banks import registry as banks
+from trustpay.identity.touch import store_noted
 from trustpay.jobs.worker import Worker
 from trustpay.platform.context import Platform
 from trustpay.settings import Settings, get_settings
@@ -66,6 +67,7 @@ def create_app(
             if worker is not None:
                 worker.stop()
             banks.stop(platform)
+            store_noted(platform)  # the idle timers' last refreshes
             platform.close()
             if held is not None:
                 os.close(held)

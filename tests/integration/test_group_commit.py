@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -96,3 +97,51 @@ def test_the_leader_runs_each_members_work_in_that_members_context(platform: Pla
     assert seen == list(range(12))
     assert len(set(ran_in.values())) < 12  # some ran in another member's (the leader's) thread
     assert count_events(platform) == 12
+
+
+class EventRider:
+    """A write-behind rider: an outbox event per pending name, forgotten once stored."""
+
+    def __init__(self, p: Platform, *, fails: bool = False) -> None:
+        self.p, self.fails = p, fails
+        self.pending: list[str] = []
+        self.told: list[tuple[list[str], bool]] = []  # what was stored, and whether it was visible when told
+
+    def waiting(self) -> bool:
+        return bool(self.pending)
+
+    def board(self, conn: Connection) -> Callable[[], None] | None:
+        batch = list(self.pending)
+        ids = [outbox.emit(conn, "rider.test", {"name": n}, now=self.p.clock.now()) for n in batch]
+        if self.fails:
+            raise RuntimeError("the rider's write fails")
+
+        def stored() -> None:
+            self.told.append((batch, all(_visible(self.p, i) for i in ids)))
+            del self.pending[:len(batch)]
+
+        return stored
+
+
+def test_a_rider_writes_in_the_next_group_and_hears_of_it_once_committed(platform: Platform) -> None:
+    rider = EventRider(platform)
+    platform.db.add_rider(rider)
+    platform.db.run_grouped(lambda conn: None)  # nothing pending: nothing written
+    assert count_events(platform) == 0 and rider.told == []
+    rider.pending += ["a", "b"]
+    platform.db.run_grouped(lambda conn: outbox.emit(conn, "group.test", {}, now=platform.clock.now()))
+    assert count_events(platform) == 3
+    assert rider.told == [(["a", "b"], True)]  # told after the commit, which made its rows visible
+    assert not rider.waiting()
+
+
+def test_a_failing_rider_is_undone_alone_and_keeps_what_it_had(platform: Platform) -> None:
+    rider = EventRider(platform, fails=True)
+    platform.db.add_rider(rider)
+    rider.pending.append("a")
+    assert platform.db.run_grouped(lambda conn: outbox.emit(conn, "group.test", {}, now=platform.clock.now()))
+    assert count_events(platform) == 1  # the member's event; the rider's was rolled back
+    assert rider.told == [] and rider.pending == ["a"]  # still pending, for the next group
+    rider.fails = False
+    platform.db.run_grouped(lambda conn: None)
+    assert count_events(platform) == 2 and rider.told == [(["a"], True)]

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
 from tests.integration.identity_support import Env, bearer, make_env
 
-from trustpay.db.schema import users
+from trustpay.app import create_app
+from trustpay.clock import to_utc
+from trustpay.db.schema import sessions, users
+from trustpay.identity import touch
+from trustpay.platform.context import Platform
+from trustpay.settings import Settings
 
 
 @pytest.fixture
@@ -94,6 +101,53 @@ def test_last_use_is_written_at_most_once_a_second(env: Env) -> None:
     assert env.me(token).status_code == 200  # 0.5 s later: not stored
     env.advance(minutes=14, seconds=59.5)  # 15:00.0 after the stored use, 14:59.5 after the last
     assert err(env.me(token)) == (401, "session_expired")
+
+
+def stored_last_use(env: Env) -> datetime:
+    with env.platform.db.transaction(write=False) as conn:
+        return to_utc(conn.execute(select(sessions.c.last_seen_at)).scalar_one())
+
+
+def test_a_request_only_notes_its_last_use_and_the_next_grouped_write_stores_it(env: Env) -> None:
+    """The idle timer's refresh is written behind the request (identity/touch.py): the
+    request waits for no write, and the next grouped transaction carries the note."""
+    token = env.token("u@example.com")
+    signed_in = env.platform.clock.now()
+    env.advance(minutes=10)
+    assert env.me(token).status_code == 200
+    assert stored_last_use(env) == signed_in  # noted, not written
+    listed = env.client.get("/v1/users/me/sessions", headers=bearer(token)).json()["data"]
+    assert listed[0]["last_seen_at"] == "2026-01-01T00:10:00Z"  # the note shows all the same
+    env.platform.db.run_grouped(lambda conn: None)  # any grouped write (a transfer, say)
+    assert stored_last_use(env) == signed_in + timedelta(minutes=10)
+
+
+def test_notes_no_grouped_write_carried_within_a_second_are_written_by_a_request(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that only answers reads: the request that finds a note waiting longer than
+    CARRY_WITHIN starts a grouped transaction for the notes itself."""
+    token = env.token("u@example.com")
+    env.advance(minutes=1)
+    monkeypatch.setattr(touch, "CARRY_WITHIN", 0.0)
+    assert env.me(token).status_code == 200
+    assert stored_last_use(env) == env.platform.clock.now()
+
+
+def test_a_stopping_server_writes_its_notes(db_url: str, tmp_path: Path) -> None:
+    for env in make_env(db_url, tmp_path):
+        env.sign_up("u@example.com")
+        token = env.token("u@example.com")
+        env.advance(minutes=3)
+        with TestClient(create_app(platform=env.platform, start_worker=False)) as client:
+            assert client.get("/v1/users/me", headers=bearer(token)).status_code == 200
+            assert stored_last_use(env) < env.platform.clock.now()
+        # The lifespan's end stored it (and closed the platform: read with a new one).
+        reader = Platform.build(Settings(database_url=db_url))
+        try:
+            with reader.db.transaction(write=False) as conn:
+                assert to_utc(conn.execute(select(sessions.c.last_seen_at)).scalar_one()) == env.platform.clock.now()
+        finally:
+            reader.close()
 
 
 def test_session_ends_after_12_hours_however_busy(env: Env) -> None:

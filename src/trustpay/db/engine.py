@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.pool import QueuePool
 
-from trustpay.db.group import GroupCommit
+from trustpay.db.group import GroupCommit, Rider
 
 T = TypeVar("T")
 
@@ -85,7 +85,21 @@ def make_engine(url: str, *, pool_size: int = POOL_SIZE) -> Engine:
         isolation_level="READ COMMITTED",
     )
     _ping_when_idle(engine)
+    _flush_deferred_first(engine)
     return engine
+
+
+def _flush_deferred_first(engine: Engine) -> None:
+    """A statement SQLAlchemy runs on a connection with deferred writes queued
+    (``db/raw.py``) sends them first, so it sees them and runs after them.
+    (Only the group commit queues, and it drops whatever is left when its
+    transaction ends, committed or not.)"""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _flush(conn: Connection, *_args: Any) -> None:
+        raw = conn.info.get("trustpay_raw")
+        if raw is not None and raw.queued:
+            raw.flush()
 
 
 # A pooled PostgreSQL connection idle for longer than this is pinged before
@@ -341,6 +355,10 @@ class Database:
                     raise
                 time.sleep(random.uniform(0, 0.005 * 2**attempt))
         raise AssertionError("unreachable")
+
+    def add_rider(self, rider: Rider) -> None:
+        """Write-behind state that every grouped transaction carries (see ``db/group.py``)."""
+        self._group.add_rider(rider)
 
     def dispose(self) -> None:
         self.engine.dispose()

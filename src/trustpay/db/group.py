@@ -25,15 +25,22 @@ group has committed (or to lead the next group).
 A member's work must be the same kind of function ``Database.run`` takes:
 it touches the database only through its ``conn`` and may run again. It must
 not itself wait for another grouped transaction (that one would wait for it).
+
+*Riders* carry writes nobody waits for (write-behind state such as sessions'
+last-use times, see ``identity/touch.py``): each group's transaction first
+lets every rider write what it has pending, in a savepoint of its own (a
+rider that fails is undone and logged, and the members go on), and tells it
+once that transaction has committed, so it forgets only what is durable.
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Connection
 
@@ -42,8 +49,11 @@ from trustpay.db.raw import Raw
 if TYPE_CHECKING:
     from trustpay.db.engine import Database
 
+log = logging.getLogger("trustpay.db")
+
 T = TypeVar("T")
 SAVEPOINT = "tp_group_member"
+RIDER_SAVEPOINT = "tp_group_rider"
 MAX_GROUP = 64  # bounds how long one transaction holds the writer
 
 
@@ -61,6 +71,15 @@ class _Member(Generic[T]):
         self.wake = threading.Event()
 
 
+class Rider(Protocol):
+    def waiting(self) -> bool:
+        """Whether anything is pending (cheap: asked at every group)."""
+
+    def board(self, conn: Connection) -> Callable[[], None] | None:
+        """Write what is pending on ``conn`` (nothing: return None); the callable
+        returned is called once that transaction has committed."""
+
+
 class GroupCommit:
     def __init__(self, db: Database, *, max_group: int = MAX_GROUP) -> None:
         self._db = db
@@ -68,6 +87,10 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._queue: deque[_Member[Any]] = deque()
         self._leading = False
+        self._riders: list[Rider] = []
+
+    def add_rider(self, rider: Rider) -> None:
+        self._riders.append(rider)
 
     def run(self, fn: Callable[[Connection], T]) -> T:
         me: _Member[T] = _Member(fn)
@@ -89,8 +112,14 @@ class GroupCommit:
     def _lead(self, me: _Member[Any]) -> None:
         group: list[_Member[Any]] = [me]
         failure: BaseException | None = None
+        landed: list[Callable[[], None]] = []
+        raw: Raw | None = None
         try:
             with self._db.transaction(write=True) as conn:
+                raw = Raw.of(conn)
+                raw.deferring = raw.is_pg  # see db/raw.py: fewer round trips while others wait
+                landed = [done for rider in self._riders
+                          if rider.waiting() and (done := _board(conn, rider)) is not None]
                 _run_in_savepoint(conn, me)
                 while len(group) < self._max:
                     with self._lock:
@@ -99,11 +128,19 @@ class GroupCommit:
                         member = self._queue.popleft()
                     group.append(member)
                     member.context.run(_run_in_savepoint, conn, member)
+                raw.flush()  # the last member's RELEASE
         except BaseException as exc:  # the begin or the commit failed, or a savepoint could not be undone
             failure = exc
+        finally:
+            if raw is not None:
+                raw.deferring = False
+                raw.queued.clear()
         if failure is not None:
             for member in group:
                 member.error, member.result = failure, None
+        else:
+            for done in landed:
+                done()
         with self._lock:  # whoever queued meanwhile leads the next group
             successor = self._queue.popleft() if self._queue else None
             self._leading = successor is not None
@@ -114,6 +151,21 @@ class GroupCommit:
             successor.wake.set()
 
 
+def _board(conn: Connection, rider: Rider) -> Callable[[], None] | None:
+    raw = Raw.of(conn)
+    raw.savepoint(RIDER_SAVEPOINT)
+    try:
+        done = rider.board(conn)
+        raw.flush()
+    except Exception:
+        # What it had stays pending for the next group; the members are not its hostages.
+        log.warning("a write-behind rider failed; it stays pending", exc_info=True)
+        raw.rollback_to(RIDER_SAVEPOINT)
+        done = None
+    raw.release(RIDER_SAVEPOINT)
+    return done
+
+
 def _run_in_savepoint(conn: Connection, member: _Member[Any]) -> None:
     """The member's work in its own savepoint: on failure only its work is undone
     (if even that fails, this raises and the leader's transaction fails whole)."""
@@ -121,7 +173,8 @@ def _run_in_savepoint(conn: Connection, member: _Member[Any]) -> None:
     raw.savepoint(SAVEPOINT)
     try:
         member.result = member.fn(conn)
+        raw.flush()  # its deferred writes: their failure is this member's
     except BaseException as exc:
-        member.error = exc
+        member.error, member.result = exc, None
         raw.rollback_to(SAVEPOINT)
     raw.release(SAVEPOINT)

@@ -182,19 +182,24 @@ def _row_type(keys: tuple[str, ...]) -> Any:
     return Row
 
 
-def _execute(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[_Plan, Any]:
+def _bound(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[_Plan, dict[str, Any]]:
+    """The statement's plan and its parameters as the driver takes them."""
     plan = _plan(conn, stmt, frozenset(params))
     values = {**plan.constants, **params} if plan.constants else dict(params)
     for name, process in plan.binds:
         if name in values:
             values[name] = process(values[name])
+    return plan, values
+
+
+def _execute(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[_Plan, Any]:
+    plan, values = _bound(conn, stmt, params)
     raw = Raw.of(conn)
     if plan.ordered is not None:  # sqlite3: a cursor per statement, closed once read
         return plan, raw.dbapi.execute(plan.sql, plan.ordered(values))
-    # psycopg: the connection's one cursor (Raw's), as every statement here is
-    # read to the end (one row, or a row count) before the next one runs.
-    raw.pg_cursor.execute(plan.sql, values)
-    return plan, raw.pg_cursor
+    # psycopg: one of Raw's kept cursors, as every statement here is read to the
+    # end (one row, or a row count) before the next one runs.
+    return plan, raw.pg_execute(plan.sql, values)
 
 
 def _done(plan: _Plan, cursor: Any) -> None:
@@ -239,5 +244,10 @@ def run(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> int:
 
 
 def insert(conn: Connection, table: Table, values: Mapping[str, Any]) -> None:
-    """``INSERT INTO table (<keys of values>) VALUES (…)``."""
-    run(conn, insert_into(table), values)
+    """``INSERT INTO table (<keys of values>) VALUES (…)``: nothing is read back, so on
+    PostgreSQL it may be deferred to go with the next statement (``db/raw.py``)."""
+    plan, bound = _bound(conn, insert_into(table), values)
+    if plan.ordered is not None:
+        Raw.of(conn).dbapi.execute(plan.sql, plan.ordered(bound)).close()
+    else:
+        Raw.of(conn).pg_later(plan.sql, bound)

@@ -4,6 +4,20 @@ SQLAlchemy Core costs ~80 µs per statement here, more than SQLite's own
 work; the ledger append runs its handful of fixed statements on the DBAPI
 connection of the *same* SQLAlchemy transaction instead. SQL is written once
 with ``:name`` parameters and translated to psycopg's ``%(name)s``.
+
+Deferred writes (PostgreSQL, inside a group commit's transaction): a write
+whose caller wants no result back (an INSERT, the chain's advisory lock, a
+RELEASE) is queued instead of sent, and goes with the next statement that
+does want one, all in one round trip (psycopg's pipeline mode). The group
+commit's leader runs every member's statements one after another, each a
+round trip to a server process that shares the cores, plus the wait to get
+the GIL back; it spent most of its time so (py-spy: ~80% in psycopg's wait).
+The order of statements is unchanged, so is what each one sees; what changes
+is *where* a failing queued write raises: at the next statement that waits
+for an answer, at the latest when the member ends (``db/group.py`` flushes
+there, inside the member's savepoint, so the failure is still the member's).
+Anything else that runs SQL on the connection flushes first (the engine's
+``before_cursor_execute`` hook, ``db/engine.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +49,7 @@ class Sql:
 class Raw:
     """The driver connection under ``conn``, in ``conn``'s transaction."""
 
-    __slots__ = ("dbapi", "is_pg", "pg_cursor", "sqlite_cursor")
+    __slots__ = ("dbapi", "deferring", "is_pg", "pg_cursor", "pg_reader", "queued", "sqlite_cursor")
 
     def __init__(self, conn: Connection) -> None:
         dbapi: Any = conn.connection.driver_connection
@@ -45,7 +59,11 @@ class Raw:
         # before the next runs: psycopg's costs ~25 µs to make; sqlite3's
         # Connection.execute makes (and drops) one per statement.
         self.pg_cursor: Any = dbapi.cursor() if self.is_pg else None
+        # The answer of a statement sent behind queued writes (their results land on pg_cursor).
+        self.pg_reader: Any = dbapi.cursor() if self.is_pg else None
         self.sqlite_cursor: Any = None if self.is_pg else dbapi.cursor()
+        self.deferring = False  # queue result-less writes (set by the group commit, PostgreSQL only)
+        self.queued: list[tuple[str, Any, bool]] = []  # (sql, params, executemany)
 
     @classmethod
     def of(cls, conn: Connection) -> Raw:
@@ -58,23 +76,61 @@ class Raw:
 
     def rows(self, sql: Sql, params: Params | None = None) -> list[tuple[Any, ...]]:
         if self.is_pg:
-            cur = self.pg_cursor
-            cur.execute(sql.pg, params or {})
-            return list(cur.fetchall())
+            return list(self.pg_execute(sql.pg, params or {}).fetchall())
         return list(self.sqlite_cursor.execute(sql.sqlite, params or {}).fetchall())
 
     def run(self, sql: Sql, params: Params | None = None) -> None:
+        """A statement whose result nobody reads (deferred while :attr:`deferring`)."""
         if self.is_pg:
-            self.pg_cursor.execute(sql.pg, params or {})
+            self.pg_later(sql.pg, params or {})
         else:
             self.sqlite_cursor.execute(sql.sqlite, params or {})
 
     def many(self, sql: Sql, params: Sequence[Params]) -> None:
         if self.is_pg:
+            if self.deferring:
+                self.queued.append((sql.pg, list(params), True))
+                return
+            self.flush()
             with self.dbapi.cursor() as cur:
                 cur.executemany(sql.pg, params)
         else:
             self.sqlite_cursor.executemany(sql.sqlite, params)
+
+    # ------------------------------------------------ PostgreSQL: deferred writes
+    def pg_later(self, sql: str, params: Any) -> None:
+        """Run a statement whose result nobody reads: queued while deferring, else now."""
+        if self.deferring:
+            self.queued.append((sql, params, False))
+        else:
+            self.pg_execute(sql, params)
+
+    def pg_execute(self, sql: str, params: Any) -> Any:
+        """Run a statement and return the cursor holding its result; what is queued
+        goes first, in the same round trip."""
+        if not self.queued:
+            self.pg_cursor.execute(sql, params)
+            return self.pg_cursor
+        queued, self.queued = self.queued, []
+        with self.dbapi.pipeline():
+            self._send(queued)
+            self.pg_reader.execute(sql, params)
+        return self.pg_reader
+
+    def flush(self) -> None:
+        """Send what is queued and wait for it: a queued write's failure raises here."""
+        if self.queued:
+            queued, self.queued = self.queued, []
+            with self.dbapi.pipeline():
+                self._send(queued)
+
+    def _send(self, queued: list[tuple[str, Any, bool]]) -> None:
+        cur = self.pg_cursor
+        for sql, params, many in queued:
+            if many:
+                cur.executemany(sql, params)
+            else:
+                cur.execute(sql, params)
 
     def ts(self, dt: datetime) -> Any:
         """A timestamp parameter, stored exactly as SQLAlchemy's DateTime would."""
@@ -91,10 +147,20 @@ class Raw:
         self._control(f"SAVEPOINT {name}")
 
     def release(self, name: str) -> None:
-        self._control(f"RELEASE SAVEPOINT {name}")
+        """Deferred while :attr:`deferring`: it goes with the next statement (releasing
+        cannot fail once the work since the savepoint has)."""
+        if self.is_pg:
+            self.pg_later(f"RELEASE SAVEPOINT {name}", None)
+        else:
+            self._control(f"RELEASE SAVEPOINT {name}")
 
     def rollback_to(self, name: str) -> None:
+        # What is still queued was written after the savepoint: undone by not sending it.
+        self.queued.clear()
         self._control(f"ROLLBACK TO SAVEPOINT {name}")
 
     def _control(self, sql: str) -> None:
-        (self.pg_cursor if self.is_pg else self.sqlite_cursor).execute(sql)
+        if self.is_pg:
+            self.pg_execute(sql, None)
+        else:
+            self.sqlite_cursor.execute(sql)

@@ -49,6 +49,7 @@ from trustpay.identity.model import (
     normalize_phone,
     session_needs_touch,
 )
+from trustpay.identity.touch import SessionTouches, store_noted, touches_of
 from trustpay.ids import new_id
 
 if TYPE_CHECKING:
@@ -208,21 +209,25 @@ def authenticate(p: Platform, conn: Connection, token: str) -> tuple[User, Sessi
 
 
 def authenticate_token(p: Platform, token: str) -> tuple[User, Session]:
-    """:func:`authenticate` for a request: a read transaction, and a write only
-    when the idle timer's stored value is stale (about once a second per busy
-    session), so that signed-in reads do not queue for SQLite's single writer."""
-    user, session, now = p.db.run(lambda conn: _live_session(p, conn, token), write=False)
-    if session_needs_touch(now, session.last_seen_at):
-        p.db.run_grouped(lambda conn: store.touch_session(conn, session.id, now))
+    """:func:`authenticate` for a request: a read transaction only. The idle
+    timer's refresh is noted and written behind (``identity/touch.py``), so a
+    signed-in request waits for no write of its own."""
+    touches = touches_of(p)
+    user, session, now = p.db.run(lambda conn: _live_session(p, conn, token, touches), write=False)
+    if session_needs_touch(now, session.last_seen_at) and touches.note(session.id, now):
+        store_noted(p)
     return user, session
 
 
-def _live_session(p: Platform, conn: Connection, token: str) -> tuple[User, Session, datetime]:
+def _live_session(p: Platform, conn: Connection, token: str,
+                  touches: SessionTouches | None = None) -> tuple[User, Session, datetime]:
     now = p.clock.now()
     found = store.session_and_user_by_token_hash(conn, crypto.token_hash(token))
     if found is None:
         raise AuthenticationFailed("unknown token; sign in again")
     session, row = found
+    if touches is not None:
+        session = touches.seen(session)
     if not session.alive(now):
         raise AuthenticationFailed("the session has ended; sign in again", code="session_expired")
     if row is None:
@@ -253,7 +258,9 @@ def revoke_session(p: Platform, conn: Connection, user: User, session_id: str, o
 
 def list_sessions(p: Platform, conn: Connection, user: User, *, limit: int,
                   starting_after: str | None) -> tuple[list[Session], bool]:
-    return store.list_sessions(conn, user.id, now=p.clock.now(), limit=limit, starting_after=starting_after)
+    rows, more = store.list_sessions(conn, user.id, now=p.clock.now(), limit=limit, starting_after=starting_after,
+                                     seen=touches_of(p).seen)
+    return rows, more
 
 
 # ------------------------------------------------------ verification codes

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy import Connection, and_, bindparam, func, select, tuple_, update
 
 from trustpay.clock import to_utc
 from trustpay.db import prepared
+from trustpay.db.raw import Raw, Sql
 from trustpay.db.schema import recovery_codes, sessions, users, verification_codes
 from trustpay.errors import NotFound
 from trustpay.identity.kyc import kyc_tier
@@ -146,6 +147,15 @@ def touch_session(conn: Connection, session_id: str, now: datetime) -> None:
     prepared.run(conn, _TOUCH, {"w_id": session_id, "w_now": now})
 
 
+_TOUCH_MANY = Sql("UPDATE sessions SET last_seen_at = :now WHERE id = :id AND last_seen_at < :now")
+
+
+def touch_sessions(conn: Connection, last_used: Mapping[str, datetime]) -> None:
+    """:func:`touch_session` for many sessions in one statement (write-behind notes)."""
+    raw = Raw.of(conn)
+    raw.many(_TOUCH_MANY, [{"id": session_id, "now": raw.ts(at)} for session_id, at in last_used.items()])
+
+
 def revoke_session(conn: Connection, session_id: str, user_id: str, now: datetime) -> bool:
     """Revoke the user's session; False when it is not theirs (or does not exist)."""
     found = conn.execute(
@@ -166,9 +176,10 @@ def revoke_sessions(conn: Connection, user_id: str, now: datetime, *, keep: str 
     return int(conn.execute(q.values(revoked_at=now)).rowcount or 0)
 
 
-def list_sessions(conn: Connection, user_id: str, *, now: datetime, limit: int,
-                  starting_after: str | None) -> tuple[list[Session], bool]:
-    """The user's sessions that still work, newest first."""
+def list_sessions(conn: Connection, user_id: str, *, now: datetime, limit: int, starting_after: str | None,
+                  seen: Callable[[Session], Session] = lambda s: s) -> tuple[list[Session], bool]:
+    """The user's sessions that still work, newest first; ``seen`` puts in a last use
+    not stored yet (``identity/touch.py``)."""
     q = select(sessions).where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None),
                                sessions.c.expires_at > now)
     if starting_after is not None:
@@ -179,7 +190,7 @@ def list_sessions(conn: Connection, user_id: str, *, now: datetime, limit: int,
         q = q.where(tuple_(sessions.c.created_at, sessions.c.id) < tuple_(cur, starting_after))
     rows = conn.execute(q.order_by(sessions.c.created_at.desc(), sessions.c.id.desc())).all()
     # Idle expiry depends on "now", so it is filtered here rather than in SQL.
-    live = [s for s in map(_session, rows) if s.alive(now)]
+    live = [s for s in (seen(_session(r)) for r in rows) if s.alive(now)]
     return live[:limit], len(live) > limit
 
 

@@ -11,7 +11,6 @@ run the same set.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -44,7 +43,6 @@ OutsideHandler = Callable[["Platform", Job], None]
 Sweeper = Callable[["Platform", Connection], int]
 
 _KEY = "jobs.registry"
-_create_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -107,15 +105,12 @@ class Registry:
 
 
 def registry_of(platform: Platform) -> Registry:
-    reg = platform.extras.get(_KEY)
-    if reg is None:
-        with _create_lock:
-            reg = platform.extras.get(_KEY)
-            if reg is None:
-                from trustpay.jobs.builtin import register_builtins
+    return platform.shared(_KEY, _with_builtins)
 
-                reg = Registry()
-                register_builtins(reg)
-                platform.extras[_KEY] = reg
-    assert isinstance(reg, Registry)
+
+def _with_builtins() -> Registry:
+    from trustpay.jobs.builtin import register_builtins
+
+    reg = Registry()
+    register_builtins(reg)
     return reg

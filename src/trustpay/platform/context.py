@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 
@@ -13,6 +15,9 @@ from trustpay.db.schema import platform_clock
 from trustpay.ledger.book import Book
 from trustpay.ledger.digest import DigestCache
 from trustpay.settings import Settings, get_settings
+
+T = TypeVar("T")
+_extras_lock = threading.Lock()
 
 
 @dataclass
@@ -38,6 +43,17 @@ class Platform:
             book=Book(clock, max_amount=settings.max_amount),
             digest=DigestCache(),
         )
+
+    def shared(self, key: str, make: Callable[[], T]) -> T:
+        """A capability's state kept under ``key``, made by ``make`` at first use
+        (once, however many threads ask at the same moment)."""
+        found = self.extras.get(key)
+        if found is None:
+            with _extras_lock:
+                found = self.extras.get(key)
+                if found is None:
+                    found = self.extras[key] = make()
+        return found
 
     def close(self) -> None:
         self.db.dispose()

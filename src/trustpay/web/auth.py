@@ -23,6 +23,7 @@ from trustpay.errors import TrustPayError
 from trustpay.identity import crypto, store
 from trustpay.identity import service as identity
 from trustpay.identity.model import Session, User
+from trustpay.identity.touch import touches_of
 from trustpay.platform.context import Platform
 
 SESSION_COOKIE = "tp_session"
@@ -81,6 +82,7 @@ def current_viewer(request: Request, *, touch: bool = True) -> Viewer | None:
         else:
             with p.db.transaction(write=False) as conn:
                 found = store.session_by_token_hash(conn, crypto.token_hash(token))
+                found = None if found is None else touches_of(p).seen(found)
                 row = None if found is None or not found.alive(p.clock.now()) else \
                     store.user_row(conn, user_id=found.user_id)
                 if found is not None and row is not None:
