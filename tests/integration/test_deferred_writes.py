@@ -42,7 +42,7 @@ def test_a_member_sees_its_queued_writes_in_order(platform: Platform) -> None:
     def work(conn: Connection) -> tuple[int, int, int]:
         raw = Raw.of(conn)
         prepared.insert(conn, outbox_t, event_row("evt_a", now))
-        queued = len(raw.queued)  # PostgreSQL: not sent yet
+        queued = sum(sql.startswith("INSERT") for sql, _params, _many in raw.queued)  # PostgreSQL: not sent yet
         # A read through the driver (prepared) sends the queue first, in the same round trip.
         seen_raw = prepared.one(conn, select(func.count()).select_from(outbox_t), {})[0]
         prepared.insert(conn, outbox_t, event_row("evt_b", now))
@@ -110,3 +110,26 @@ def test_a_rolled_back_member_leaves_no_queued_write_behind(platform: Platform) 
         platform.db.run_grouped(refuses)
     platform.db.run_grouped(lambda conn: prepared.insert(conn, outbox_t, event_row("evt_kept", now)))
     assert stored_ids(platform) == {"evt_kept"}
+
+
+@pytest.mark.parametrize("read_between", [False, True], ids=["savepoint-still-queued", "savepoint-sent"])
+def test_rolling_back_to_a_savepoint_undoes_exactly_the_work_since(platform: Platform, read_between: bool) -> None:
+    """Savepoints are queued too: undoing one that never reached the server sends
+    nothing; one that did gets its ROLLBACK TO. Either way the work before stays."""
+    now = platform.clock.now()
+
+    def work(conn: Connection) -> None:
+        raw = Raw.of(conn)
+        raw.savepoint("tp_a")
+        prepared.insert(conn, outbox_t, event_row("evt_a", now))
+        raw.release("tp_a")
+        raw.savepoint("tp_b")
+        prepared.insert(conn, outbox_t, event_row("evt_b", now))
+        if read_between:  # sends the queue, savepoint included
+            prepared.one(conn, select(func.count()).select_from(outbox_t), {})
+        raw.rollback_to("tp_b")
+        raw.release("tp_b")
+        prepared.insert(conn, outbox_t, event_row("evt_c", now))
+
+    platform.db.run_grouped(work)
+    assert stored_ids(platform) == {"evt_a", "evt_c"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -56,13 +58,26 @@ def test_a_note_is_forgotten_only_once_stored_and_a_later_one_stays(writes: Stor
     assert not t.waiting()
 
 
-def test_a_note_waiting_longer_than_carry_within_asks_the_request_to_carry_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [100.0]
-    monkeypatch.setattr(touch.time, "monotonic", lambda: now[0])
-    t = SessionTouches()
-    assert t.note("ses_1", T0) is False
-    now[0] += touch.CARRY_WITHIN - 0.01
-    assert t.note("ses_2", T0) is False
-    now[0] += 0.02
-    assert t.note("ses_3", T0) is True  # the oldest note has waited too long
+def test_waiting_notes_are_carried_by_a_timer_once_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(touch, "CARRY_WITHIN", 0.05)
+    carried = threading.Event()
+    calls: list[int] = []
+    t = SessionTouches(carry=lambda: (calls.append(1), carried.set()))
+    t.note("ses_1", T0)
+    t.note("ses_2", T0)  # the timer is already set: no second one
+    assert carried.wait(5)
+    time.sleep(0.2)
+    assert calls == [1]
+
+
+def test_a_timer_finding_the_notes_stored_meanwhile_carries_nothing(
+        monkeypatch: pytest.MonkeyPatch, writes: Stored) -> None:
+    monkeypatch.setattr(touch, "CARRY_WITHIN", 0.1)
+    calls: list[int] = []
+    t = SessionTouches(carry=lambda: calls.append(1))
+    t.note("ses_1", T0)
+    stored = t.board(object())  # type: ignore[arg-type]  # a group commit came first
+    assert stored is not None
+    stored()
+    time.sleep(0.4)
+    assert calls == []

@@ -7,7 +7,7 @@ with ``:name`` parameters and translated to psycopg's ``%(name)s``.
 
 Deferred writes (PostgreSQL, inside a group commit's transaction): a write
 whose caller wants no result back (an INSERT, the chain's advisory lock, a
-RELEASE) is queued instead of sent, and goes with the next statement that
+SAVEPOINT or RELEASE) is queued instead of sent, and goes with the next statement that
 does want one, all in one round trip (psycopg's pipeline mode). The group
 commit's leader runs every member's statements one after another, each a
 round trip to a server process that shares the cores, plus the wait to get
@@ -144,7 +144,12 @@ class Raw:
     # On the kept cursor: the drivers' Connection.execute makes a cursor per call
     # (~25 µs on psycopg), and a group commit runs two of these per member.
     def savepoint(self, name: str) -> None:
-        self._control(f"SAVEPOINT {name}")
+        """Deferred while :attr:`deferring`, like a write: it goes with the next
+        statement that waits for an answer."""
+        if self.is_pg:
+            self.pg_later(f"SAVEPOINT {name}", None)
+        else:
+            self._control(f"SAVEPOINT {name}")
 
     def release(self, name: str) -> None:
         """Deferred while :attr:`deferring`: it goes with the next statement (releasing
@@ -155,7 +160,14 @@ class Raw:
             self._control(f"RELEASE SAVEPOINT {name}")
 
     def rollback_to(self, name: str) -> None:
-        # What is still queued was written after the savepoint: undone by not sending it.
+        """Undo the work since the savepoint. What is still queued came after it and
+        is undone by not sending it; if the savepoint itself is still queued,
+        nothing of that work reached the server, and nothing more is sent."""
+        mark = f"SAVEPOINT {name}"
+        for i in range(len(self.queued) - 1, -1, -1):
+            if self.queued[i][0] == mark:
+                del self.queued[i + 1:]  # the savepoint stays, for its RELEASE
+                return
         self.queued.clear()
         self._control(f"ROLLBACK TO SAVEPOINT {name}")
 

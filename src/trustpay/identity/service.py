@@ -49,7 +49,7 @@ from trustpay.identity.model import (
     normalize_phone,
     session_needs_touch,
 )
-from trustpay.identity.touch import SessionTouches, store_noted, touches_of
+from trustpay.identity.touch import SessionTouches, touches_of
 from trustpay.ids import new_id
 
 if TYPE_CHECKING:
@@ -214,8 +214,8 @@ def authenticate_token(p: Platform, token: str) -> tuple[User, Session]:
     signed-in request waits for no write of its own."""
     touches = touches_of(p)
     user, session, now = p.db.run(lambda conn: _live_session(p, conn, token, touches), write=False)
-    if session_needs_touch(now, session.last_seen_at) and touches.note(session.id, now):
-        store_noted(p)
+    if session_needs_touch(now, session.last_seen_at):
+        touches.note(session.id, now)
     return user, session
 
 

@@ -7,8 +7,9 @@ on nearly every request of a real server (a user sends a request now and
 then, so hardly any finds its session touched within the second): a GET
 waited for a disk flush, a transfer for two. Here a request only notes the
 time; the next grouped transaction carries the notes (a ``db/group.py``
-rider), and this process reads its own unwritten notes over the stored value,
-so its idle checks stay exact.
+rider), or one a timer starts when none came within a second, and this
+process reads its own unwritten notes over the stored value, so its idle
+checks stay exact.
 
 What that costs: notes not yet committed (about a second's worth at most)
 are lost if the process dies. Those sessions then look idle a little longer
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -39,31 +39,44 @@ if TYPE_CHECKING:
 log = logging.getLogger("trustpay.identity")
 
 # How long a note may wait for a grouped transaction to carry it before a
-# request starts one for it (a server that only answers reads has no others).
+# timer starts one for it: a process that only answers reads has no others,
+# and another process may serve the session's next request from the stored
+# value alone.
 CARRY_WITHIN = 1.0  # seconds
 
 _KEY = "identity.session_touches"
 
 
 class SessionTouches:
-    """This process's notes of when sessions were last used, not yet stored."""
+    """This process's notes of when sessions were last used, not yet stored.
 
-    def __init__(self) -> None:
+    ``carry`` starts a grouped transaction (which stores the notes); it is
+    called from a timer when notes have waited :data:`CARRY_WITHIN`."""
+
+    def __init__(self, carry: Callable[[], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._notes: dict[str, datetime] = {}
-        self._oldest: float | None = None  # time.monotonic() of the oldest unwritten note
+        self._carry = carry
+        self._armed = False  # a timer will look at the notes
 
-    def note(self, session_id: str, at: datetime) -> bool:
-        """Note a use of the session at ``at``. True when notes have waited longer
-        than :data:`CARRY_WITHIN` for a grouped transaction: the caller starts one."""
-        now = time.monotonic()
+    def note(self, session_id: str, at: datetime) -> None:
+        """Note a use of the session at ``at`` (never backwards)."""
         with self._lock:
             noted = self._notes.get(session_id)
             if noted is None or at > noted:
                 self._notes[session_id] = at
-            if self._oldest is None:
-                self._oldest = now
-            return now - self._oldest >= CARRY_WITHIN
+            arm, self._armed = not self._armed, True
+        if arm and self._carry is not None:
+            timer = threading.Timer(CARRY_WITHIN, self._due)
+            timer.daemon = True
+            timer.start()
+
+    def _due(self) -> None:
+        with self._lock:
+            self._armed = False  # a later note arms the next timer
+            waiting = bool(self._notes)
+        if waiting and self._carry is not None:
+            self._carry()
 
     def seen(self, session: Session) -> Session:
         """``session`` with this process's unwritten last use, when that is later."""
@@ -90,13 +103,12 @@ class SessionTouches:
             for session_id, at in batch.items():
                 if self._notes.get(session_id) == at:
                     del self._notes[session_id]
-            self._oldest = time.monotonic() if self._notes else None
 
 
 def touches_of(p: Platform) -> SessionTouches:
     """The platform's notes, made (and put on its grouped transactions) at first use."""
     def make() -> SessionTouches:
-        touches = SessionTouches()
+        touches = SessionTouches(carry=lambda: store_noted(p))
         p.db.add_rider(touches)
         return touches
 
@@ -104,7 +116,7 @@ def touches_of(p: Platform) -> SessionTouches:
 
 
 def store_noted(p: Platform) -> None:
-    """Write every unwritten note now (a server stopping): one grouped transaction."""
+    """Write every unwritten note now (notes waiting, a server stopping): one grouped transaction."""
     touches = p.extras.get(_KEY)
     if isinstance(touches, SessionTouches) and touches.waiting():
         try:
