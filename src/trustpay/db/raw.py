@@ -7,8 +7,9 @@ with ``:name`` parameters and translated to psycopg's ``%(name)s``.
 
 Deferred writes (PostgreSQL, inside a group commit's transaction): a write
 whose caller wants no result back (an INSERT, the chain's advisory lock, a
-SAVEPOINT or RELEASE) is queued instead of sent, and goes with the next statement that
-does want one, all in one round trip (psycopg's pipeline mode). The group
+SAVEPOINT or RELEASE) is queued instead of sent, and goes with the next
+statement that does want one, all in one round trip (psycopg's pipeline
+mode). The group
 commit's leader runs every member's statements one after another, each a
 round trip to a server process that shares the cores, plus the wait to get
 the GIL back; it spent most of its time so (py-spy: ~80% in psycopg's wait).
@@ -141,23 +142,15 @@ class Raw:
             t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond
         )
 
-    # On the kept cursor: the drivers' Connection.execute makes a cursor per call
-    # (~25 µs on psycopg), and a group commit runs two of these per member.
+    # On the kept cursors: the drivers' Connection.execute makes a cursor per call
+    # (~25 µs on psycopg), and a group commit runs two of these per member. A
+    # SAVEPOINT and its RELEASE are deferred while :attr:`deferring`, like a write
+    # (a RELEASE cannot fail once the work since the savepoint has).
     def savepoint(self, name: str) -> None:
-        """Deferred while :attr:`deferring`, like a write: it goes with the next
-        statement that waits for an answer."""
-        if self.is_pg:
-            self.pg_later(f"SAVEPOINT {name}", None)
-        else:
-            self._control(f"SAVEPOINT {name}")
+        self._control(f"SAVEPOINT {name}", later=True)
 
     def release(self, name: str) -> None:
-        """Deferred while :attr:`deferring`: it goes with the next statement (releasing
-        cannot fail once the work since the savepoint has)."""
-        if self.is_pg:
-            self.pg_later(f"RELEASE SAVEPOINT {name}", None)
-        else:
-            self._control(f"RELEASE SAVEPOINT {name}")
+        self._control(f"RELEASE SAVEPOINT {name}", later=True)
 
     def rollback_to(self, name: str) -> None:
         """Undo the work since the savepoint. What is still queued came after it and
@@ -171,8 +164,11 @@ class Raw:
         self.queued.clear()
         self._control(f"ROLLBACK TO SAVEPOINT {name}")
 
-    def _control(self, sql: str) -> None:
+    def _control(self, sql: str, *, later: bool = False) -> None:
         if self.is_pg:
-            self.pg_execute(sql, None)
+            if later:
+                self.pg_later(sql, None)
+            else:
+                self.pg_execute(sql, None)
         else:
             self.sqlite_cursor.execute(sql)

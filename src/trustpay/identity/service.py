@@ -49,7 +49,7 @@ from trustpay.identity.model import (
     normalize_phone,
     session_needs_touch,
 )
-from trustpay.identity.touch import SessionTouches, touches_of
+from trustpay.identity.touch import touches_of
 from trustpay.ids import new_id
 
 if TYPE_CHECKING:
@@ -212,22 +212,20 @@ def authenticate_token(p: Platform, token: str) -> tuple[User, Session]:
     """:func:`authenticate` for a request: a read transaction only. The idle
     timer's refresh is noted and written behind (``identity/touch.py``), so a
     signed-in request waits for no write of its own."""
-    touches = touches_of(p)
-    user, session, now = p.db.run(lambda conn: _live_session(p, conn, token, touches), write=False)
+    user, session, now = p.db.run(lambda conn: _live_session(p, conn, token), write=False)
     if session_needs_touch(now, session.last_seen_at):
-        touches.note(session.id, now)
+        touches_of(p).note(session.id, now)
     return user, session
 
 
-def _live_session(p: Platform, conn: Connection, token: str,
-                  touches: SessionTouches | None = None) -> tuple[User, Session, datetime]:
+def _live_session(p: Platform, conn: Connection, token: str) -> tuple[User, Session, datetime]:
+    """The token's session (with this process's unwritten last use) and user, if alive."""
     now = p.clock.now()
     found = store.session_and_user_by_token_hash(conn, crypto.token_hash(token))
     if found is None:
         raise AuthenticationFailed("unknown token; sign in again")
     session, row = found
-    if touches is not None:
-        session = touches.seen(session)
+    session = touches_of(p).seen(session)
     if not session.alive(now):
         raise AuthenticationFailed("the session has ended; sign in again", code="session_expired")
     if row is None:
