@@ -3,14 +3,16 @@ commit, each in its own savepoint, and none returns before its commit."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, update
 
 from trustpay.db.schema import outbox as outbox_t
 from trustpay.platform import outbox
@@ -145,3 +147,36 @@ def test_a_failing_rider_is_undone_alone_and_keeps_what_it_had(platform: Platfor
     rider.fails = False
     platform.db.run_grouped(lambda conn: None)
     assert count_events(platform) == 2 and rider.told == [(["a"], True)]
+
+
+def _sqlite_temp_files() -> list[str]:
+    """SQLite's temporary files this process has open (unlinked at once, named etilqs_…)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            if "etilqs_" in (target := os.readlink(f"/proc/self/fd/{fd}")):
+                found.append(target)
+    return found
+
+
+def test_a_members_savepoint_journal_stays_in_memory(platform: Platform) -> None:
+    """A member's savepoint keeps the pages it may have to restore in a sub-journal,
+    which SQLite spills to a temporary file past 64 KiB unless temp_store=MEMORY: a
+    write call per page changed, for nothing durability needs (most of a transfer's
+    write calls were these)."""
+    if not platform.db.is_sqlite:
+        pytest.skip("SQLite's sub-journal")
+    with platform.db.transaction() as conn:  # ~150 KiB of rows already there
+        for i in range(150):
+            outbox.emit(conn, "group.big", {"i": i, "pad": "x" * 1000}, now=platform.clock.now())
+    open_during: list[list[str]] = []
+
+    def work(conn: Connection) -> None:
+        # Only pages that existed before the savepoint are journaled: change them all.
+        conn.execute(update(outbox_t).values(type="group.bigger"))
+        open_during.append(_sqlite_temp_files())
+
+    platform.db.run_grouped(work)
+    assert open_during == [[]]
+    with platform.db.transaction(write=False) as c:
+        assert c.execute(select(func.count()).where(outbox_t.c.type == "group.bigger")).scalar_one() == 150

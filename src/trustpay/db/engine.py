@@ -61,6 +61,13 @@ SQLITE_PRAGMAS = (
     # say) is copied into the database once, and there are fewer checkpoint
     # fsyncs. Durability is unchanged (synchronous=FULL).
     "PRAGMA wal_autocheckpoint=4000",
+    # Savepoint journals in memory. Every group-commit member and every job runs in
+    # a SAVEPOINT, and SQLite keeps the pages a savepoint may have to restore in a
+    # sub-journal, a temporary file past 64 KiB: ~85 of a transfer's ~129 write
+    # calls went there (/proc/PID/io under bench load; 129 -> 44), ~11% of its
+    # server CPU. Durability is the WAL's, unchanged. Temporary tables and sorts
+    # that no index serves are held in memory too (an export's rows, say).
+    "PRAGMA temp_store=MEMORY",
 )
 
 
