@@ -46,11 +46,16 @@ def run_due(platform: Platform, limit: int = 50) -> int:
         conn, kinds=kinds, now=platform.clock.now(), limit=limit, lease=JOB_LEASE,
     ))
     registry = registry_of(platform)
-    inline = [c for c in claimed if (reg := registry.handler_for(c.job.kind)) is not None and reg.outside is None]
-    _run_together(platform, inline)
+    # Split in one pass: ``c not in inline`` compared each job with the list field
+    # by field, ~n²/2 dataclass comparisons a tick (18k for a tick's 192 jobs).
+    inline: list[Claimed] = []
+    apart: list[Claimed] = []
     for c in claimed:
-        if c not in inline:
-            run_claimed(platform, c)
+        reg = registry.handler_for(c.job.kind)
+        (inline if reg is not None and reg.outside is None else apart).append(c)
+    _run_together(platform, inline)
+    for c in apart:
+        run_claimed(platform, c)
     return len(claimed)
 
 
