@@ -165,7 +165,7 @@ def test_a_members_savepoint_journal_stays_in_memory(platform: Platform) -> None
     write call per page changed, for nothing durability needs (most of a transfer's
     write calls were these)."""
     if not platform.db.is_sqlite:
-        pytest.skip("SQLite's sub-journal")
+        pytest.skip("SQLite only: PostgreSQL has no savepoint sub-journal file")
     with platform.db.transaction() as conn:  # ~150 KiB of rows already there
         for i in range(150):
             outbox.emit(conn, "group.big", {"i": i, "pad": "x" * 1000}, now=platform.clock.now())
