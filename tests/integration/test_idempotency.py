@@ -261,6 +261,74 @@ def test_abandoned_claim_is_purged_too(platform: Platform, clock: FrozenClock) -
     assert key_rows(platform) == 0
 
 
+# ------------------------------------------------------------------ optimistic
+class Checks:
+    """A route's ``before``: counts its runs; refuses (committing nothing) when told to."""
+
+    def __init__(self, refuse: Exception | None = None) -> None:
+        self.refuse, self.calls = refuse, 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self.refuse is not None:
+            raise self.refuse
+
+
+def run_optimistic(p: Platform, effect: Callable[[Connection], tuple[int, Any]], before: Checks,
+                   key: str = KEY) -> StoredResponse:
+    return execute(p, scope=SCOPE, key=key, fingerprint=fp(), effect=effect, before=before, optimistic=True)
+
+
+class RefusedUntilChecked(Effect):
+    """An effect that refuses whatever ``before`` has not checked (as the transfer does)."""
+
+    def __init__(self, p: Platform, checks: Checks, refusal: Exception) -> None:
+        super().__init__(p)
+        self.checks, self.refusal = checks, refusal
+
+    def __call__(self, conn: Connection) -> tuple[int, Any]:
+        result = super().__call__(conn)  # writes first: the refusal must roll them back
+        if self.checks.calls == 0:
+            raise self.refusal
+        return result
+
+
+def test_optimistic_success_skips_the_checks_and_is_replayed(platform: Platform) -> None:
+    checks, eff = Checks(), Effect(platform)
+    first = run_optimistic(platform, eff, checks)
+    assert first.status == 201 and checks.calls == 0 and eff.calls == 1
+    again = run_optimistic(platform, eff, checks)
+    assert again.replayed and again.body == first.body
+    assert checks.calls == 0 and eff.calls == 1 and event_count(platform) == 1
+
+
+def test_optimistic_refusal_runs_again_the_long_way(platform: Platform) -> None:
+    checks = Checks()
+    eff = RefusedUntilChecked(platform, checks, InsufficientFunds("not without the checks"))
+    first = run_optimistic(platform, eff, checks)
+    # Tried, refused and rolled back; then the checks, then the effect again.
+    assert first.status == 201 and checks.calls == 1 and eff.calls == 2
+    assert event_count(platform) == 1 and key_rows(platform) == 1
+    assert run_optimistic(platform, eff, checks).replayed and eff.calls == 2
+
+
+def test_optimistic_refusal_is_stored_only_as_the_long_way_stores_it(platform: Platform) -> None:
+    # The checks refuse: nothing is stored (the key stays free for a corrected retry).
+    checks = Checks(refuse=InvalidRequest("enter your payment password", code="payment_password_invalid"))
+    eff = RefusedUntilChecked(platform, checks, InsufficientFunds("not without the checks"))
+    with pytest.raises(InvalidRequest):
+        run_optimistic(platform, eff, checks)
+    assert key_rows(platform) == 0 and event_count(platform) == 0
+    # The checks pass and the effect itself refuses: that refusal is stored once and replayed.
+    checks = Checks()
+    eff2 = Effect(platform, fail=InsufficientFunds("wallet has 0.00"))
+    first = run_optimistic(platform, eff2, checks)
+    assert first.status == 402 and checks.calls == 1 and eff2.calls == 2
+    again = run_optimistic(platform, eff2, checks)
+    assert again.replayed and (again.status, again.body) == (first.status, first.body)
+    assert checks.calls == 1 and eff2.calls == 2 and key_rows(platform) == 1 and event_count(platform) == 0
+
+
 # ------------------------------------------------------------------ HTTP
 class ThingIn(BaseModel):
     amount: int

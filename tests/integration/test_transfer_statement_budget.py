@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import event
 from tests.dbs import SqliteFactory
-from tests.integration.wallet_support import WalletEnv, make_wallet_env
+from tests.integration.wallet_support import PAY_PW, WalletEnv, make_wallet_env
 
 from trustpay.jobs.runner import chunk_size, run_due
 
@@ -50,8 +50,12 @@ def statements_of(w: WalletEnv, request: Any) -> list[str]:
     return ran
 
 
-def traced(w: WalletEnv, action: Callable[[], T]) -> tuple[T, list[str]]:
-    """What ``action`` returned, and the SQL statements (not BEGIN/COMMIT/SAVEPOINT) it ran."""
+CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+def traced(w: WalletEnv, action: Callable[[], T], *, control: bool = False) -> tuple[T, list[str]]:
+    """What ``action`` returned, and the SQL statements it ran (with ``control``, also
+    BEGIN/COMMIT/SAVEPOINT and the like)."""
     seen: list[str] = []
     engine = w.platform.db.engine
 
@@ -63,8 +67,7 @@ def traced(w: WalletEnv, action: Callable[[], T]) -> tuple[T, list[str]]:
         result = action()
     finally:
         event.remove(engine, "checkout", trace)
-    control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
-    return result, [" ".join(s.split()) for s in seen if not s.lstrip().upper().startswith(control)]
+    return result, [" ".join(s.split()) for s in seen if control or not s.lstrip().upper().startswith(CONTROL)]
 
 
 def test_a_transfer_stays_within_its_statement_budget(w: WalletEnv) -> None:
@@ -81,6 +84,26 @@ def test_a_transfer_stays_within_its_statement_budget(w: WalletEnv) -> None:
     assert len(money) <= MONEY_TRANSACTION, "\n".join(money)
     repeated = [s for s, n in Counter(s for s in money if s.upper().startswith("SELECT")).items() if n > 1]
     assert not repeated, repeated
+
+
+def test_a_password_free_transfer_is_one_read_and_one_money_transaction(w: WalletEnv) -> None:
+    """With no password or code to check (免密), the checks before the money
+    transaction would only read what it reads again: the request is tried in it at
+    once (idempotency.execute's ``optimistic``). The session's read, then one write."""
+    alice = w.user("alice@example.com", fund=100_000)
+    w.user("bob@example.com")
+    r = w.client.put("/v1/wallet/preferences", headers=alice.auth,
+                     json={"password_free_cap": 1_000, "daily_cap": None, "payment_password": PAY_PW})
+    assert r.status_code == 200, r.text
+    for i in range(3):
+        assert w.transfer(alice, "bob@example.com", 100, key=f"warm-{i}", payment_password=None).status_code == 201
+    response, seen = traced(w, lambda: w.transfer(alice, "bob@example.com", 100, key="measured",
+                                                   payment_password=None), control=True)
+    assert response.status_code == 201, response.text
+    begins = [s.split()[:2] for s in seen if s.upper().startswith("BEGIN")]
+    assert begins == [["BEGIN", "DEFERRED"], ["BEGIN", "IMMEDIATE"]], "\n".join(seen)
+    ran = [s for s in seen if not s.upper().startswith(CONTROL)]
+    assert len(ran) <= 1 + MONEY_TRANSACTION, "\n".join(ran)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ thread, from which the request body can be awaited on the event loop);
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 
@@ -18,6 +19,7 @@ import anyio.from_thread
 from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from trustpay.errors import TrustPayError
 from trustpay.platform.context import Platform
 from trustpay.platform.idempotency import (
     Effect,
@@ -68,12 +70,15 @@ def to_response(resp: StoredResponse) -> Response:
 
 
 def idempotent(request: Request, platform: Platform, *, effect: Effect,
-               before: Callable[[], None] | None = None) -> Response:
+               before: Callable[[], None] | None = None, optimistic: bool = False) -> Response:
     """Run ``effect(conn) -> (status, body)`` once per Idempotency-Key (sync routes).
 
     ``before`` (no transaction open) runs only when the request is not a replay:
-    payment password and step-up checks, whose refusals commit by themselves."""
-    return _respond(request, platform, _body_of(request) if HEADER in request.headers else b"", effect, before)
+    payment password and step-up checks, whose refusals commit by themselves.
+    ``optimistic``: try the effect without ``before`` first (see
+    :func:`trustpay.platform.idempotency.execute`)."""
+    body = _body_of(request) if HEADER in request.headers else b""
+    return _respond(request, platform, body, effect, before, optimistic)
 
 
 def _body_of(request: Request) -> bytes:
@@ -90,19 +95,26 @@ def _body_of(request: Request) -> bytes:
 async def idempotent_async(request: Request, platform: Platform, *, effect: Effect) -> Response:
     """The same for ``async def`` routes; the database work runs off the event loop."""
     body = await request.body()
-    return await run_in_threadpool(_respond, request, platform, body, effect, None)
+    return await run_in_threadpool(_respond, request, platform, body, effect, None, False)
 
 
 def _respond(request: Request, platform: Platform, body: bytes, effect: Effect,
-             before: Callable[[], None] | None) -> Response:
+             before: Callable[[], None] | None, optimistic: bool) -> Response:
     key = request.headers.get(HEADER)
     if key is None:
         # No key: still one transaction; domain errors go to the normal handler.
-        if before is not None:
-            before()
-        return to_response(platform.db.run_grouped(lambda conn: render(*effect(conn))))
+        def run() -> Response:
+            return to_response(platform.db.run_grouped(lambda conn: render(*effect(conn))))
+
+        if before is None:
+            return run()
+        if optimistic:  # as execute does: only a success counts, a refusal asks again the long way
+            with contextlib.suppress(TrustPayError):
+                return run()
+        before()
+        return run()
     fp = Fingerprint.of(request.method, request.url.path, body, request.url.query)
     return to_response(execute(
         platform, scope=scope_for(request, platform), key=check_key(key), fingerprint=fp,
-        effect=effect, before=before,
+        effect=effect, before=before, optimistic=optimistic,
     ))

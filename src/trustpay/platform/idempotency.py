@@ -275,7 +275,7 @@ def _should_store(exc: TrustPayError) -> bool:
 
 def execute(
     platform: Platform, *, scope: str, key: str, fingerprint: Fingerprint, effect: Effect,
-    before: Callable[[], None] | None = None,
+    before: Callable[[], None] | None = None, optimistic: bool = False,
 ) -> StoredResponse:
     """Run ``effect`` at most once for (scope, key); return the response to send.
 
@@ -287,7 +287,17 @@ def execute(
 
     A key seen for the first time is claimed, used and finished in the effect's
     own transaction (one commit). A key already there — finished, in flight, or
-    abandoned by a crashed process — goes through the separate claim step."""
+    abandoned by a crashed process — goes through the separate claim step.
+
+    ``optimistic``: the request brought nothing for ``before`` to check (no
+    password, no code), so the effect is tried first without it, in one
+    transaction; the caller's effect must then refuse whatever ``before`` would
+    have stopped. Only a success (or a replay) counts: any refusal rolls the try
+    back and the request runs again the long way, so what is refused, stored and
+    counted is exactly what it would have been without the try."""
+    if before is not None and optimistic:
+        with contextlib.suppress(TrustPayError):
+            return _claim_and_run(platform, scope, key, fingerprint, effect, keep_refusal=False)
     if before is not None:
         if _exists(platform, scope, key):
             return _execute_claimed(platform, scope, key, fingerprint, effect, before)
@@ -300,9 +310,11 @@ def _exists(platform: Platform, scope: str, key: str) -> bool:
         return prepared.first(conn, keys_t, {"scope": scope, "key": key}, columns=("status",)) is not None
 
 
-def _claim_and_run(platform: Platform, scope: str, key: str, fp: Fingerprint, effect: Effect) -> StoredResponse:
+def _claim_and_run(platform: Platform, scope: str, key: str, fp: Fingerprint, effect: Effect, *,
+                   keep_refusal: bool = True) -> StoredResponse:
     """Claim, effect and stored response in one transaction; nothing of it commits
-    unless all of it does, so a crash leaves the key unused rather than in flight."""
+    unless all of it does, so a crash leaves the key unused rather than in flight.
+    ``keep_refusal`` stores the effect's refusal under the key (else it is raised)."""
     retention = timedelta(hours=platform.settings.idempotency_retention_hours)
     effect_ran = False
 
@@ -320,7 +332,7 @@ def _claim_and_run(platform: Platform, scope: str, key: str, fp: Fingerprint, ef
     try:
         return platform.db.run_grouped(work)
     except TrustPayError as exc:
-        if not effect_ran or not _should_store(exc):
+        if not effect_ran or not keep_refusal or not _should_store(exc):
             raise
         refusal = error_response(exc)
     # The effect refused; its transaction (and the claim in it) rolled back.

@@ -16,6 +16,7 @@ from trustpay.ledger.model import Account, AccountKind
 from trustpay.money import check_currency
 from trustpay.risk import service as risk
 from trustpay.wallet import store
+from trustpay.wallet.model import needs_payment_password, payment_password_missing
 
 if TYPE_CHECKING:
     from trustpay.platform.context import Platform
@@ -50,17 +51,23 @@ def recipient_account(p: Platform, conn: Connection, user_id: str, currency: str
 
 
 def before_money_out(p: Platform, conn: Connection, user_id: str, *, currency: str, amount: int, action: str,
-                     stepped_up: bool, recipient_id: str | None = None) -> str:
+                     stepped_up: bool, recipient_id: str | None = None, password_free_only: bool = False) -> str:
     """Freeze, verified e-mail, the tier and personal limits, then risk control;
     returns the wallet id.
 
     Runs inside the money transaction, so the limits and the risk rules see
     every earlier outflow that committed and none that rolled back. Each fact
-    is read once: the user with their wallet and own cap (one statement), and
-    today's outflow (the tier's daily limit and the user's own cap)."""
+    is read once: the user with their wallet and own caps (one statement), and
+    today's outflow (the tier's daily limit and the user's own cap).
+
+    ``password_free_only``: no payment password was checked for this payment
+    (a request tried before its own checks, see ``idempotency.execute``), so an
+    amount over the user's 免密 cap is refused here, as that check would."""
     found = store.payer(conn, user_id, currency)
     if found is None:
         raise NotFound(f"no user {user_id}")
+    if password_free_only and needs_payment_password(amount, found.own_password_free_cap or 0):
+        raise payment_password_missing()
     sender = identity_store.as_user(found)
     freeze.ensure_can_move_money(sender)
     check_currency(currency)

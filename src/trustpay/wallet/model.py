@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
-from trustpay.errors import Conflict
+from trustpay.errors import Conflict, PaymentFailed
 
 
 class BankOpStatus(StrEnum):
@@ -96,3 +96,8 @@ def can_undo(status: str, settled: bool, undo_until: datetime | None, now: datet
 def needs_payment_password(amount: int, password_free_cap: int) -> bool:
     """免密支付: at or under the user's own cap (0 = off) no payment password is asked."""
     return not (password_free_cap > 0 and amount <= password_free_cap)
+
+
+def payment_password_missing() -> PaymentFailed:
+    return PaymentFailed("enter your 6-digit payment password", code="payment_password_invalid",
+                         param="payment_password")

@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from trustpay.errors import PaymentFailed
 from trustpay.identity import service as identity
 from trustpay.identity.audit import Origin
 from trustpay.money import check_amount
 from trustpay.wallet import store
-from trustpay.wallet.model import needs_payment_password
+from trustpay.wallet.model import needs_payment_password, payment_password_missing
 
 if TYPE_CHECKING:
     from trustpay.platform.context import Platform
@@ -84,8 +83,7 @@ def check_payment_password(p: Platform, user_id: str, amount: int, payment_passw
     if not payment_password:
         if not needs_payment_password(amount, prefs.password_free_cap):
             return False
-        raise PaymentFailed("enter your 6-digit payment password", code="payment_password_invalid",
-                            param="payment_password")
+        raise payment_password_missing()
     identity.require_payment_password(p, user_id, payment_password, origin)
     return True
 

@@ -109,7 +109,8 @@ _LIVE_PERSON_BY = {
 
 # What a money-out action reads about the payer before anything else, in one
 # statement (built once): the live user (freeze, e-mail, tier), the wallet in
-# the currency (NULL if none) and the daily cap they set themselves (NULL if none).
+# the currency (NULL if none), the daily cap they set themselves (NULL if none)
+# and their 免密 cap (NULL if they never set one: off).
 _PAYER = select(
     users,
     select(ledger_accounts.c.id).where(
@@ -118,11 +119,13 @@ _PAYER = select(
     ).scalar_subquery().label("wallet_id"),
     select(wallet_preferences.c.daily_cap).where(wallet_preferences.c.user_id == users.c.id)
     .scalar_subquery().label("own_daily_cap"),
+    select(wallet_preferences.c.password_free_cap).where(wallet_preferences.c.user_id == users.c.id)
+    .scalar_subquery().label("own_password_free_cap"),
 ).where(users.c.deleted_at.is_(None), users.c.id == bindparam("k"))
 
 
 def payer(conn: Connection, user_id: str, currency: str) -> Any | None:
-    """The live user's row plus ``wallet_id`` and ``own_daily_cap`` (see ``_PAYER``)."""
+    """The live user's row plus ``wallet_id``, ``own_daily_cap`` and ``own_password_free_cap`` (see ``_PAYER``)."""
     return prepared.row(conn, _PAYER, {"k": user_id, "currency": currency})
 
 

@@ -91,8 +91,13 @@ def authorise(p: Platform, sender_id: str, *, to: str, amount: int, payment_pass
 
 
 def send(p: Platform, conn: Connection, sender_id: str, *, to: str, amount: int, currency: str,
-         memo: str = "", require_acceptance: bool = False, stepped_up: bool = False) -> Any:
-    """Move ``amount`` from the sender's wallet to the recipient's; returns the transfer row."""
+         memo: str = "", require_acceptance: bool = False, stepped_up: bool = False,
+         authorised: bool = True) -> Any:
+    """Move ``amount`` from the sender's wallet to the recipient's; returns the transfer row.
+
+    ``authorised=False``: :func:`authorise` has not run (a request with no password
+    or code, tried at once): whatever it would have stopped is refused here (an
+    amount over the 免密 cap; a risk challenge, as no step-up happened)."""
     check_amount(amount, p.settings.max_amount)
     memo = (memo or "").strip()
     if len(memo) > MEMO_MAX:
@@ -101,7 +106,8 @@ def send(p: Platform, conn: Connection, sender_id: str, *, to: str, amount: int,
     if recipient.id == sender_id:
         raise InvalidRequest("you cannot transfer money to yourself", code="transfer_to_self", param="to")
     source = common.before_money_out(p, conn, sender_id, currency=currency, amount=amount, action="transfer",
-                                     stepped_up=stepped_up, recipient_id=recipient.id)
+                                     stepped_up=stepped_up, recipient_id=recipient.id,
+                                     password_free_only=not authorised)
     wallet = common.recipient_account(p, conn, recipient.id, currency)
     target = wallet.id
     limits.enforce_limits(p, conn, recipient.id, currency=currency, inflow=amount,
