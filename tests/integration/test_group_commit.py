@@ -8,6 +8,7 @@ import contextvars
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -147,6 +148,52 @@ def test_a_failing_rider_is_undone_alone_and_keeps_what_it_had(platform: Platfor
     rider.fails = False
     platform.db.run_grouped(lambda conn: None)
     assert count_events(platform) == 2 and rider.told == [(["a"], True)]
+
+
+class GroupCounter(EventRider):
+    """Has something to write at every group (as sessions' idle timers do on a busy
+    server); it boards first in each group's transaction, so it numbers them."""
+
+    groups = 0
+
+    def waiting(self) -> bool:
+        return True
+
+    def board(self, conn: Connection) -> Callable[[], None] | None:
+        self.groups += 1
+        outbox.emit(conn, "rider.test", {}, now=self.p.clock.now())
+        return lambda: None
+
+
+def test_a_group_holds_at_most_max_group_savepoints_riders_included(platform: Platform) -> None:
+    """64 savepoints a transaction at most (db/group.py MAX_GROUP): past 64
+    subtransactions PostgreSQL's snapshots slow down for every session."""
+    from trustpay.db.group import MAX_GROUP
+
+    counter = GroupCounter(platform)
+    platform.db.add_rider(counter)
+    n = MAX_GROUP + 17
+    gate = threading.Barrier(n)
+    group_of: dict[int, int] = {}
+
+    def one(i: int) -> None:
+        def work(conn: Connection) -> None:
+            group_of[i] = counter.groups
+            if i == 0:
+                time.sleep(0.5)  # the others all queue up while the leader runs this
+            outbox.emit(conn, "group.test", {"i": i}, now=platform.clock.now())
+
+        gate.wait()
+        if i != 0:
+            time.sleep(0.1)
+        platform.db.run_grouped(work)
+
+    with ThreadPoolExecutor(n) as pool:
+        list(pool.map(one, range(n)))
+    sizes = [size for _, size in sorted(Counter(group_of.values()).items())]
+    # The leader takes in what queued, up to 64 savepoints with the rider's; the rest go next.
+    assert sizes == [MAX_GROUP - 1, n - (MAX_GROUP - 1)], sizes
+    assert count_events(platform) == n + counter.groups
 
 
 def _sqlite_temp_files() -> list[str]:

@@ -54,7 +54,11 @@ log = logging.getLogger("trustpay.db")
 T = TypeVar("T")
 SAVEPOINT = "tp_group_member"
 RIDER_SAVEPOINT = "tp_group_rider"
-MAX_GROUP = 64  # bounds how long one transaction holds the writer
+# Savepoints in one transaction, the riders' included: bounds how long one
+# transaction holds the writer, and keeps PostgreSQL within the 64 subtransactions
+# a backend caches (PGPROC_MAX_CACHED_SUBXIDS); past them every other session's
+# snapshot has to look this transaction's up in pg_subtrans until it ends.
+MAX_GROUP = 64
 
 
 class _Member(Generic[T]):
@@ -118,10 +122,10 @@ class GroupCommit:
             with self._db.transaction(write=True) as conn:
                 raw = Raw.of(conn)
                 raw.deferring = raw.is_pg  # see db/raw.py: fewer round trips while others wait
-                landed = [done for rider in self._riders
-                          if rider.waiting() and (done := _board(conn, rider)) is not None]
+                boarding = [rider for rider in self._riders if rider.waiting()]
+                landed = [done for rider in boarding if (done := _board(conn, rider)) is not None]
                 _run_in_savepoint(conn, me)
-                while len(group) < self._max:
+                while len(group) < self._max - len(boarding):
                     with self._lock:
                         if not self._queue:
                             break
