@@ -106,6 +106,40 @@ def test_instant_trade_over_http(t: TradeEnv) -> None:
     assert t.money(buyer, shop) == {"buyer": 0, "merchant_pending": AMOUNT - FEE, "fee_revenue": FEE, "escrow": 0}
 
 
+def password_free(t: TradeEnv, u: Wallet, cap: int) -> None:
+    r = t.client.put("/v1/wallet/preferences", headers=u.auth,
+                     json={"password_free_cap": cap, "daily_cap": None, "payment_password": PAY_PW})
+    assert r.status_code == 200, r.text
+
+
+def test_a_password_free_payment_is_paid_once_and_refused_as_before(t: TradeEnv) -> None:
+    """A 免密 payment (no password, no code) is tried in its money transaction at once
+    (idempotency.execute's ``optimistic``); a refusal takes the long way, so the
+    answers are the ones the checks before the money transaction give."""
+    shop = t.merchant()
+    key = secret_key(t, shop)
+    buyer = t.user("buyer@example.com", fund=30_000)
+    password_free(t, buyer, AMOUNT)
+    tid = new_trade(t, key).json()["id"]
+    r = post(t, f"/v1/trades/{tid}/pay", buyer.auth, {}, key="pay-1")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "WAIT_SELLER_SEND_GOODS"
+    again = post(t, f"/v1/trades/{tid}/pay", buyer.auth, {}, key="pay-1")
+    assert again.headers.get("idempotent-replayed") == "true" and again.content == r.content
+    # Paid already: the trade's state is the answer, with or without a password.
+    r = post(t, f"/v1/trades/{tid}/pay", buyer.auth, {})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "invalid_state"
+    assert t.balance(buyer)["available"] == 30_000 - AMOUNT
+    # Over the 免密 cap the password is asked for, and nothing moves.
+    password_free(t, buyer, AMOUNT - 1)
+    tid2 = new_trade(t, key, "order-2").json()["id"]
+    r = post(t, f"/v1/trades/{tid2}/pay", buyer.auth, {}, key="pay-2")
+    assert r.status_code == 402 and r.json()["error"]["code"] == "payment_password_invalid"
+    assert t.trade(tid2, shop)["status"] == "WAIT_BUYER_PAY"
+    assert t.balance(buyer)["available"] == 30_000 - AMOUNT
+    t.ledger_ok()
+
+
 def test_who_may_see_and_act(t: TradeEnv) -> None:
     shop = t.merchant()
     key = secret_key(t, shop)

@@ -211,13 +211,17 @@ def authorise_pay(p: Platform, user_id: str, trade_id: str, *, payment_password:
     return risk.step_up(p, user_id, decision, totp_code=totp_code, password_checked=checked, origin=origin)
 
 
-def pay(p: Platform, conn: Connection, trade_id: str, user_id: str, *, stepped_up: bool = False) -> Any:
+def pay(p: Platform, conn: Connection, trade_id: str, user_id: str, *, stepped_up: bool = False,
+        authorised: bool = True) -> Any:
     """Escrow: buyer wallet → escrow, then the merchant must ship by ``ship_by``.
-    Instant: buyer wallet → merchant (amount − fee) and fee revenue (fee), at once."""
+    Instant: buyer wallet → merchant (amount − fee) and fee revenue (fee), at once.
+
+    ``authorised=False``: :func:`authorise_pay` has not run (a 免密 payment tried at
+    once): an amount over the 免密 cap, or a risk challenge, is refused here."""
     row, nxt = _locked(conn, trade_id, user_id, Action.PAY)
     amount, currency, fee = row["amount"], row["currency"], row["fee"]
     source = common.before_money_out(p, conn, user_id, currency=currency, amount=amount, action="payment",
-                                     stepped_up=stepped_up)
+                                     stepped_up=stepped_up, password_free_only=not authorised)
     now = p.clock.now()
     if Mode(row["mode"]) is Mode.ESCROW:
         postings: tuple[Posting, ...] = (debit(source, amount, currency),
