@@ -26,8 +26,9 @@ from trustpay.jobs.runner import chunk_size, run_due
 
 # Read transactions, before the money moves: the session (1), the key's first
 # use (1), the payment's checks (4: preferences, recipient, velocity, new
-# recipient) and the payment password's hash (1).
-READS_BEFORE = 7
+# recipient) and the payment password's hash (2: read for the argon2 check,
+# which runs with no transaction open, then locked where the outcome counts).
+READS_BEFORE = 8
 # The money transaction: the key (1), the checks again where they count (6:
 # recipient, payer with wallet and own cap, today's outflow, velocity, new
 # recipient, the recipient's wallet), the ledger's hold (6: read, two balances,

@@ -179,19 +179,21 @@ def install(app: FastAPI, platform: Platform) -> None:
 def sign_up(body: SignUpIn, request: Request, p: PlatformDep, origin: OriginDep) -> Response:
     """Create a personal or merchant account; a 6-digit code goes to the e-mail address."""
     rate_limit(p, "sign-up", origin)
+    hashed = identity.hash_new_password(body.password)  # before the transaction (identity.Verified)
     return idempotent(request, p, effect=lambda conn: (201, user_out(identity.sign_up(
         p, conn, email=body.email, password=body.password, name=body.name, kind=UserKind(body.kind),
-        phone=body.phone, origin=origin))))
+        phone=body.phone, origin=origin, password_hash=hashed))))
 
 
 @router.post("/sessions", status_code=201, response_model=NewSessionOut)
 def log_in(body: LoginIn, request: Request, p: PlatformDep, origin: OriginDep) -> Response:
     """Sign in: a new token every time; 423 after repeated failures."""
     rate_limit(p, "login", origin)
+    verified = identity.verify_login_outside(p, body.email, body.password)  # argon2 before the transaction
 
     def effect(conn: Connection) -> EffectResult:
         s = identity.log_in(p, conn, email=body.email, password=body.password, origin=origin,
-                            totp_code=body.totp_code)
+                            totp_code=body.totp_code, verified=verified)
         return 201, NewSessionOut(token=s.token, expires_at=rfc3339(s.session.expires_at),
                                   user=user_out(s.user))
     return idempotent(request, p, effect=refusals_commit(effect))

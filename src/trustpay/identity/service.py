@@ -90,11 +90,41 @@ def run_keeping_refusal(p: Platform, fn: Callable[[Connection], T]) -> T:
     return result  # type: ignore[return-value]
 
 
+# ------------------------------------------------------------------ argon2 outside transactions
+# A password hash or check is argon2id, ~0.3 s on this machine. Inside a write
+# transaction it held SQLite's one writer — every other payment and sign-in
+# waited behind it — and on PostgreSQL the user's row, that long. So the work is
+# done first, with no transaction open, against the hash as read then; the
+# transaction that counts the outcome uses it if the hash is still the same
+# (else, a password changed meanwhile, it checks again there).
+@dataclass(frozen=True)
+class Verified:
+    stored_hash: str | None
+    ok: bool
+
+
+def verify_outside(stored_hash: str | None, password: str) -> Verified:
+    return Verified(stored_hash, crypto.verify_password(stored_hash, password))
+
+
+def _password_ok(verified: Verified | None, stored_hash: str | None, password: str) -> bool:
+    if verified is not None and verified.stored_hash == stored_hash:
+        return verified.ok
+    return crypto.verify_password(stored_hash, password)
+
+
+def hash_new_password(password: str) -> str:
+    """The strength check, then the hash: for :func:`sign_up`, before its transaction."""
+    check_password_strength(password)
+    return crypto.hash_password(password)
+
+
 # ------------------------------------------------------------------ sign-up
 def sign_up(p: Platform, conn: Connection, *, email: str, password: str, name: str = "",
             kind: UserKind = UserKind.PERSONAL, phone: str | None = None,
-            origin: Origin = Origin()) -> User:
-    """Create the user and its CNY wallet in one transaction, then mail the e-mail code."""
+            origin: Origin = Origin(), password_hash: str | None = None) -> User:
+    """Create the user and its CNY wallet in one transaction, then mail the e-mail code.
+    ``password_hash``: :func:`hash_new_password`'s, made before the transaction."""
     email = normalize_email(email)
     check_password_strength(password)
     now = p.clock.now()
@@ -109,7 +139,7 @@ def sign_up(p: Platform, conn: Connection, *, email: str, password: str, name: s
                                                  bound_to=user_id)}
     inserted = store.insert_user(conn, {
         "id": user_id, "email": email, "name": name.strip()[:120], "kind": kind.value,
-        "password_hash": crypto.hash_password(password), "created_at": now,
+        "password_hash": password_hash or crypto.hash_password(password), "created_at": now,
         "email_verified_at": now if kind is UserKind.OPS else None, **phone_values,
     })
     if not inserted:
@@ -132,8 +162,22 @@ def create_ops_user(p: Platform, conn: Connection, *, email: str, password: str,
 
 
 # ------------------------------------------------------------------ login
+def verify_login_outside(p: Platform, email: str, password: str) -> Verified | None:
+    """The argon2 part of :func:`log_in`, before its transaction (none for a locked account:
+    it is refused unchecked)."""
+    try:
+        normalized = normalize_email(email)
+    except InvalidRequest:
+        return verify_outside(None, password)
+    row = p.db.run(lambda conn: store.user_row(conn, email=normalized), write=False)
+    if row is not None and store.as_user(row).login.is_locked(p.clock.now()):
+        return None
+    return verify_outside(row.password_hash if row is not None else None, password)
+
+
 def _check_login_password(p: Platform, conn: Connection, user: User, password_hash: str, password: str,
-                          origin: Origin, now: datetime, *, clear: bool = True) -> None:
+                          origin: Origin, now: datetime, *, clear: bool = True,
+                          verified: Verified | None = None) -> None:
     """Refuses while locked (unchecked, not counted); counts a wrong password toward the lock.
 
     ``clear=False`` leaves the failure count alone on success: with MFA on, only a
@@ -143,7 +187,7 @@ def _check_login_password(p: Platform, conn: Connection, user: User, password_ha
         audit.record(conn, event="session.login", outcome=Outcome.FAILURE, user_id=user.id,
                      origin=origin, now=now, resource="locked")
         raise AccountLocked("too many failed attempts; try again later")
-    if crypto.verify_password(password_hash, password):
+    if _password_ok(verified, password_hash, password):
         if clear and user.login != Lockout.cleared():
             store.save_login_lockout(conn, user.id, Lockout.cleared())
         return
@@ -159,23 +203,25 @@ def _check_login_password(p: Platform, conn: Connection, user: User, password_ha
 
 
 def log_in(p: Platform, conn: Connection, *, email: str, password: str, origin: Origin,
-           totp_code: str | None = None) -> NewSession:
+           totp_code: str | None = None, verified: Verified | None = None) -> NewSession:
     """Mint a new session token (every login gets its own). Refusals must commit (module doc).
 
     With MFA on: no ``totp_code`` gives 401 ``mfa_required`` (nothing counted); a
-    wrong one (TOTP or recovery code) counts toward the lock like a wrong password."""
+    wrong one (TOTP or recovery code) counts toward the lock like a wrong password.
+    ``verified``: :func:`verify_login_outside`'s, made before the transaction."""
     now = p.clock.now()
     try:
         row = store.user_row(conn, email=normalize_email(email), for_update=True)
     except InvalidRequest:
         row = None
     if row is None:
-        crypto.verify_password(None, password)  # same work as for a real account
+        _password_ok(verified, None, password)  # same work as for a real account (done already, if verified)
         audit.record(conn, event="session.login", outcome=Outcome.FAILURE, user_id=None, origin=origin,
                      now=now, resource="unknown_email")
         raise AuthenticationFailed("e-mail or password is wrong")
     user = store.as_user(row)
-    _check_login_password(p, conn, user, row.password_hash, password, origin, now, clear=not user.mfa_enabled)
+    _check_login_password(p, conn, user, row.password_hash, password, origin, now, clear=not user.mfa_enabled,
+                          verified=verified)
     if user.mfa_enabled:
         if not totp_code:
             audit.record(conn, event="session.login", outcome=Outcome.FAILURE, user_id=user.id, origin=origin,
@@ -337,7 +383,7 @@ def set_payment_password(p: Platform, conn: Connection, user: User, *, password:
 
 
 def check_payment_password(p: Platform, conn: Connection, user_id: str, payment_password: str,
-                           origin: Origin = Origin()) -> None:
+                           origin: Origin = Origin(), *, verified: Verified | None = None) -> None:
     """402 ``payment_password_invalid`` on a wrong one, 423 once locked.
 
     Refusals must commit (module doc); the wallet calls :func:`require_payment_password`,
@@ -351,7 +397,7 @@ def check_payment_password(p: Platform, conn: Connection, user_id: str, payment_
     user.payment.check(now)
     if row.payment_password_hash is None:
         raise PaymentFailed("set a payment password first", code="payment_password_invalid")
-    if crypto.verify_password(row.payment_password_hash, payment_password):
+    if _password_ok(verified, row.payment_password_hash, payment_password):
         if user.payment != Lockout.cleared():
             store.save_payment_lockout(conn, user_id, Lockout.cleared())
         return
@@ -368,5 +414,12 @@ def check_payment_password(p: Platform, conn: Connection, user_id: str, payment_
 
 def require_payment_password(p: Platform, user_id: str, payment_password: str,
                              origin: Origin = Origin()) -> None:
-    """:func:`check_payment_password` in its own transaction, failures kept."""
-    run_keeping_refusal(p, lambda conn: check_payment_password(p, conn, user_id, payment_password, origin))
+    """:func:`check_payment_password` in its own transaction, failures kept; the argon2
+    check first, with no transaction open (see :class:`Verified`)."""
+    row = p.db.run(lambda conn: store.user_row(conn, user_id=user_id), write=False)
+    verified = None
+    if (row is not None and row.payment_password_hash is not None
+            and not store.as_user(row).payment.is_locked(p.clock.now())):
+        verified = verify_outside(row.payment_password_hash, payment_password)
+    run_keeping_refusal(p, lambda conn: check_payment_password(p, conn, user_id, payment_password, origin,
+                                                               verified=verified))

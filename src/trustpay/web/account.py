@@ -130,12 +130,15 @@ def signup_submit(request: Request, csrf_token: FormText = "", kind: FormText = 
     alert: str | None = None
 
     def work(conn: Connection) -> NewSession:
-        identity.sign_up(p, conn, email=email, password=password, name=name,
-                         kind=UserKind(form["kind"]), phone=phone.strip() or None, origin=origin)
-        return identity.log_in(p, conn, email=email, password=password, origin=origin)
+        identity.sign_up(p, conn, email=email, password=password, name=name, kind=UserKind(form["kind"]),
+                         phone=phone.strip() or None, origin=origin, password_hash=hashed)
+        # The password is the one just hashed: the log-in needs no second argon2 run.
+        return identity.log_in(p, conn, email=email, password=password, origin=origin,
+                               verified=identity.Verified(hashed, True))
 
     try:
         rate_limit(p, "sign-up", origin)
+        hashed = identity.hash_new_password(password)  # before the transaction (identity.Verified)
         new = p.db.run(work)
     except TrustPayError as exc:
         if exc.code == "weak_password":
@@ -290,8 +293,10 @@ def login_submit(request: Request, csrf_token: FormText = "", email: FormText = 
         email, password = held
     try:
         rate_limit(p, "login", origin)
+        verified = identity.verify_login_outside(p, email, password)
         new = identity.run_keeping_refusal(p, lambda conn: identity.log_in(
-            p, conn, email=email, password=password, origin=origin, totp_code=totp_code.strip() or None))
+            p, conn, email=email, password=password, origin=origin, totp_code=totp_code.strip() or None,
+            verified=verified))
     except TrustPayError as exc:
         if isinstance(exc, AccountLocked):
             error = message(request, "locked", until=_locked_until(request, email))
