@@ -96,6 +96,22 @@ def test_a_sign_up_holds_up_no_other_write(w: WalletEnv, monkeypatch: pytest.Mon
     assert w.env.login("new@example.com").status_code == 201
 
 
+def test_setting_a_payment_password_holds_up_no_other_write(w: WalletEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice = w.user("alice@example.com", payment_password=None)
+    r = a_write_gets_through_during(w, monkeypatch, lambda: w.client.put(
+        "/v1/users/me/payment-password", json={"password": PASSWORD, "payment_password": "135790"},
+        headers=alice.auth))
+    assert r.status_code == 204, r.text
+    r = a_write_gets_through_during(w, monkeypatch, lambda: w.client.put(
+        "/v1/users/me/payment-password", json={"password": "wrong password 1", "payment_password": "135790"},
+        headers=alice.auth))
+    assert r.status_code == 401
+    with w.platform.db.transaction(write=False) as conn:
+        from trustpay.identity import store
+
+        assert store.get_user(conn, alice.id).login.failures == 1
+
+
 def test_a_password_changed_meanwhile_is_checked_again_inside(w: WalletEnv) -> None:
     """The outside check is used only against the hash it was made with."""
     alice = w.user("alice@example.com")

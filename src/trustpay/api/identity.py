@@ -233,8 +233,8 @@ def confirm_verification(body: ConfirmIn, request: Request, me: CurrentUser, p: 
 @router.put("/users/me/payment-password", status_code=204)
 def set_payment_password(body: PaymentPasswordIn, me: CurrentUser, p: PlatformDep,
                          origin: OriginDep) -> Response:
-    identity.run_keeping_refusal(p, lambda conn: identity.set_payment_password(
-        p, conn, me.user, password=body.password, payment_password=body.payment_password, origin=origin))
+    identity.change_payment_password(p, me.user, password=body.password, payment_password=body.payment_password,
+                                     origin=origin)
     return Response(status_code=204)
 
 

@@ -364,8 +364,24 @@ def confirm_code(p: Platform, conn: Connection, user: User, channel: Channel, co
 
 
 # -------------------------------------------------------- payment password
+def change_payment_password(p: Platform, user: User, *, password: str, payment_password: str,
+                            origin: Origin) -> None:
+    """:func:`set_payment_password` in its own transaction, refusals kept; its two
+    argon2 runs (the login password's check, the new hash) before it (:class:`Verified`)."""
+    check_payment_password_format(payment_password)
+    row = p.db.run(lambda conn: store.user_row(conn, user_id=user.id), write=False)
+    verified = None
+    if row is not None and not store.as_user(row).login.is_locked(p.clock.now()):
+        verified = verify_outside(row.password_hash, password)
+    new_hash = crypto.hash_password(payment_password)
+    run_keeping_refusal(p, lambda conn: set_payment_password(
+        p, conn, user, password=password, payment_password=payment_password, origin=origin,
+        verified=verified, new_hash=new_hash))
+
+
 def set_payment_password(p: Platform, conn: Connection, user: User, *, password: str,
-                         payment_password: str, origin: Origin) -> None:
+                         payment_password: str, origin: Origin, verified: Verified | None = None,
+                         new_hash: str | None = None) -> None:
     """Needs the login password (a wrong one counts toward the login lock; refusals must commit)."""
     check_payment_password_format(payment_password)
     now = p.clock.now()
@@ -373,8 +389,8 @@ def set_payment_password(p: Platform, conn: Connection, user: User, *, password:
     if row is None:
         raise NotFound("no such user")
     current = store.as_user(row)
-    _check_login_password(p, conn, current, row.password_hash, password, origin, now)
-    store.set_user_fields(conn, user.id, payment_password_hash=crypto.hash_password(payment_password))
+    _check_login_password(p, conn, current, row.password_hash, password, origin, now, verified=verified)
+    store.set_user_fields(conn, user.id, payment_password_hash=new_hash or crypto.hash_password(payment_password))
     store.save_payment_lockout(conn, user.id, Lockout.cleared())
     audit.record(conn, event="payment_password.changed", outcome=Outcome.SUCCESS, user_id=user.id,
                  origin=origin, now=now, resource=user.id)

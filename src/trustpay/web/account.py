@@ -375,9 +375,8 @@ def payment_password_submit(request: Request, csrf_token: FormText = "", passwor
         status, error = 400, message(request, "payment_mismatch")
     else:
         try:
-            identity.run_keeping_refusal(p, lambda conn: identity.set_payment_password(
-                p, conn, viewer.user, password=password, payment_password=payment_password,
-                origin=origin))
+            identity.change_payment_password(p, viewer.user, password=password, payment_password=payment_password,
+                                             origin=origin)
             info = message(request, "payment_saved")
         except TrustPayError as exc:
             status = exc.status
