@@ -107,6 +107,11 @@ def verify_outside(stored_hash: str | None, password: str) -> Verified:
     return Verified(stored_hash, crypto.verify_password(stored_hash, password))
 
 
+def _verify_unless_locked(p: Platform, stored_hash: str | None, lock: Lockout, password: str) -> Verified | None:
+    """None while ``lock`` holds: the transaction refuses such an attempt unchecked."""
+    return None if lock.is_locked(p.clock.now()) else verify_outside(stored_hash, password)
+
+
 def _password_ok(verified: Verified | None, stored_hash: str | None, password: str) -> bool:
     if verified is not None and verified.stored_hash == stored_hash:
         return verified.ok
@@ -170,9 +175,9 @@ def verify_login_outside(p: Platform, email: str, password: str) -> Verified | N
     except InvalidRequest:
         return verify_outside(None, password)
     row = p.db.run(lambda conn: store.user_row(conn, email=normalized), write=False)
-    if row is not None and store.as_user(row).login.is_locked(p.clock.now()):
-        return None
-    return verify_outside(row.password_hash if row is not None else None, password)
+    if row is None:
+        return verify_outside(None, password)  # the same work as for a real account
+    return _verify_unless_locked(p, row.password_hash, store.as_user(row).login, password)
 
 
 def _check_login_password(p: Platform, conn: Connection, user: User, password_hash: str, password: str,
@@ -370,9 +375,8 @@ def change_payment_password(p: Platform, user: User, *, password: str, payment_p
     argon2 runs (the login password's check, the new hash) before it (:class:`Verified`)."""
     check_payment_password_format(payment_password)
     row = p.db.run(lambda conn: store.user_row(conn, user_id=user.id), write=False)
-    verified = None
-    if row is not None and not store.as_user(row).login.is_locked(p.clock.now()):
-        verified = verify_outside(row.password_hash, password)
+    verified = None if row is None else _verify_unless_locked(p, row.password_hash, store.as_user(row).login,
+                                                              password)
     new_hash = crypto.hash_password(payment_password)
     run_keeping_refusal(p, lambda conn: set_payment_password(
         p, conn, user, password=password, payment_password=payment_password, origin=origin,
@@ -434,8 +438,7 @@ def require_payment_password(p: Platform, user_id: str, payment_password: str,
     check first, with no transaction open (see :class:`Verified`)."""
     row = p.db.run(lambda conn: store.user_row(conn, user_id=user_id), write=False)
     verified = None
-    if (row is not None and row.payment_password_hash is not None
-            and not store.as_user(row).payment.is_locked(p.clock.now())):
-        verified = verify_outside(row.payment_password_hash, payment_password)
+    if row is not None and row.payment_password_hash is not None:  # none set: refused unchecked
+        verified = _verify_unless_locked(p, row.payment_password_hash, store.as_user(row).payment, payment_password)
     run_keeping_refusal(p, lambda conn: check_payment_password(p, conn, user_id, payment_password, origin,
                                                                verified=verified))

@@ -117,11 +117,10 @@ _PAYER = select(
         ledger_accounts.c.owner_id == users.c.id, ledger_accounts.c.kind == AccountKind.WALLET.value,
         ledger_accounts.c.currency == bindparam("currency"),
     ).scalar_subquery().label("wallet_id"),
-    select(wallet_preferences.c.daily_cap).where(wallet_preferences.c.user_id == users.c.id)
-    .scalar_subquery().label("own_daily_cap"),
-    select(wallet_preferences.c.password_free_cap).where(wallet_preferences.c.user_id == users.c.id)
-    .scalar_subquery().label("own_password_free_cap"),
-).where(users.c.deleted_at.is_(None), users.c.id == bindparam("k"))
+    wallet_preferences.c.daily_cap.label("own_daily_cap"),
+    wallet_preferences.c.password_free_cap.label("own_password_free_cap"),
+).select_from(users.outerjoin(wallet_preferences, wallet_preferences.c.user_id == users.c.id)).where(
+    users.c.deleted_at.is_(None), users.c.id == bindparam("k"))
 
 
 def payer(conn: Connection, user_id: str, currency: str) -> Any | None:
