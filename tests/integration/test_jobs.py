@@ -223,6 +223,88 @@ def test_expire_holds_sweeper_releases_an_expired_hold(platform: Platform,
         assert book.account(c, shop.id).pending_in == 0
 
 
+def _test_sweepers(platform: Platform, *fail_first: BaseException | None) -> dict[str, int]:
+    """Three sweepers that each write an outbox row; the second raises ``fail_first``'s
+    errors on its first calls (after writing). Returns how often each ran."""
+    calls = {"test.a": 0, "test.b": 0, "test.c": 0}
+    errors = list(fail_first)
+
+    def sweeper(name: str) -> Any:
+        def sweep(p: Platform, conn: Connection) -> int:
+            calls[name] += 1
+            outbox.emit(conn, "job.ran", {"sweeper": name}, now=p.clock.now())
+            if name == "test.b" and errors:
+                error = errors.pop(0)
+                if error is not None:
+                    raise error
+            return 1
+        return sweep
+
+    for name in calls:
+        jobs.registry_of(platform).add_sweeper(name, sweeper(name))
+    return calls
+
+
+def _ours(name: str) -> bool:
+    return name.startswith("test.")
+
+
+def test_sweepers_share_one_commit_and_a_failing_one_is_undone_alone(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick's sweeps are one member of the requests' group commit (one commit, one
+    fsync, not one per sweeper), each in a savepoint: the failing one's writes go,
+    the others' stay, and it is reported as having done nothing."""
+    calls = _test_sweepers(platform, RuntimeError("boom"))
+    grouped = transactions = 0
+    real_grouped, real_transaction = platform.db.run_grouped, platform.db.transaction
+
+    def counting_grouped(fn: Any, **kw: Any) -> Any:
+        nonlocal grouped
+        grouped += 1
+        return real_grouped(fn, **kw)
+
+    def counting_transaction(**kw: Any) -> Any:
+        nonlocal transactions
+        transactions += kw.get("write", True)
+        return real_transaction(**kw)
+
+    monkeypatch.setattr(platform.db, "run_grouped", counting_grouped)
+    monkeypatch.setattr(platform.db, "transaction", counting_transaction)
+    assert jobs.run_sweepers(platform, only=_ours) == {"test.a": 1, "test.b": 0, "test.c": 1}
+    assert (grouped, transactions) == (1, 1)  # was three write transactions
+    monkeypatch.undo()
+    assert events(platform) == [{"sweeper": "test.a"}, {"sweeper": "test.c"}]
+    assert calls == {"test.a": 1, "test.b": 1, "test.c": 1}
+    assert jobs.run_sweepers(platform, only=_ours) == {"test.a": 1, "test.b": 1, "test.c": 1}
+
+
+def test_a_retryable_error_in_a_sweeper_runs_the_whole_sweep_again(platform: Platform) -> None:
+    """A deadlock (PostgreSQL) or a busy database (SQLite) is not the sweeper's fault:
+    the sweep goes again from the start, as ``Database.run`` retried a sweeper alone,
+    and what the first try wrote is gone (one row per sweeper, not two)."""
+    import sqlite3
+
+    calls = _test_sweepers(platform, sqlite3.OperationalError("database is locked"))
+    assert jobs.run_sweepers(platform, only=_ours) == {"test.a": 1, "test.b": 1, "test.c": 1}
+    assert calls == {"test.a": 2, "test.b": 2, "test.c": 1}
+    assert sorted(e["sweeper"] for e in events(platform)) == ["test.a", "test.b", "test.c"]
+
+
+def test_sweepers_go_one_by_one_when_their_shared_transaction_cannot_commit(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _test_sweepers(platform)
+
+    def broken(fn: Any, **kw: Any) -> Any:
+        raise RuntimeError("the group's commit failed")
+
+    monkeypatch.setattr(platform.db, "run_grouped", broken)
+    assert jobs.run_sweepers(platform, only=_ours) == {"test.a": 1, "test.b": 1, "test.c": 1}
+    assert calls == {"test.a": 1, "test.b": 1, "test.c": 1}
+    assert sorted(e["sweeper"] for e in events(platform)) == ["test.a", "test.b", "test.c"]
+
+
 def test_run_until_idle_follows_jobs_scheduling_due_jobs(platform: Platform,
                                                          clock: FrozenClock) -> None:
     def chain(p: Platform, conn: Connection, job: jobs.Job) -> None:
@@ -352,7 +434,7 @@ def test_many_due_jobs_commit_a_few_at_a_time_through_the_group_commit(
 
     monkeypatch.setattr(platform.db, "run_grouped", counting)
     assert jobs.run_due(platform, limit=50) == len(ids)
-    assert chunks == [runner.TOGETHER, runner.TOGETHER, 3]
+    assert chunks == [0, runner.TOGETHER, runner.TOGETHER, 3]  # the claim (grouped too), then three chunks
     assert all(job_row(platform, i)["status"] == "done" for i in ids)
 
 

@@ -57,9 +57,14 @@ def send_all(sink: str, notes: list[Notification]) -> None:
 def _append(path: Path, *notes: Notification) -> None:
     # json.dumps escapes newlines, so one message is always exactly one line.
     lines = "".join(json.dumps(note.as_dict(), ensure_ascii=False) + "\n" for note in notes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock, path.open("a", encoding="utf-8") as f:
-        f.write(lines)
+    with _file_lock:
+        try:
+            f = path.open("a", encoding="utf-8")
+        except FileNotFoundError:  # its folder, made on first use (not checked at every append)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            f = path.open("a", encoding="utf-8")
+        with f:
+            f.write(lines)
 
 
 def _smtp(url: str, note: Notification) -> None:

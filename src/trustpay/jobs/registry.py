@@ -38,8 +38,12 @@ TogetherHandler = Callable[["Platform", Connection, "list[Job]"], None]
 # its own transactions and must be idempotent: the done-mark commits after it,
 # separately, so a crash in between runs it again.
 OutsideHandler = Callable[["Platform", Job], None]
-# A sweeper does a bounded batch of periodic work in its own transaction and
-# returns how many things it did (0 = nothing to do, so a drain loop can stop).
+# A sweeper does a bounded batch of periodic work with ``conn`` and returns how
+# many things it did (0 = nothing to do, so a drain loop can stop). A tick's
+# sweepers share one grouped transaction, each in its own savepoint (see
+# ``runner.run_sweepers``), so like a grouped member a sweeper touches the
+# database only through ``conn``, may run again, and never waits for another
+# grouped transaction.
 Sweeper = Callable[["Platform", Connection], int]
 
 _KEY = "jobs.registry"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
+from trustpay.db.engine import is_retryable
 from trustpay.db.raw import Raw
 from trustpay.jobs.registry import Registration, TogetherHandler, registry_of
 from trustpay.jobs.store import Claimed, claim_due, mark_all_done, mark_done, mark_failed_attempt, still_ours
@@ -42,7 +43,9 @@ def run_due(platform: Platform, limit: int = 50) -> int:
     kinds = registry_of(platform).kinds
     if not kinds:
         return 0
-    claimed = platform.db.run(lambda conn: claim_due(
+    # Grouped: a busy server claims every tick, and a claim in a transaction of its
+    # own held the writer through an fsync of its own.
+    claimed = platform.db.run_grouped(lambda conn: claim_due(
         conn, kinds=kinds, now=platform.clock.now(), limit=limit, lease=JOB_LEASE,
     ))
     registry = registry_of(platform)
@@ -216,12 +219,43 @@ def _record_failure(
 
 
 def run_sweepers(platform: Platform, *, only: Callable[[str], bool] | None = None) -> dict[str, int]:
-    """Every sweeper (or those ``only`` picks) once, each in its own transaction;
-    one failing stops no other. Returns how much each did."""
+    """Every sweeper (or those ``only`` picks) once; returns how much each did.
+
+    They share one transaction, and it joins the requests' group commit
+    (``run_grouped``), each sweeper in a savepoint of its own: one failing is
+    undone alone and logged, and stops no other. A busy server's worker sweeps
+    every tick (each transfer queues a notification and an outbox event), and a
+    transaction per sweeper held the database's writer through an fsync of its
+    own each time, with every request queued behind it. If the shared
+    transaction cannot commit, they go again one by one, each in its own."""
+    chosen = [(name, sweeper) for name, sweeper in registry_of(platform).sweepers
+              if only is None or only(name)]
+    if not chosen:
+        return {}
+
+    def sweep(conn: Connection) -> dict[str, int]:
+        raw = Raw.of(conn)
+        done: dict[str, int] = {}
+        for name, sweeper in chosen:
+            raw.savepoint("tp_sweeper")
+            try:
+                done[name] = sweeper(platform, conn)
+                raw.flush()  # its deferred writes (PostgreSQL): their failure is this sweeper's
+            except Exception as exc:
+                if is_retryable(exc):  # a deadlock, say: the whole sweep goes again, as run would
+                    raise
+                raw.rollback_to("tp_sweeper")
+                log.exception("sweeper %s failed", name)
+                done[name] = 0
+            raw.release("tp_sweeper")
+        return done
+
+    try:
+        return platform.db.run_grouped(sweep)
+    except Exception:
+        log.warning("the sweepers could not commit together; running them one by one", exc_info=True)
     done: dict[str, int] = {}
-    for name, sweeper in registry_of(platform).sweepers:
-        if only is not None and not only(name):
-            continue
+    for name, sweeper in chosen:
         try:
             done[name] = platform.db.run(partial(sweeper, platform))
         except Exception:
