@@ -521,3 +521,31 @@ def test_a_claim_cancelled_before_its_together_run_rolls_only_its_work_back(
     assert [sorted(call) for call in together.calls] == [sorted(ids)]  # claimed by (run_at, id)
     assert sorted(e["job"] for e in events(platform)) == sorted([ids[0], ids[2]])
     assert [job_row(platform, i)["status"] for i in ids] == ["done", "cancelled", "done"]
+
+
+def test_outside_sweepers_run_after_the_others_with_no_transaction_open(platform: Platform) -> None:
+    """An outside sweeper (it talks to something slow) gets no connection: it runs
+    after the shared sweep has committed, a failing one counts 0 and stops nothing."""
+    _test_sweepers(platform)
+    reg = jobs.registry_of(platform)
+    seen: list[tuple[str, int, int]] = []
+
+    def outside(name: str, fails: bool) -> Any:
+        def sweep(p: Platform) -> int:
+            seen.append((name, len(events(p)), p.db.engine.pool.checkedout()))  # type: ignore[attr-defined]
+            if fails:
+                raise ConnectionError("the far side is down")
+            return 5
+        return sweep
+
+    reg.add_outside_sweeper("test.out_broken", outside("test.out_broken", True))
+    reg.add_outside_sweeper("test.out", outside("test.out", False))
+    with pytest.raises(ValueError, match="already registered"):
+        reg.add_sweeper("test.out", lambda p, conn: 0)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.add_outside_sweeper("test.a", lambda p: 0)
+    assert jobs.run_sweepers(platform, only=_ours) == {
+        "test.a": 1, "test.b": 1, "test.c": 1, "test.out_broken": 0, "test.out": 5}
+    # Each saw the three rows the shared sweep committed, and held no connection.
+    assert seen == [("test.out_broken", 3, 0), ("test.out", 3, 0)]
+    assert jobs.run_sweepers(platform, only=lambda name: name == "test.out") == {"test.out": 5}

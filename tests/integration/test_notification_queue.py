@@ -1,18 +1,21 @@
 """Messages about money are queued with the change and sent by the sweeper after
-commit: in order, each once per successful sweep, on both engines."""
+commit: in order, each once per successful sweep, with no transaction open
+while they go out, on both engines."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from trustpay.clock import FrozenClock
 from trustpay.db.schema import notification_queue
+from trustpay.events import queue
 from trustpay.events.notify import Notification
-from trustpay.events.queue import enqueue, send_queued
+from trustpay.events.queue import CLAIM, enqueue, send_queued
 from trustpay.platform.context import Platform
 
 
@@ -31,7 +34,7 @@ def test_the_sweeper_sends_queued_messages_in_order_and_marks_them(platform: Pla
         enqueue(conn, Notification("email", "ghost@example.com", "never", "x"), now=clock.now())
         raise RuntimeError
 
-    assert platform.db.run(lambda conn: send_queued(platform, conn)) == 3
+    assert send_queued(platform) == 3
     lines = sent_lines(sink)
     assert [(n["to"], n["subject"], n["body"]) for n in lines] == [
         (f"u{i}@example.com", f"subject {i}", "多行\nbody") for i in range(3)]
@@ -39,5 +42,60 @@ def test_the_sweeper_sends_queued_messages_in_order_and_marks_them(platform: Pla
         unsent = conn.execute(select(func.count()).select_from(notification_queue)
                               .where(notification_queue.c.sent_at.is_(None))).scalar_one()
     assert unsent == 0
-    assert platform.db.run(lambda conn: send_queued(platform, conn)) == 0  # nothing twice
+    assert send_queued(platform) == 0  # nothing twice
     assert len(sent_lines(sink)) == 3
+
+
+def queue_three(platform: Platform, clock: FrozenClock) -> None:
+    with platform.db.transaction() as conn:
+        for i in range(3):
+            enqueue(conn, Notification("email", f"u{i}@example.com", f"subject {i}", "body"), now=clock.now())
+
+
+def test_no_transaction_is_open_while_messages_go_out(platform: Platform, clock: FrozenClock,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow mail server must not hold the database's writer (and every payment
+    queued behind it): the batch is claimed, sent with no connection checked out,
+    then marked."""
+    queue_three(platform, clock)
+    held: list[int] = []
+
+    def sending(sink: str, notes: list[Notification]) -> None:
+        held.append(platform.db.engine.pool.checkedout())  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(queue, "send_all", sending)
+    platform.settings = platform.settings.model_copy(update={"notify_sink": "file:/nonexistent/ignored"})
+    assert send_queued(platform) == 3
+    assert held == [0]
+    assert send_queued(platform) == 0
+
+
+def test_a_send_failing_part_way_marks_what_went_out_and_retries_the_rest_after_the_claim(
+    platform: Platform, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue_three(platform, clock)
+    sent: list[str] = []
+
+    def flaky(sink: str, note: Notification) -> None:
+        if note.to == "u1@example.com" and "failed-once" not in sent:
+            sent.append("failed-once")
+            raise ConnectionError("mail server went away")
+        sent.append(note.to)
+
+    monkeypatch.setattr(queue, "send", flaky)
+    platform.settings = platform.settings.model_copy(update={"notify_sink": "smtp://127.0.0.1:9"})
+    with pytest.raises(ConnectionError):
+        send_queued(platform)
+    assert sent == ["u0@example.com", "failed-once"]
+    assert unsent(platform) == 2
+    assert send_queued(platform) == 0, "the rest stay claimed: the failed sender's lease has not run out"
+    clock.advance(CLAIM.total_seconds())
+    assert send_queued(platform) == 2
+    assert sent == ["u0@example.com", "failed-once", "u1@example.com", "u2@example.com"]
+    assert unsent(platform) == 0
+
+
+def unsent(platform: Platform) -> Any:
+    with platform.db.transaction(write=False) as conn:
+        return conn.execute(select(func.count()).select_from(notification_queue)
+                            .where(notification_queue.c.sent_at.is_(None))).scalar_one()

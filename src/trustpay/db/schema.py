@@ -405,6 +405,8 @@ notification_queue = Table(
     Column("body", Text, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("sent_at", TS, nullable=True),
+    # While a worker sends it (outside any transaction): another waits until this passes.
+    Column("claimed_until", TS, nullable=True),
     Index("ix_notification_queue_sent", "sent_at", "seq"),
 )
 

@@ -10,13 +10,15 @@ can repeat a message, never invent one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, or_, select, update
 
 from trustpay.db import prepared
 from trustpay.db.schema import notification_queue
-from trustpay.events.notify import Notification, send_all
+from trustpay.events.notify import Notification, send, send_all
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -24,6 +26,11 @@ if TYPE_CHECKING:
     from trustpay.platform.context import Platform
 
 BATCH = 200
+# How long a claimed batch is the claiming sender's: longer than sending 200
+# messages normally takes, short enough that a dead sender's batch goes out soon
+# after. (A mail server timing out on each would outlast it; another runner may
+# then send the rest again: at least once.)
+CLAIM = timedelta(minutes=2)
 
 
 def enqueue(conn: Connection, note: Notification, *, now: datetime) -> None:
@@ -35,18 +42,52 @@ def enqueue(conn: Connection, note: Notification, *, now: datetime) -> None:
     })
 
 
-def send_queued(p: Platform, conn: Connection) -> int:
-    """Sweeper: send what committed transactions queued; returns how many were sent."""
-    rows = conn.execute(
-        select(notification_queue).where(notification_queue.c.sent_at.is_(None))
-        .order_by(notification_queue.c.seq).limit(BATCH)
-    ).mappings().all()
+def send_queued(p: Platform) -> int:
+    """Outside sweeper: send what committed transactions queued; returns how many were claimed.
+
+    Three steps, so that no transaction is open while a message goes out (a
+    slow mail server held the database's writer, and every payment behind it,
+    for the whole send): claim a batch (a lease of ``CLAIM``, in the requests'
+    group commit), send it, mark what went out. A sender that dies or fails
+    part-way leaves the rest claimed until the lease runs out; then they are
+    sent again (at least once, never invented)."""
+    rows = p.db.run_grouped(partial(_claim, p))
     if not rows:
         return 0
-    send_all(p.settings.notify_sink,
-             [Notification(r["channel"], r["recipient"], r["subject"], r["body"]) for r in rows])
-    # Marked together once all went out: the marks commit together anyway, so a
-    # failure part-way repeats the batch's sent messages either way (at least once).
-    conn.execute(update(notification_queue).where(notification_queue.c.seq.in_([r["seq"] for r in rows]))
-                 .values(sent_at=p.clock.now()))
+    sink = p.settings.notify_sink
+    sent: list[int] = []
+    try:
+        if sink.startswith("file:"):  # one append for the lot
+            send_all(sink, [_note(r) for r in rows])
+            sent = [r["seq"] for r in rows]
+        else:
+            for r in rows:
+                send(sink, _note(r))
+                sent.append(r["seq"])
+    finally:
+        if sent:
+            p.db.run_grouped(partial(_mark_sent, sent, p.clock.now()))
     return len(rows)
+
+
+def _claim(p: Platform, conn: Connection) -> list[Any]:
+    now = p.clock.now()
+    q = notification_queue.c
+    rows = conn.execute(
+        select(notification_queue)
+        .where(q.sent_at.is_(None), or_(q.claimed_until.is_(None), q.claimed_until <= now))
+        .order_by(q.seq).limit(BATCH).with_for_update(skip_locked=True)
+    ).mappings().all()
+    if rows:
+        conn.execute(update(notification_queue).where(q.seq.in_([r["seq"] for r in rows]))
+                     .values(claimed_until=now + CLAIM))
+    return list(rows)
+
+
+def _mark_sent(seqs: list[int], now: datetime, conn: Connection) -> None:
+    conn.execute(update(notification_queue).where(notification_queue.c.seq.in_(seqs))
+                 .values(sent_at=now, claimed_until=None))
+
+
+def _note(row: Any) -> Notification:
+    return Notification(row["channel"], row["recipient"], row["subject"], row["body"])

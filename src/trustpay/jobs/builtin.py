@@ -34,7 +34,7 @@ def purge_idempotency_keys(platform: Platform, conn: Connection) -> int:
 def register_builtins(registry: Registry) -> None:
     registry.add_sweeper("expire-holds", expire_holds)
     registry.add_sweeper("purge-idempotency-keys", purge_idempotency_keys)
-    registry.add_sweeper("send-queued-notifications", send_queued)
+    registry.add_outside_sweeper("send-queued-notifications", send_queued)
     transfers.register_jobs(registry)
     bank_ops.register_jobs(registry)
     reconcile.register_jobs(registry)

@@ -45,6 +45,10 @@ OutsideHandler = Callable[["Platform", Job], None]
 # database only through ``conn``, may run again, and never waits for another
 # grouped transaction.
 Sweeper = Callable[["Platform", Connection], int]
+# An outside sweeper runs with no transaction open, after the others: it talks to
+# something slow (a mail server) between transactions of its own, and must
+# fence itself against another runner doing the same (a claim with a lease).
+OutsideSweeper = Callable[["Platform"], int]
 
 _KEY = "jobs.registry"
 
@@ -74,6 +78,7 @@ class Registry:
     def __init__(self) -> None:
         self._handlers: dict[str, Registration] = {}
         self._sweepers: dict[str, Sweeper] = {}
+        self._outside_sweepers: dict[str, OutsideSweeper] = {}
 
     def register(self, kind: str, handler: Handler, *, backoff: Backoff | None = None,
                  together: TogetherHandler | None = None) -> None:
@@ -92,9 +97,15 @@ class Registry:
         self._handlers[kind] = Registration(in_transaction, backoff or Backoff(), handler)
 
     def add_sweeper(self, name: str, sweeper: Sweeper) -> None:
-        if name in self._sweepers and self._sweepers[name] is not sweeper:
+        if self._outside_sweepers.get(name) is not None or self._sweepers.get(name, sweeper) is not sweeper:
             raise ValueError(f"sweeper {name!r} is already registered")
         self._sweepers[name] = sweeper
+
+    def add_outside_sweeper(self, name: str, sweeper: OutsideSweeper) -> None:
+        """A sweeper that runs outside any transaction (see :data:`OutsideSweeper`)."""
+        if self._sweepers.get(name) is not None or self._outside_sweepers.get(name, sweeper) is not sweeper:
+            raise ValueError(f"sweeper {name!r} is already registered")
+        self._outside_sweepers[name] = sweeper
 
     def handler_for(self, kind: str) -> Registration | None:
         return self._handlers.get(kind)
@@ -106,6 +117,10 @@ class Registry:
     @property
     def sweepers(self) -> list[tuple[str, Sweeper]]:
         return list(self._sweepers.items())
+
+    @property
+    def outside_sweepers(self) -> list[tuple[str, OutsideSweeper]]:
+        return list(self._outside_sweepers.items())
 
 
 def registry_of(platform: Platform) -> Registry:

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from trustpay.db.engine import is_retryable
 from trustpay.db.raw import Raw
-from trustpay.jobs.registry import Registration, TogetherHandler, registry_of
+from trustpay.jobs.registry import Registration, Sweeper, TogetherHandler, registry_of
 from trustpay.jobs.store import Claimed, claim_due, mark_all_done, mark_done, mark_failed_attempt, still_ours
 
 if TYPE_CHECKING:
@@ -227,12 +227,18 @@ def run_sweepers(platform: Platform, *, only: Callable[[str], bool] | None = Non
     every tick (each transfer queues a notification and an outbox event), and a
     transaction per sweeper held the database's writer through an fsync of its
     own each time, with every request queued behind it. If the shared
-    transaction cannot commit, they go again one by one, each in its own."""
-    chosen = [(name, sweeper) for name, sweeper in registry_of(platform).sweepers
-              if only is None or only(name)]
-    if not chosen:
-        return {}
+    transaction cannot commit, they go again one by one, each in its own.
+    Outside sweepers run after them, with no transaction open."""
+    registry = registry_of(platform)
+    chosen = [(name, sweeper) for name, sweeper in registry.sweepers if only is None or only(name)]
+    done = _sweep_together(platform, chosen) if chosen else {}
+    for name, outside in registry.outside_sweepers:
+        if only is None or only(name):
+            done[name] = _logged(name, partial(outside, platform))
+    return done
 
+
+def _sweep_together(platform: Platform, chosen: list[tuple[str, Sweeper]]) -> dict[str, int]:
     def sweep(conn: Connection) -> dict[str, int]:
         raw = Raw.of(conn)
         done: dict[str, int] = {}
@@ -254,14 +260,17 @@ def run_sweepers(platform: Platform, *, only: Callable[[str], bool] | None = Non
         return platform.db.run_grouped(sweep)
     except Exception:
         log.warning("the sweepers could not commit together; running them one by one", exc_info=True)
-    done: dict[str, int] = {}
-    for name, sweeper in chosen:
-        try:
-            done[name] = platform.db.run(partial(sweeper, platform))
-        except Exception:
-            log.exception("sweeper %s failed", name)
-            done[name] = 0
-    return done
+    return {name: _logged(name, partial(platform.db.run, partial(sweeper, platform)))
+            for name, sweeper in chosen}
+
+
+def _logged(name: str, sweep: Callable[[], int]) -> int:
+    """What one sweeper did, or 0 (logged) if it failed."""
+    try:
+        return sweep()
+    except Exception:
+        log.exception("sweeper %s failed", name)
+        return 0
 
 
 def run_until_idle(platform: Platform, *, max_rounds: int = 100, limit: int = 500) -> int:
