@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from trustpay.clock import FrozenClock
 from trustpay.db.schema import notification_queue
-from trustpay.events import queue
+from trustpay.events import notify, queue
 from trustpay.events.notify import Notification
 from trustpay.events.queue import CLAIM, enqueue, send_queued
 from trustpay.platform.context import Platform
@@ -60,8 +60,9 @@ def test_no_transaction_is_open_while_messages_go_out(platform: Platform, clock:
     queue_three(platform, clock)
     held: list[int] = []
 
-    def sending(sink: str, notes: list[Notification]) -> None:
+    def sending(sink: str, notes: list[Notification], *, sent: list[Notification]) -> None:
         held.append(platform.db.engine.pool.checkedout())  # type: ignore[attr-defined]
+        sent.extend(notes)
 
     monkeypatch.setattr(queue, "send_all", sending)
     platform.settings = platform.settings.model_copy(update={"notify_sink": "file:/nonexistent/ignored"})
@@ -82,7 +83,7 @@ def test_a_send_failing_part_way_marks_what_went_out_and_retries_the_rest_after_
             raise ConnectionError("mail server went away")
         sent.append(note.to)
 
-    monkeypatch.setattr(queue, "send", flaky)
+    monkeypatch.setattr(notify, "send", flaky)
     platform.settings = platform.settings.model_copy(update={"notify_sink": "smtp://127.0.0.1:9"})
     with pytest.raises(ConnectionError):
         send_queued(platform)

@@ -45,13 +45,19 @@ def send(sink: str, note: Notification) -> None:
         raise ValueError(f"unknown notify sink {sink!r}: use console, file:PATH or smtp://host")
 
 
-def send_all(sink: str, notes: list[Notification]) -> None:
-    """Each of ``notes``, in order; a file sink takes them in one append."""
+def send_all(sink: str, notes: list[Notification], *, sent: list[Notification] | None = None) -> None:
+    """Each of ``notes``, in order; a file sink takes them in one append. ``sent``
+    (if given) gets each note once it has gone out, so a caller can tell how far
+    a send that failed part-way got."""
     if sink.startswith("file:"):
         _append(Path(sink.removeprefix("file:")), *notes)
+        if sent is not None:
+            sent.extend(notes)
         return
     for note in notes:
         send(sink, note)
+        if sent is not None:
+            sent.append(note)
 
 
 def _append(path: Path, *notes: Notification) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, or_, select, update
 
 from trustpay.db import prepared
 from trustpay.db.schema import notification_queue
-from trustpay.events.notify import Notification, send, send_all
+from trustpay.events.notify import Notification, send_all
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -54,19 +54,12 @@ def send_queued(p: Platform) -> int:
     rows = p.db.run_grouped(partial(_claim, p))
     if not rows:
         return 0
-    sink = p.settings.notify_sink
-    sent: list[int] = []
+    sent: list[Notification] = []
     try:
-        if sink.startswith("file:"):  # one append for the lot
-            send_all(sink, [_note(r) for r in rows])
-            sent = [r["seq"] for r in rows]
-        else:
-            for r in rows:
-                send(sink, _note(r))
-                sent.append(r["seq"])
+        send_all(p.settings.notify_sink, [_note(r) for r in rows], sent=sent)
     finally:
-        if sent:
-            p.db.run_grouped(partial(_mark_sent, sent, p.clock.now()))
+        if sent:  # the first len(sent) rows, in order
+            p.db.run_grouped(partial(_mark_sent, [r["seq"] for r in rows[:len(sent)]], p.clock.now()))
     return len(rows)
 
 

@@ -97,13 +97,13 @@ class Registry:
         self._handlers[kind] = Registration(in_transaction, backoff or Backoff(), handler)
 
     def add_sweeper(self, name: str, sweeper: Sweeper) -> None:
-        if self._outside_sweepers.get(name) is not None or self._sweepers.get(name, sweeper) is not sweeper:
+        if name in self._outside_sweepers or self._sweepers.get(name, sweeper) is not sweeper:
             raise ValueError(f"sweeper {name!r} is already registered")
         self._sweepers[name] = sweeper
 
     def add_outside_sweeper(self, name: str, sweeper: OutsideSweeper) -> None:
         """A sweeper that runs outside any transaction (see :data:`OutsideSweeper`)."""
-        if self._sweepers.get(name) is not None or self._outside_sweepers.get(name, sweeper) is not sweeper:
+        if name in self._sweepers or self._outside_sweepers.get(name, sweeper) is not sweeper:
             raise ValueError(f"sweeper {name!r} is already registered")
         self._outside_sweepers[name] = sweeper
 
