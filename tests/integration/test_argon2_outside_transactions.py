@@ -124,3 +124,33 @@ def test_a_password_changed_meanwhile_is_checked_again_inside(w: WalletEnv) -> N
     with pytest.raises(Exception, match="payment password is wrong"):
         identity.run_keeping_refusal(p, lambda conn: identity.check_payment_password(p, conn, alice.id, "000000",
                                                                                     verified=lying))
+
+
+def test_a_password_reset_holds_up_no_other_write(w: WalletEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    w.user("alice@example.com")
+    assert w.client.post("/v1/password-resets", json={"email": "alice@example.com"}).status_code == 202
+    code = w.env.last_code("alice@example.com")
+    new = "a brand new pass phrase 7"
+    r = a_write_gets_through_during(w, monkeypatch, lambda: w.client.post(
+        "/v1/password-resets/confirm", json={"email": "alice@example.com", "code": code, "new_password": new}))
+    assert r.status_code == 204, r.text
+    assert w.env.login("alice@example.com", new).status_code == 201
+
+
+def test_a_wrong_reset_code_costs_no_hash_and_still_counts(w: WalletEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    w.user("alice@example.com")
+    assert w.client.post("/v1/password-resets", json={"email": "alice@example.com"}).status_code == 202
+    code = w.env.last_code("alice@example.com")
+    hashed: list[str] = []
+    real = crypto.hash_password
+    monkeypatch.setattr(crypto, "hash_password", lambda pw: hashed.append(pw) or real(pw))
+    wrong = "000000" if code != "000000" else "111111"
+    r = w.client.post("/v1/password-resets/confirm",
+                      json={"email": "alice@example.com", "code": wrong, "new_password": "a brand new pass phrase 7"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_code"
+    assert hashed == []
+    with w.platform.db.transaction(write=False) as conn:
+        from sqlalchemy import text
+
+        tries = conn.execute(text("SELECT max(attempts) FROM verification_codes WHERE channel = 'reset'"))
+        assert tries.scalar_one() == 1

@@ -196,8 +196,15 @@ def confirm_password_reset(body: ResetConfirmIn, request: Request, p: PlatformDe
     """New password with the e-mailed code; every session is signed out."""
     rate_limit(p, "password-reset-confirm", origin)
 
+    password_hash: str | None = None
+
+    def before() -> None:  # argon2 with no transaction open; not for a replay
+        nonlocal password_hash
+        password_hash = recovery.hash_if_code_right(p, email=body.email, code=body.code,
+                                                    new_password=body.new_password)
+
     def effect(conn: Connection) -> EffectResult:
         recovery.confirm_reset(p, conn, email=body.email, code=body.code, new_password=body.new_password,
-                               origin=origin)
+                               origin=origin, password_hash=password_hash)
         return 204, None
-    return idempotent(request, p, effect=refusals_commit(effect))
+    return idempotent(request, p, effect=refusals_commit(effect), before=before)

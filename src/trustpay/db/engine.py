@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.pool import QueuePool
 
+from trustpay.db import after_commit
 from trustpay.db.group import GroupCommit, Rider
 
 T = TypeVar("T")
@@ -319,9 +320,13 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Connection]:
-        """One database transaction: commits on success, rolls back on any error."""
-        with self.engine.connect() as conn, self.transaction_on(conn, write=write):
-            yield conn
+        """One database transaction: commits on success, rolls back on any error.
+        What the work hands to ``after_commit`` runs once it has committed and its
+        connection is back in the pool."""
+        with after_commit.collecting() as actions:
+            with self.engine.connect() as conn, self.transaction_on(conn, write=write):
+                yield conn
+            after_commit.run_all(actions)
 
     def transaction_on(self, conn: Connection, *, write: bool = True) -> AbstractContextManager[Connection]:
         """A transaction on a connection the caller keeps (long-lived loops, benchmarks)."""

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Connection
 
+from trustpay.db import after_commit
 from trustpay.db.raw import Raw
 
 if TYPE_CHECKING:
@@ -97,20 +98,25 @@ class GroupCommit:
         self._riders.append(rider)
 
     def run(self, fn: Callable[[Connection], T]) -> T:
-        me: _Member[T] = _Member(fn)
-        with self._lock:
-            lead = not self._leading
+        # The member's after-commit actions: its context (copied now) collects them
+        # whichever thread runs its work; they run here, in its own thread, once
+        # its group has committed.
+        with after_commit.collecting() as actions:
+            me: _Member[T] = _Member(fn)
+            with self._lock:
+                lead = not self._leading
+                if lead:
+                    self._leading = True
+                else:
+                    self._queue.append(me)
+            if not lead:
+                me.wake.wait()
+                lead = me.promoted
             if lead:
-                self._leading = True
-            else:
-                self._queue.append(me)
-        if not lead:
-            me.wake.wait()
-            lead = me.promoted
-        if lead:
-            self._lead(me)
-        if me.error is not None:
-            raise me.error
+                self._lead(me)
+            if me.error is not None:
+                raise me.error
+        after_commit.run_all(actions)
         return me.result  # type: ignore[no-any-return]
 
     def _lead(self, me: _Member[Any]) -> None:
@@ -124,7 +130,7 @@ class GroupCommit:
                 raw.deferring = raw.is_pg  # see db/raw.py: fewer round trips while others wait
                 boarding = [rider for rider in self._riders if rider.waiting()]
                 landed = [done for rider in boarding if (done := _board(conn, rider)) is not None]
-                _run_in_savepoint(conn, me)
+                me.context.run(_run_in_savepoint, conn, me)
                 while len(group) < self._max - len(boarding):
                     with self._lock:
                         if not self._queue:

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from trustpay.clock import to_utc
+from trustpay.db import after_commit
 
 Params = dict[str, Any] | tuple[Any, ...]
 _PARAM = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
@@ -50,7 +51,7 @@ class Sql:
 class Raw:
     """The driver connection under ``conn``, in ``conn``'s transaction."""
 
-    __slots__ = ("dbapi", "deferring", "is_pg", "pg_cursor", "pg_reader", "queued", "sqlite_cursor")
+    __slots__ = ("dbapi", "deferring", "is_pg", "marks", "pg_cursor", "pg_reader", "queued", "sqlite_cursor")
 
     def __init__(self, conn: Connection) -> None:
         dbapi: Any = conn.connection.driver_connection
@@ -65,6 +66,8 @@ class Raw:
         self.sqlite_cursor: Any = None if self.is_pg else dbapi.cursor()
         self.deferring = False  # queue result-less writes (set by the group commit, PostgreSQL only)
         self.queued: list[tuple[str, Any, bool]] = []  # (sql, params, executemany)
+        # Per savepoint name, where the after-commit actions stood when it was taken.
+        self.marks: dict[str, after_commit.Mark] = {}
 
     @classmethod
     def of(cls, conn: Connection) -> Raw:
@@ -147,6 +150,7 @@ class Raw:
     # SAVEPOINT and its RELEASE are deferred while :attr:`deferring`, like a write
     # (a RELEASE cannot fail once the work since the savepoint has).
     def savepoint(self, name: str) -> None:
+        self.marks[name] = after_commit.mark()
         self._control(f"SAVEPOINT {name}", later=True)
 
     def release(self, name: str) -> None:
@@ -155,7 +159,9 @@ class Raw:
     def rollback_to(self, name: str) -> None:
         """Undo the work since the savepoint. What is still queued came after it and
         is undone by not sending it; if the savepoint itself is still queued,
-        nothing of that work reached the server, and nothing more is sent."""
+        nothing of that work reached the server, and nothing more is sent. The
+        after-commit actions the work added go with it."""
+        after_commit.undo(self.marks.get(name))
         mark = f"SAVEPOINT {name}"
         for i in range(len(self.queued) - 1, -1, -1):
             if self.queued[i][0] == mark:

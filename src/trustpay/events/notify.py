@@ -16,6 +16,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from trustpay.db.after_commit import after_commit
+
 _file_lock = threading.Lock()
 
 
@@ -43,6 +45,14 @@ def send(sink: str, note: Notification) -> None:
         _smtp(sink, note)
     else:
         raise ValueError(f"unknown notify sink {sink!r}: use console, file:PATH or smtp://host")
+
+
+def send_after_commit(sink: str, note: Notification) -> None:
+    """:func:`send`, once the transaction this runs in has committed, with nothing
+    held (``db/after_commit.py``): for a message about what that transaction
+    records, a code or an alert, which a slow mail server must not make every
+    payment wait for, and which must not go out if the transaction does not."""
+    after_commit(lambda: send(sink, note))
 
 
 def send_all(sink: str, notes: list[Notification], *, sent: list[Notification] | None = None) -> None:

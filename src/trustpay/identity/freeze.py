@@ -32,7 +32,7 @@ CARD_UNBIND_HOOKS: list[CardUnbindHook] = []
 
 
 def _send(p: Platform, user: User, subject: str, body: str, code: str | None = None) -> None:
-    notify.send(p.settings.notify_sink, notify.Notification("email", user.email, subject, body, code))
+    notify.send_after_commit(p.settings.notify_sink, notify.Notification("email", user.email, subject, body, code))
 
 
 def locked_row(conn: Connection, user_id: str) -> Any:

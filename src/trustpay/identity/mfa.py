@@ -118,7 +118,7 @@ def confirm_enrolment(p: Platform, conn: Any, user: User, code: str, origin: Ori
     store.set_user_fields(conn, user.id, mfa_enabled_at=now)
     audit.record(conn, event="mfa.enabled", outcome=Outcome.SUCCESS, user_id=user.id, origin=origin,
                  now=now, resource="totp")
-    notify.send(p.settings.notify_sink, notify.Notification(
+    notify.send_after_commit(p.settings.notify_sink, notify.Notification(
         "email", user.email, "Two-factor authentication is on",
         "Two-factor authentication was just turned on for your TrustPay account. "
         "If this was not you, freeze your account now."))
@@ -142,7 +142,7 @@ def disable(p: Platform, conn: Any, user: User, *, totp_code: str | None, recove
     store.delete_recovery_codes(conn, user.id)
     audit.record(conn, event="mfa.disabled", outcome=Outcome.SUCCESS, user_id=user.id, origin=origin,
                  now=now, resource="totp")
-    notify.send(p.settings.notify_sink, notify.Notification(
+    notify.send_after_commit(p.settings.notify_sink, notify.Notification(
         "email", user.email, "Two-factor authentication is off",
         "Two-factor authentication was just turned off for your TrustPay account. "
         "If this was not you, freeze your account now."))

@@ -72,7 +72,7 @@ def _lock_for(p: Platform) -> timedelta:
 
 
 def _notify(p: Platform, user: User, subject: str, body: str, code: str | None = None) -> None:
-    notify.send(p.settings.notify_sink, notify.Notification("email", user.email, subject, body, code))
+    notify.send_after_commit(p.settings.notify_sink, notify.Notification("email", user.email, subject, body, code))
 
 
 def run_keeping_refusal(p: Platform, fn: Callable[[Connection], T]) -> T:
@@ -327,10 +327,11 @@ def _send_code(p: Platform, conn: Connection, user: User, channel: Channel, now:
     code = crypto.new_code()
     store.replace_code(conn, user_id=user.id, channel=channel, now=now, expires_at=now + CODE_TTL,
                        code_hash=crypto.keyed_hash(p.settings.secret_key, f"code:{user.id}", code))
-    # Sent last, after every write: if the commit still fails, the message names a code that never existed.
+    # Sent once this transaction has committed: never a code that was not stored.
     text = f"Your TrustPay code is {code}. It expires in 15 minutes. Never share it."
     if phone is not None:
-        notify.send(p.settings.notify_sink, notify.Notification("sms", phone, "TrustPay code", text, code))
+        notify.send_after_commit(p.settings.notify_sink,
+                                 notify.Notification("sms", phone, "TrustPay code", text, code))
     else:
         _notify(p, user, "Your TrustPay verification code", text, code)
 

@@ -181,8 +181,10 @@ def reset_submit(request: Request, csrf_token: FormText = "", email: FormText = 
     p, origin = auth.platform_of(request), get_origin(request)
     try:
         rate_limit(p, "password-reset", origin)
+        password_hash = recovery.hash_if_code_right(p, email=email, code=code.strip(), new_password=new_password)
         identity.run_keeping_refusal(p, lambda conn: recovery.confirm_reset(
-            p, conn, email=email, code=code.strip(), new_password=new_password, origin=origin))
+            p, conn, email=email, code=code.strip(), new_password=new_password, origin=origin,
+            password_hash=password_hash))
     except TrustPayError as exc:
         errors, error = {}, None
         if exc.code == "weak_password":
