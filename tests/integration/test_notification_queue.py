@@ -60,7 +60,8 @@ def test_no_transaction_is_open_while_messages_go_out(platform: Platform, clock:
     queue_three(platform, clock)
     held: list[int] = []
 
-    def sending(sink: str, notes: list[Notification], *, sent: list[Notification]) -> None:
+    def sending(sink: str, notes: list[Notification], *, sent: list[Notification],
+                stop: Any) -> None:
         held.append(platform.db.engine.pool.checkedout())  # type: ignore[attr-defined]
         sent.extend(notes)
 
@@ -94,6 +95,30 @@ def test_a_send_failing_part_way_marks_what_went_out_and_retries_the_rest_after_
     assert send_queued(platform) == 2
     assert sent == ["u0@example.com", "failed-once", "u1@example.com", "u2@example.com"]
     assert unsent(platform) == 0
+
+
+def test_a_sender_out_of_time_gives_the_rest_back_before_its_claim_runs_out(
+    platform: Platform, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mail server that takes its timeout on every message would outlast the claim,
+    and another runner would send the rest of the batch a second time: the sender
+    stops when its budget is spent and hands back what it has not sent."""
+    queue_three(platform, clock)
+    sent: list[str] = []
+
+    def slow(sink: str, note: Notification) -> None:
+        sent.append(note.to)
+        monotonic[0] += 0.6 * queue.SEND_BUDGET  # each message takes most of the budget
+
+    monotonic = [1000.0]
+    monkeypatch.setattr(notify, "send", slow)
+    monkeypatch.setattr(queue, "_clock", lambda: monotonic[0])
+    platform.settings = platform.settings.model_copy(update={"notify_sink": "smtp://127.0.0.1:9"})
+    assert send_queued(platform) == 3
+    assert sent == ["u0@example.com", "u1@example.com"]  # the third would start past the budget
+    assert unsent(platform) == 1
+    assert send_queued(platform) == 1, "given back at once, not left claimed until the lease runs out"
+    assert sent == ["u0@example.com", "u1@example.com", "u2@example.com"] and unsent(platform) == 0
 
 
 def unsent(platform: Platform) -> Any:

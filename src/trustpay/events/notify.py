@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import smtplib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -55,16 +56,20 @@ def send_after_commit(sink: str, note: Notification) -> None:
     after_commit(lambda: send(sink, note))
 
 
-def send_all(sink: str, notes: list[Notification], *, sent: list[Notification] | None = None) -> None:
+def send_all(sink: str, notes: list[Notification], *, sent: list[Notification] | None = None,
+             stop: Callable[[], bool] | None = None) -> None:
     """Each of ``notes``, in order; a file sink takes them in one append. ``sent``
     (if given) gets each note once it has gone out, so a caller can tell how far
-    a send that failed part-way got."""
+    a send that failed part-way got. ``stop``: asked before each message; once it
+    says so, no more are started (the caller sees from ``sent`` what is left)."""
     if sink.startswith("file:"):
         _append(Path(sink.removeprefix("file:")), *notes)
         if sent is not None:
             sent.extend(notes)
         return
     for note in notes:
+        if stop is not None and stop():
+            return
         send(sink, note)
         if sent is not None:
             sent.append(note)

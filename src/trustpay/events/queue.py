@@ -1,15 +1,17 @@
 """Notifications queued in the transaction of the change they announce.
 
-``notify.send`` writes at once, which is right for one-time codes (the user is
-waiting, and a code for a rolled-back request does no harm). A message about
-money — "you received ¥10" — must exist only if the money moved, so it goes
-into ``notification_queue`` with the change and the worker's sweeper sends it
-after commit. Delivery is at least once: a crash between sending and marking
-can repeat a message, never invent one.
+One-time codes go out with ``notify.send_after_commit``, in the request's own
+thread once its transaction has committed: the user is waiting for them, and
+they must not rest in the database in clear. A message about money — "you
+received ¥10" — must exist only if the money moved and must survive a crash,
+so it goes into ``notification_queue`` with the change and the worker's
+sweeper sends it after commit. Delivery is at least once: a crash between
+sending and marking can repeat a message, never invent one.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -28,14 +30,18 @@ if TYPE_CHECKING:
 BATCH = 200
 # How long a claimed batch is the claiming sender's: longer than sending 200
 # messages normally takes, short enough that a dead sender's batch goes out soon
-# after. (A mail server timing out on each would outlast it; another runner may
-# then send the rest again: at least once.)
+# after.
 CLAIM = timedelta(minutes=2)
+# A sender stops this long after it began and gives back what it has not sent,
+# well within its claim: a mail server that takes its 10 s timeout on every
+# message would otherwise outlast the claim, and another runner would take the
+# rest of the batch and send it a second time.
+SEND_BUDGET = CLAIM.total_seconds() / 2
 
 
 def enqueue(conn: Connection, note: Notification, *, now: datetime) -> None:
     if note.code is not None:
-        raise ValueError("one-time codes are sent at once with notify.send, not queued")
+        raise ValueError("one-time codes go out with notify.send_after_commit, not queued")
     prepared.insert(conn, notification_queue, {
         "channel": note.channel, "recipient": note.to, "subject": note.subject[:200], "body": note.body,
         "created_at": now,
@@ -50,17 +56,29 @@ def send_queued(p: Platform) -> int:
     for the whole send): claim a batch (a lease of ``CLAIM``, in the requests'
     group commit), send it, mark what went out. A sender that dies or fails
     part-way leaves the rest claimed until the lease runs out; then they are
-    sent again (at least once, never invented)."""
+    sent again (at least once, never invented). One still sending when its
+    ``SEND_BUDGET`` is spent stops and gives the rest back, for the next sweep."""
     rows = p.db.run_grouped(partial(_claim, p))
     if not rows:
         return 0
     sent: list[Notification] = []
+    failed = True
+    deadline = _clock() + SEND_BUDGET
     try:
-        send_all(p.settings.notify_sink, [_note(r) for r in rows], sent=sent)
+        send_all(p.settings.notify_sink, [_note(r) for r in rows], sent=sent, stop=lambda: _clock() >= deadline)
+        failed = False
     finally:
-        if sent:  # the first len(sent) rows, in order
-            p.db.run_grouped(partial(_mark_sent, [r["seq"] for r in rows[:len(sent)]], p.clock.now()))
+        seqs = [r["seq"] for r in rows]
+        # The first len(sent) rows went out, in order; after a failure the rest stay
+        # claimed (a pause before the mail server is tried again), else they go back.
+        unsent = [] if failed else seqs[len(sent):]
+        if sent or unsent:
+            p.db.run_grouped(partial(_settle, seqs[:len(sent)], unsent, p.clock.now()))
     return len(rows)
+
+
+def _clock() -> float:
+    return time.monotonic()
 
 
 def _claim(p: Platform, conn: Connection) -> list[Any]:
@@ -77,9 +95,13 @@ def _claim(p: Platform, conn: Connection) -> list[Any]:
     return list(rows)
 
 
-def _mark_sent(seqs: list[int], now: datetime, conn: Connection) -> None:
-    conn.execute(update(notification_queue).where(notification_queue.c.seq.in_(seqs))
-                 .values(sent_at=now, claimed_until=None))
+def _settle(sent: list[int], unsent: list[int], now: datetime, conn: Connection) -> None:
+    q = notification_queue.c
+    if sent:
+        conn.execute(update(notification_queue).where(q.seq.in_(sent)).values(sent_at=now, claimed_until=None))
+    if unsent:
+        conn.execute(update(notification_queue).where(q.seq.in_(unsent), q.sent_at.is_(None))
+                     .values(claimed_until=None))
 
 
 def _note(row: Any) -> Notification:
