@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     # Seconds between worker polls of the jobs table.
     worker_interval: float = Field(default=0.5, gt=0)
     idempotency_retention_hours: int = Field(default=48, ge=24)
+    # Days a finished job (done or cancelled; failed ones stay) and a sent
+    # notification are kept before the worker deletes them: a transfer leaves
+    # one of each, and nothing else deleted them.
+    job_retention_days: int = Field(default=7, ge=1)
+    notification_retention_days: int = Field(default=7, ge=1)
     log_level: str = "INFO"
     # Sandbox bank (banks/). Empty URL: it runs inside this process, mounted at
     # /sandbox-bank, with its own SQLite file under bank_sandbox_data_dir.

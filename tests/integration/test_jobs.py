@@ -549,3 +549,56 @@ def test_outside_sweepers_run_after_the_others_with_no_transaction_open(platform
     # Each saw the three rows the shared sweep committed, and held no connection.
     assert seen == [("test.out_broken", 3, 0), ("test.out", 3, 0)]
     assert jobs.run_sweepers(platform, only=lambda name: name == "test.out") == {"test.out": 5}
+
+
+def test_finished_jobs_and_sent_notifications_are_deleted_after_their_retention(
+    platform: Platform, clock: FrozenClock, reg: jobs.Registry
+) -> None:
+    """A transfer leaves a done job (its undo window) and a sent message behind, and
+    nothing deleted them: the worker now does, after the retention days, keeping
+    failed jobs (for an operator) and messages not yet sent (however old)."""
+    from trustpay.db.schema import notification_queue as nq
+    from trustpay.events.notify import Notification
+    from trustpay.events.queue import enqueue, send_queued
+
+    platform.settings = platform.settings.model_copy(update={"notify_sink": "file:/dev/null"})
+    done, cancelled = schedule(platform), schedule(platform, delay=60, dedupe_key="cancel-me")
+    failed = schedule(platform, kind="test.no-such-handler-here")
+    with platform.db.transaction() as c:
+        jobs.store.cancel(c, "cancel-me", now=clock.now())
+        c.execute(jobs_t.update().where(jobs_t.c.id == failed).values(status="failed"))
+        enqueue(c, Notification("email", "sent@example.com", "s", "b"), now=clock.now())
+    assert jobs.run_until_idle(platform) >= 1 and job_row(platform, done)["status"] == "done"
+    assert send_queued(platform) == 0  # the run sent it already
+    with platform.db.transaction() as c:
+        enqueue(c, Notification("email", "unsent@example.com", "s", "b"), now=clock.now())
+        c.execute(nq.update().where(nq.c.recipient == "unsent@example.com").values(
+            claimed_until=clock.now() + timedelta(days=30)))  # a sender holds it: it stays unsent
+
+    def left() -> tuple[set[str], set[str]]:
+        with platform.db.transaction(write=False) as c:
+            return (set(c.execute(select(jobs_t.c.id)).scalars()),
+                    set(c.execute(select(nq.c.recipient)).scalars()))
+
+    clock.advance(7 * 86400 - 1)
+    jobs.run_sweepers(platform)
+    assert left() == ({done, cancelled, failed}, {"sent@example.com", "unsent@example.com"})
+    clock.advance(2)
+    jobs.run_sweepers(platform)
+    assert left() == ({cancelled, failed}, {"unsent@example.com"})
+    clock.advance(60)  # the cancelled job was due a minute later
+    jobs.run_sweepers(platform)
+    assert left() == ({failed}, {"unsent@example.com"})
+
+
+def test_a_purge_deletes_a_bounded_batch_per_sweep(platform: Platform, clock: FrozenClock) -> None:
+    now = clock.now()
+    with platform.db.transaction() as c:
+        for _ in range(5):
+            jobs.schedule(c, KIND, now, {"tag": "t"}, None, now=now)
+        c.execute(jobs_t.update().values(status="done", finished_at=now))
+    clock.advance(8 * 86400)
+    with platform.db.transaction() as c:
+        assert jobs.store.purge_finished(c, due_before=clock.now(), limit=3) == 3
+        assert jobs.store.purge_finished(c, due_before=clock.now(), limit=3) == 2
+        assert jobs.store.purge_finished(c, due_before=clock.now(), limit=3) == 0

@@ -16,7 +16,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, delete, or_, select, update
 
 from trustpay.db import prepared
 from trustpay.db.schema import notification_queue
@@ -102,6 +102,15 @@ def _settle(sent: list[int], unsent: list[int], now: datetime, conn: Connection)
     if unsent:
         conn.execute(update(notification_queue).where(q.seq.in_(unsent), q.sent_at.is_(None))
                      .values(claimed_until=None))
+
+
+def purge_sent(conn: Connection, *, sent_before: datetime, limit: int = 1000) -> int:
+    """Delete up to ``limit`` messages sent before ``sent_before``: who was told what
+    about their money is kept no longer than it is needed (the ledger and the
+    statement are the record); unsent ones stay however old."""
+    q = notification_queue.c
+    old = select(q.seq).where(q.sent_at < sent_before).limit(limit)
+    return int(conn.execute(delete(notification_queue).where(q.seq.in_(old))).rowcount)
 
 
 def _note(row: Any) -> Notification:

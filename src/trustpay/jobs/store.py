@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, delete, or_, select, update
 
 from trustpay.clock import to_utc
 from trustpay.db import prepared
@@ -94,6 +94,14 @@ def cancel(conn: Connection, dedupe_key: str, *, now: datetime) -> bool:
         .values(status=CANCELLED, dedupe_key=None, locked_until=None, finished_at=now)
     )
     return bool(res.rowcount)
+
+
+def purge_finished(conn: Connection, *, due_before: datetime, limit: int = 1000) -> int:
+    """Delete up to ``limit`` done or cancelled jobs that were due before ``due_before``
+    (by the due-jobs index); failed ones stay for an operator to look at."""
+    old = (select(jobs.c.id).where(jobs.c.status.in_([DONE, CANCELLED]), jobs.c.run_at < due_before)
+           .limit(limit))
+    return int(conn.execute(delete(jobs).where(jobs.c.id.in_(old))).rowcount)
 
 
 def get(conn: Connection, job_id: str) -> dict[str, Any] | None:
