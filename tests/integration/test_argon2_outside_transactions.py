@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 from tests.integration.identity_support import PASSWORD, UA
-from tests.integration.wallet_support import PAY_PW, WalletEnv, make_wallet_env
+from tests.integration.wallet_support import PAY_PW, WalletEnv, another_write_during, make_wallet_env
 
 from trustpay.identity import crypto
 from trustpay.identity import service as identity
-from trustpay.platform import outbox
 
 SLOW = 0.6  # seconds each argon2 call takes here
 AT_ONCE = 0.3  # what "at once" allows a write on a busy test machine
@@ -45,16 +44,9 @@ def a_write_gets_through_during(w: WalletEnv, monkeypatch: pytest.MonkeyPatch, a
     """Runs ``action`` in a thread; while its argon2 call sleeps, times another write."""
     started = threading.Event()
     slowed(monkeypatch, started)
-    result: list[Any] = []
-    worker = threading.Thread(target=lambda: result.append(action()))
-    worker.start()
-    assert started.wait(10)
-    t = time.perf_counter()
-    w.platform.db.run_grouped(lambda conn: outbox.emit(conn, "other.write", {}, now=w.platform.clock.now()))
-    took = time.perf_counter() - t
-    worker.join(30)
+    took, result = another_write_during(w, started, action)
     assert took < AT_ONCE, f"another write waited {took:.2f} s behind a password check"
-    return result[0]
+    return result
 
 
 def test_a_payment_password_check_holds_up_no_other_write(w: WalletEnv, monkeypatch: pytest.MonkeyPatch) -> None:

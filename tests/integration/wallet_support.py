@@ -3,7 +3,9 @@ who can move money, wallets funded through the ledger, jobs run on demand."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from trustpay.jobs.runner import run_until_idle
 from trustpay.ledger import EntryDraft, credit, debit
 from trustpay.ledger.model import AccountKind
 from trustpay.ledger.verify import verify
+from trustpay.platform import outbox
 
 PAY_PW = "246810"
 
@@ -111,3 +114,18 @@ def make_wallet_env(db_url: str, tmp_path: Path, **settings: Any) -> Iterator[Wa
 
 
 __all__ = ["PAY_PW", "UA", "Wallet", "WalletEnv", "make_wallet_env"]
+
+
+def another_write_during(w: WalletEnv, started: threading.Event, action: Callable[[], Any]) -> tuple[float, Any]:
+    """Runs ``action`` in a thread; once it sets ``started`` (it is then in its slow
+    part), times another grouped write. Returns that write's seconds and what
+    ``action`` returned."""
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(action()))
+    worker.start()
+    assert started.wait(10)
+    t = time.perf_counter()
+    w.platform.db.run_grouped(lambda conn: outbox.emit(conn, "other.write", {}, now=w.platform.clock.now()))
+    took = time.perf_counter() - t
+    worker.join(30)
+    return took, result[0] if result else None
