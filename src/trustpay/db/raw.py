@@ -154,6 +154,7 @@ class Raw:
         self._control(f"SAVEPOINT {name}", later=True)
 
     def release(self, name: str) -> None:
+        self.marks.pop(name, None)  # its actions are the enclosing work's now
         self._control(f"RELEASE SAVEPOINT {name}", later=True)
 
     def rollback_to(self, name: str) -> None:
