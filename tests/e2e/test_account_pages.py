@@ -53,7 +53,7 @@ def test_sign_up_verify_secure_and_manage_sessions(
     page.fill("input[name=email]", EMAIL)
     page.fill("input[name=password]", "short")
     page.click("form.form button[type=submit]")
-    expect(page.get_by_test_id("error-password")).to_contain_text("8 or more characters")
+    expect(page.get_by_test_id("error-password")).to_contain_text("12 or more characters")
     page.fill("input[name=password]", PASSWORD)
     page.click("form.form button[type=submit]")
 

@@ -42,7 +42,7 @@ def _(message: str) -> str:
 
 # What each refusal means for the person, and what to do next.
 MESSAGES = {
-    "weak_password": _("Use 8 or more characters with both letters and digits."),
+    "weak_password": _("Use 12 or more characters with both letters and digits."),
     "invalid_email": _("This doesn't look like an e-mail address. Check it and try again."),
     "invalid_phone": _("This doesn't look like a phone number. Use digits, optionally starting with +."),
     "already_exists": _("An account with these details already exists. Log in instead, or use different details."),
