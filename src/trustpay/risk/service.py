@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, bindparam, func, select, union_all
+from sqlalchemy import Connection, bindparam, exists, func, select, union_all
 
 from trustpay.db import prepared
 from trustpay.db.schema import trades, transfers, withdrawals
@@ -50,9 +50,12 @@ _LAST_HOUR = union_all(
     # Trade payments leave the wallet too (a refund later does not undo the attempt).
     select(func.count(), func.coalesce(func.sum(_tr.amount), 0)).where(_tr.buyer_id == _USER, _tr.paid_at > _SINCE),
 ).subquery("last_hour")
-_VELOCITY = select(func.sum(_LAST_HOUR.c.n).label("n"), func.sum(_LAST_HOUR.c.total).label("total"))
-_PAID_BEFORE = select(_t.id).where(_t.sender_id == _USER, _t.recipient_id == bindparam("recipient"),
-                                   _t.status == "completed").limit(1)
+# And, in the same statement, whether a transfer from the user to this recipient
+# ever completed (no recipient: NULL matches no row, so false).
+_RECIPIENT = bindparam("recipient", type_=_t.recipient_id.type)
+_PAID_BEFORE = exists().where(_t.sender_id == _USER, _t.recipient_id == _RECIPIENT, _t.status == "completed")
+_VELOCITY = select(func.sum(_LAST_HOUR.c.n).label("n"), func.sum(_LAST_HOUR.c.total).label("total"),
+                   _PAID_BEFORE.label("paid_before"))
 
 
 def rules_of(p: Platform) -> Rules:
@@ -65,10 +68,9 @@ def decide(p: Platform, conn: Connection, user_id: str, *, action: str, amount: 
            recipient_id: str | None = None) -> Decision:
     if p.settings.risk_rules == "off":
         return ALLOW
-    hour = prepared.one(conn, _VELOCITY, {"user": user_id, "since": p.clock.now() - HOUR})
-    new_recipient = False
-    if recipient_id is not None:
-        new_recipient = prepared.row(conn, _PAID_BEFORE, {"user": user_id, "recipient": recipient_id}) is None
+    hour = prepared.one(conn, _VELOCITY, {"user": user_id, "since": p.clock.now() - HOUR,
+                                          "recipient": recipient_id})
+    new_recipient = recipient_id is not None and not hour.paid_before
     return evaluate(Facts(action, amount, int(hour.n), int(hour.total), new_recipient), rules_of(p))
 
 
