@@ -25,16 +25,19 @@ from tests.integration.wallet_support import PAY_PW, WalletEnv, make_wallet_env
 from trustpay.jobs.runner import chunk_size, run_due
 
 # Read transactions, before the money moves: the session (1), the key's first
-# use (1), the payment's checks (4: preferences, recipient, velocity, new
-# recipient) and the payment password's hash (2: read for the argon2 check,
-# which runs with no transaction open, then locked where the outcome counts).
-READS_BEFORE = 8
-# The money transaction: the key (1), the checks again where they count (6:
-# recipient, payer with wallet and own cap, today's outflow, velocity, new
-# recipient, the recipient's wallet), the ledger's hold (6: read, two balances,
+# use (1), the payment's checks (3: preferences, recipient, velocity with
+# "paid this recipient before") and the payment password's hash (2: read for
+# the argon2 check, which runs with no transaction open, then locked where the
+# outcome counts).
+READS_BEFORE = 7
+# The money transaction: the key (1), the checks again where they count (4:
+# recipient with their wallet, payer with wallet and own cap, today's outflow,
+# velocity with new recipient), the ledger's hold (6: read, two balances,
 # entry, its two postings in one INSERT, hold), the transfer, its undo-window
-# job, the outbox event, the e-mail and the key's response (5).
-MONEY_TRANSACTION = 18
+# job, the outbox event, the e-mail and the key's response (5). (18 until
+# December 2026, when the recipient's wallet and the new-recipient rule were
+# read on their own.)
+MONEY_TRANSACTION = 16
 BUDGET = READS_BEFORE + MONEY_TRANSACTION
 T = TypeVar("T")
 

@@ -117,6 +117,26 @@ def test_currency_without_a_wallet_and_wrong_payment_password(w: WalletEnv) -> N
     assert w.balance(alice)["available"] == 10_000
 
 
+def test_a_recipient_with_no_wallet_in_the_currency_gets_one_and_keeps_it(w: WalletEnv) -> None:
+    """The recipient's wallet is read with the recipient; their first money in a
+    currency opens it, and the next transfer finds that same wallet."""
+    alice = w.user("alice@example.com", fund=10_000)
+    w.fund(alice.id, 5_000, "USD")
+    bob = w.user("bob@example.com")
+    assert [b["currency"] for b in w.client.get("/v1/wallet", headers=bob.auth).json()["balances"]] == ["CNY"]
+    for amount in (300, 200):
+        r = w.transfer(alice, "bob@example.com", amount, currency="USD")
+        assert r.status_code == 201, r.text
+    w.advance(10)
+    assert w.balance(bob, "USD") == {"available": 500, "held": 0, "pending_in": 0}
+    assert w.balance(alice, "USD")["available"] == 4_500
+    assert w.balance(bob) == {"available": 0, "held": 0, "pending_in": 0}
+    with w.platform.db.transaction(write=False) as conn:
+        usd = [a for a in w.platform.book.accounts_of(conn, bob.id) if a.currency == "USD"]
+    assert len(usd) == 1 and usd[0].balance == 500
+    w.ledger_ok()
+
+
 def test_unverified_and_frozen_senders_cannot_transfer(w: WalletEnv) -> None:
     carol = w.user("carol@example.com", verify_email=False, fund=5_000)
     bob = w.user("bob@example.com", fund=5_000)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, bindparam, case, func, select
@@ -39,7 +39,6 @@ from trustpay.money import exponent
 
 if TYPE_CHECKING:
     from trustpay.identity.model import User
-    from trustpay.ledger.model import Account
     from trustpay.platform.context import Platform
     from trustpay.settings import Settings
 
@@ -172,7 +171,17 @@ def wallet_total(conn: Connection, user_id: str, currency: str) -> int:
     return int(prepared.one(conn, _WALLET_TOTAL, {"user": user_id, "currency": currency})[0])
 
 
-def account_total(account: Account) -> int:
+class _Totals(Protocol):
+    """A wallet's totals as this transaction read them: a ledger ``Account``, or
+    the wallet read with its owner (``wallet.store.WalletTotals``)."""
+
+    @property
+    def balance(self) -> int: ...
+    @property
+    def pending_in(self) -> int: ...
+
+
+def account_total(account: _Totals) -> int:
     """:func:`wallet_total` of a wallet account already read in this transaction
     (a user has one wallet per currency)."""
     return account.balance + account.pending_in

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Table, bindparam, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, or_, select, update
 
 from trustpay.db import prepared
 from trustpay.db.schema import (
@@ -95,15 +95,39 @@ def _key(user_id: str | None, email: str | None, phone_hmac: str | None) -> tupl
 
 
 def person_by(conn: Connection, *, user_id: str | None = None, email: str | None = None,
-              phone_hmac: str | None = None) -> Any | None:
+              phone_hmac: str | None = None, currency: str | None = None) -> Any | None:
     """:func:`user_by` with every column of the live user (what identity's
-    ``as_user`` reads: tier, freeze), for a payment that checks them too."""
+    ``as_user`` reads: tier, freeze), for a payment that checks them too; and,
+    given a ``currency``, their wallet in it (see :func:`wallet_of`)."""
     by, value = _key(user_id, email, phone_hmac)
-    return prepared.row(conn, _LIVE_PERSON_BY[by], {"k": value})
+    return prepared.row(conn, _LIVE_PERSON_BY[by], {"k": value, "currency": currency})
 
 
+class WalletTotals(NamedTuple):
+    id: str
+    balance: int
+    pending_in: int
+
+
+def wallet_of(person: Any) -> WalletTotals | None:
+    """The wallet :func:`person_by` read with the person (None: they hold none in that currency)."""
+    if person.wallet_id is None:
+        return None
+    return WalletTotals(person.wallet_id, int(person.wallet_balance), int(person.wallet_pending_in))
+
+
+# A transfer's recipient and their wallet in the currency (what the payment
+# credits, and its totals for the balance limit), in one statement: it runs in
+# every transfer's transaction. No currency given: NULL joins no wallet.
+_RECIPIENT_WALLET = ledger_accounts.alias("recipient_wallet")
 _LIVE_PERSON_BY = {
-    col: select(users).where(users.c.deleted_at.is_(None), users.c[col] == bindparam("k"))
+    col: select(users, _RECIPIENT_WALLET.c.id.label("wallet_id"),
+                _RECIPIENT_WALLET.c.balance.label("wallet_balance"),
+                _RECIPIENT_WALLET.c.pending_in.label("wallet_pending_in"))
+    .select_from(users.outerjoin(_RECIPIENT_WALLET, and_(
+        _RECIPIENT_WALLET.c.owner_id == users.c.id, _RECIPIENT_WALLET.c.kind == AccountKind.WALLET.value,
+        _RECIPIENT_WALLET.c.currency == bindparam("currency", type_=ledger_accounts.c.currency.type))))
+    .where(users.c.deleted_at.is_(None), users.c[col] == bindparam("k"))
     for col in ("id", "email", "phone_hmac")
 }
 

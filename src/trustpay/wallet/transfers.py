@@ -42,16 +42,17 @@ RETURN_JOB = "transfer.return_unanswered"
 MEMO_MAX = 200
 
 
-def find_recipient(p: Platform, conn: Connection, to: str) -> Any:
+def find_recipient(p: Platform, conn: Connection, to: str, *, currency: str | None = None) -> Any:
     """``to`` is a user id, an e-mail address or a phone number; 404 when nobody matches.
-    The whole user row: the payment checks the recipient's tier limits with it."""
+    The whole user row: the payment checks the recipient's tier limits with it;
+    with a ``currency``, their wallet in it too (``store.wallet_of``)."""
     to = (to or "").strip()
     row = None
     if to.startswith("usr_"):
-        row = store.person_by(conn, user_id=to)
+        row = store.person_by(conn, user_id=to, currency=currency)
     elif "@" in to:
         try:
-            row = store.person_by(conn, email=normalize_email(to))
+            row = store.person_by(conn, email=normalize_email(to), currency=currency)
         except InvalidRequest:
             row = None
     elif to:
@@ -60,7 +61,8 @@ def find_recipient(p: Platform, conn: Connection, to: str) -> Any:
         except InvalidRequest:
             phone = None
         if phone is not None:
-            row = store.person_by(conn, phone_hmac=crypto.keyed_hash(p.settings.secret_key, "phone", phone))
+            row = store.person_by(conn, phone_hmac=crypto.keyed_hash(p.settings.secret_key, "phone", phone),
+                                  currency=currency)
     if row is None or row.kind == "ops":
         raise NotFound("no TrustPay user with that id, e-mail or phone")
     return row
@@ -102,13 +104,14 @@ def send(p: Platform, conn: Connection, sender_id: str, *, to: str, amount: int,
     memo = (memo or "").strip()
     if len(memo) > MEMO_MAX:
         raise InvalidRequest(f"the memo is longer than {MEMO_MAX} characters", param="memo")
-    recipient = find_recipient(p, conn, to)
+    recipient = find_recipient(p, conn, to, currency=currency)
     if recipient.id == sender_id:
         raise InvalidRequest("you cannot transfer money to yourself", code="transfer_to_self", param="to")
     source = common.before_money_out(p, conn, sender_id, currency=currency, amount=amount, action="transfer",
                                      stepped_up=stepped_up, recipient_id=recipient.id,
                                      password_free_only=not authorised)
-    wallet = common.recipient_account(p, conn, recipient.id, currency)
+    # Their wallet came with them; their first money in a currency opens one.
+    wallet = store.wallet_of(recipient) or common.recipient_account(p, conn, recipient.id, currency)
     target = wallet.id
     limits.enforce_limits(p, conn, recipient.id, currency=currency, inflow=amount,
                           user=identity_store.as_user(recipient), balance=limits.account_total(wallet))
