@@ -191,3 +191,44 @@ def api_token(server: Server, email: str) -> str:
     r = httpx.post(server.url("/v1/sessions"), json={"email": email, "password": PASSWORD})
     assert r.status_code == 201, r.text
     return str(r.json()["token"])
+
+
+CAROL = "carol.wallet.e2e@example.com"
+
+
+def test_new_card_error_keeps_the_new_card_and_unbinding_asks_first(
+    server: Server, browser: Browser, contexts: list[BrowserContext], screenshots_dir: object,
+) -> None:
+    shots = Path(str(screenshots_dir))
+    carol = phone(browser, contexts)
+    sign_up(carol, server, "Carol Liu", CAROL)
+    carol.goto(server.url("/wallet"))
+    carol.get_by_test_id("card-number").fill(TEST_CARD)
+    carol.get_by_test_id("holder-name").fill("Carol Liu")
+    carol.get_by_test_id("bind").click()
+    expect(carol.get_by_test_id("card")).to_have_count(1)
+
+    # "Use a new card" with a bad number: the error keeps the new card open and picks no saved card.
+    carol.get_by_test_id("action-topup").click()
+    expect(carol.get_by_test_id("card-choice")).to_be_checked()
+    carol.get_by_test_id("new-card").locator("summary").click()
+    carol.get_by_test_id("card-number").fill("1234567812345678")
+    carol.get_by_test_id("amount").fill("20.00")
+    carol.get_by_test_id("topup-submit").click()
+    expect(carol.get_by_test_id("refusal")).to_have_attribute("data-code", "invalid_card_number")
+    expect(carol.get_by_test_id("new-card")).to_have_attribute("open", "")
+    expect(carol.get_by_test_id("card-choice")).not_to_be_checked()
+    expect(carol.get_by_test_id("card-number")).to_have_value("")
+    carol.screenshot(path=str(shots / "wallet-topup-new-card-error-mobile.png"), full_page=True)
+    carol.get_by_test_id("topup-submit").click()  # pressed again: nothing is charged to the saved card
+    expect(carol.get_by_test_id("refusal")).to_have_attribute("data-code", "choose_card")
+
+    # Unbind asks first; only "Yes, unbind" removes the card.
+    carol.goto(server.url("/wallet"))
+    carol.get_by_test_id("unbind").click()
+    expect(carol.get_by_test_id("unbind-confirm")).to_be_visible()
+    expect(carol.get_by_test_id("card")).to_have_count(1)
+    carol.screenshot(path=str(shots / "wallet-unbind-confirm-mobile.png"), full_page=True)
+    carol.get_by_test_id("unbind-confirm").click()
+    expect(carol.get_by_test_id("alert-info")).to_contain_text("The card is unbound")
+    expect(carol.get_by_test_id("card")).to_have_count(0)

@@ -285,7 +285,7 @@ def test_unbinding_a_card_removes_it_and_a_second_unbind_says_so(w: WalletEnv) -
     bound = client.post("/wallet/cards", data={**form_of(client, "/wallet"), "card_number": GOOD_CARD,
                                                "holder_name": "Alice"})
     card = re.findall(r'action="/wallet/cards/(card_[^/"]+)/unbind"', bound.text)[0]
-    token = form_of(client, "/wallet")
+    token = {**form_of(client, "/wallet"), "confirm": "yes"}  # the card row's "Yes, unbind"
     gone = client.post(f"/wallet/cards/{card}/unbind", data=token)
     assert gone.status_code == 200 and "The card is unbound." in gone.text and 'data-testid="card"' not in gone.text
     again = client.post(f"/wallet/cards/{card}/unbind", data=token)

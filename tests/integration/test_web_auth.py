@@ -104,7 +104,7 @@ def test_idle_session_ends_after_15_minutes(env: Env) -> None:
     assert env.client.get("/verify").status_code == 200
     env.advance(minutes=15)
     r = env.client.get("/security", follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/login?notice=expired"
+    assert r.status_code == 303 and r.headers["location"] == "/login?notice=expired&next=%2Fsecurity"
 
 
 def test_each_login_gets_a_new_token(env: Env) -> None:
@@ -141,7 +141,7 @@ def test_sign_up_errors_are_shown_by_field(env: Env) -> None:
 
 def test_security_centre_needs_a_session(env: Env) -> None:
     r = env.client.get("/security", follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/login?notice=expired"
+    assert r.status_code == 303 and r.headers["location"] == "/login?notice=signin&next=%2Fsecurity"
     token = sign_up(env.client).cookies[SESSION_COOKIE]
     page = env.client.get("/security")
     assert page.status_code == 200 and EMAIL in page.text

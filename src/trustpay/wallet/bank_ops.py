@@ -33,7 +33,7 @@ from trustpay.money import Money, check_amount
 from trustpay.platform import outbox
 from trustpay.risk import service as risk
 from trustpay.wallet import cards, common, store
-from trustpay.wallet.model import BankOpStatus, FeePlan
+from trustpay.wallet.model import BankOpStatus, FeePlan, payment_password_missing
 
 if TYPE_CHECKING:
     from trustpay.jobs.registry import Registry
@@ -50,6 +50,11 @@ def fee_plan(p: Platform) -> FeePlan:
     s = p.settings
     return FeePlan(fixed=s.withdrawal_fee_fixed, bank_rate=s.withdrawal_fee_bank_rate,
                    margin=s.withdrawal_fee_margin, minimum=s.withdrawal_fee_minimum)
+
+
+def most_withdrawable(p: Platform, available: int) -> int:
+    """The largest withdrawal whose amount + fee fits in ``available`` (0 if none does)."""
+    return fee_plan(p).most_within(available)
 
 
 def quote_withdrawal(p: Platform, amount: int) -> dict[str, Any]:
@@ -83,7 +88,12 @@ def authorise_withdrawal(p: Platform, user_id: str, *, amount: int, payment_pass
                          totp_code: str | None, origin: Origin = Origin()) -> bool:
     """Before the money transaction (refusals commit on their own): the payment
     password, then risk control on amount + fee with its step-up. Returns whether
-    the user stepped up, for :func:`create_withdrawal`."""
+    the user stepped up, for :func:`create_withdrawal`.
+
+    A blank payment password is refused unchecked: it is no guess, so it does not
+    count toward the lock (nor go to the audit log as a failed try)."""
+    if not payment_password:
+        raise payment_password_missing()
     identity.require_payment_password(p, user_id, payment_password, origin)
     fee = fee_plan(p).fee_for(amount)
     decision = p.db.run(lambda conn: risk.decide(p, conn, user_id, action="withdrawal", amount=amount + fee),
@@ -94,9 +104,10 @@ def authorise_withdrawal(p: Platform, user_id: str, *, amount: int, payment_pass
 def create_withdrawal(p: Platform, conn: Connection, user_id: str, *, card_id: str, amount: int,
                       currency: str, stepped_up: bool = False) -> Any:
     check_amount(amount, p.settings.max_amount)
-    fee = fee_plan(p).fee_for(amount)
-    wallet = common.before_money_out(p, conn, user_id, currency=currency, amount=amount + fee, action="withdrawal",
-                                     stepped_up=stepped_up)
+    plan = fee_plan(p)
+    fee = plan.fee_for(amount)
+    wallet = common.before_money_out(p, conn, user_id, currency=currency, amount=amount, fee=fee, fees=plan,
+                                     action="withdrawal", stepped_up=stepped_up)
     card = cards.active_card(conn, user_id, card_id)
     now = p.clock.now()
     wd_id = new_id("wd", now)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
-from trustpay.errors import InvalidCurrency, NotFound, PaymentFailed
+from trustpay.errors import InsufficientFunds, InvalidCurrency, NotFound, PaymentFailed
 from trustpay.events.notify import Notification
 from trustpay.events.queue import enqueue
 from trustpay.identity import freeze, limits
@@ -16,7 +16,7 @@ from trustpay.ledger.model import Account, AccountKind
 from trustpay.money import check_currency
 from trustpay.risk import service as risk
 from trustpay.wallet import store
-from trustpay.wallet.model import needs_payment_password, payment_password_missing
+from trustpay.wallet.model import FeePlan, needs_payment_password, payment_password_missing
 
 if TYPE_CHECKING:
     from trustpay.platform.context import Platform
@@ -51,9 +51,19 @@ def recipient_account(p: Platform, conn: Connection, user_id: str, currency: str
 
 
 def before_money_out(p: Platform, conn: Connection, user_id: str, *, currency: str, amount: int, action: str,
-                     stepped_up: bool, recipient_id: str | None = None, password_free_only: bool = False) -> str:
-    """Freeze, verified e-mail, the tier and personal limits, then risk control;
-    returns the wallet id.
+                     stepped_up: bool, recipient_id: str | None = None, password_free_only: bool = False,
+                     fee: int = 0, fees: FeePlan | None = None) -> str:
+    """Freeze, verified e-mail, (for a withdrawal) the available balance, the tier
+    and personal limits, then risk control; returns the wallet id.
+
+    ``amount`` is what the person asked to move, ``fee`` what the platform takes on
+    top (a withdrawal's). The tier's single-payment limit is on ``amount``; what
+    leaves the wallet, ``amount + fee``, counts toward the daily limits, the
+    password-free cap and risk control. ``fees`` (a withdrawal's fee plan): refuse
+    402 ``insufficient_funds`` naming the figures and the most that can be
+    withdrawn, before any limit is judged, so a payment that cannot be paid anyway
+    is not sent off to raise a limit. The ledger's own overdraft refusal (the
+    hold) stays the guard either way.
 
     Runs inside the money transaction, so the limits and the risk rules see
     every earlier outflow that committed and none that rolled back. Each fact
@@ -66,7 +76,8 @@ def before_money_out(p: Platform, conn: Connection, user_id: str, *, currency: s
     found = store.payer(conn, user_id, currency)
     if found is None:
         raise NotFound(f"no user {user_id}")
-    if password_free_only and needs_payment_password(amount, found.own_password_free_cap or 0):
+    total = amount + fee
+    if password_free_only and needs_payment_password(total, found.own_password_free_cap or 0):
         raise payment_password_missing()
     sender = identity_store.as_user(found)
     freeze.ensure_can_move_money(sender)
@@ -74,15 +85,30 @@ def before_money_out(p: Platform, conn: Connection, user_id: str, *, currency: s
     if found.wallet_id is None:
         raise _no_wallet(currency)
     wallet = str(found.wallet_id)
+    if fees is not None:
+        _enforce_funds(p.book.account(conn, wallet).available, amount, fee, currency, fees)
     own_cap = found.own_daily_cap
     spent = (limits.daily_outflow(p, conn, user_id, currency, wallet_id=wallet, remember=True)
              if own_cap is not None or limits.applies(p, outflow=amount) else 0)
-    limits.enforce_limits(p, conn, user_id, currency=currency, outflow=amount, user=sender, spent_today=spent)
+    # The fee rides on today's outflow, not on the single payment: the tier judges
+    # the amount asked for as one payment, and spent + fee + amount for the day.
+    limits.enforce_limits(p, conn, user_id, currency=currency, outflow=amount, user=sender,
+                          spent_today=spent + fee)
     if own_cap is not None:
-        _enforce_own_daily_cap(own_cap, spent, amount, currency)
-    risk.enforce(risk.decide(p, conn, user_id, action=action, amount=amount, recipient_id=recipient_id),
+        _enforce_own_daily_cap(own_cap, spent, total, currency)
+    risk.enforce(risk.decide(p, conn, user_id, action=action, amount=total, recipient_id=recipient_id),
                  stepped_up=stepped_up)
     return wallet
+
+
+def _enforce_funds(available: int, amount: int, fee: int, currency: str, fees: FeePlan) -> None:
+    """402 ``insufficient_funds`` when amount + fee is more than the wallet can spend now."""
+    if amount + fee > available:
+        shown = limits.format_amount
+        raise InsufficientFunds(
+            f"{shown(amount, currency)} plus the {shown(fee, currency)} fee is {shown(amount + fee, currency)}, "
+            f"more than your available balance of {shown(available, currency)}; the most you can withdraw now "
+            f"is {shown(fees.most_within(available), currency)}", param="amount")
 
 
 def _enforce_own_daily_cap(cap: int, spent: int, amount: int, currency: str) -> None:

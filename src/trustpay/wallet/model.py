@@ -66,6 +66,19 @@ class FeePlan:
         variable = (Decimal(amount) * self.rate).quantize(Decimal(1), rounding=ROUND_HALF_UP)
         return max(self.minimum, self.fixed + int(variable))
 
+    def most_within(self, available: int) -> int:
+        """The largest amount whose amount + fee is at most ``available`` (0 if none is):
+        what someone with ``available`` in their wallet can withdraw. amount + fee grows
+        strictly with the amount, so a binary search finds it."""
+        low, high = 0, max(0, available)
+        while low < high:
+            mid = (low + high + 1) // 2
+            if mid + self.fee_for(mid) <= available:
+                low = mid
+            else:
+                high = mid - 1
+        return low
+
 
 @dataclass(frozen=True, slots=True)
 class TransferWindows:

@@ -288,8 +288,9 @@ def get_line(conn: Connection, user_id: str, value: str) -> StatementLine:
 
 
 # ---------------------------------------------------------------------- CSV
+# Amounts in minor units (as the API gives them) and, for a spreadsheet, in major units too.
 CSV_COLUMNS = ("id", "created_at", "type", "amount", "amount_major", "currency", "balance_after",
-               "counterparty", "reference", "memo")
+               "balance_after_major", "counterparty", "reference", "memo")
 
 
 def _cell(text: str | None) -> str:
@@ -303,6 +304,7 @@ def csv_row(line: StatementLine) -> list[str]:
     return [
         line.id, rfc3339(line.created_at), str(line.type), str(line.amount),
         Money(line.currency, line.amount).to_major(), line.currency, str(line.balance_after),
+        Money(line.currency, line.balance_after).to_major(),
         _cell(line.counterparty), _cell(line.reference), _cell(line.memo),
     ]
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from contextvars import ContextVar
 from typing import Annotated, Any
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection
+from starlette.routing import Match
 
 from trustpay.api.deps import get_origin
 from trustpay.api.identity import rate_limit
@@ -59,6 +62,7 @@ MESSAGES = {
     "session_gone": _("That session has already ended."),
     "signed_out": _("You are signed out."),
     "expired": _("Your session has ended. Log in again to continue."),
+    "signin": _("Please log in to continue."),
     "verified": _("Your e-mail address is verified."),
     "mfa_wrong": _("The code is wrong or too old. Enter the code your authenticator app shows now."),
     "mfa_expired": _("This step has expired. Enter your e-mail and password again."),
@@ -82,8 +86,14 @@ def check_form(request: Request, viewer: Viewer | None, token: str) -> HTMLRespo
     return render(request, "csrf.html", {"viewer": viewer}, status_code=403)
 
 
+# The request :func:`signed_in` found without a session, for :func:`login_redirect`.
+_signed_out: ContextVar[Request | None] = ContextVar("signed_out", default=None)
+
+
 def signed_in(request: Request) -> Viewer | None:
-    return auth.current_viewer(request)
+    viewer = auth.current_viewer(request)
+    _signed_out.set(request if viewer is None else None)
+    return viewer
 
 
 def signed_in_ops(request: Request) -> Viewer | None:
@@ -92,8 +102,33 @@ def signed_in_ops(request: Request) -> Viewer | None:
     return viewer if viewer is not None and viewer.user.kind is UserKind.OPS else None
 
 
-def login_redirect() -> RedirectResponse:
-    return redirect("/login?notice=expired")
+def _is_page(request: Request, path: str) -> bool:
+    """Whether this site answers ``GET path`` (a page one can be sent back to)."""
+    scope = {"type": "http", "method": "GET", "path": unquote(path), "root_path": ""}
+    return any(route.matches(scope)[0] is Match.FULL for route in request.app.routes)
+
+
+def came_from(request: Request) -> str:
+    """The page to return to after logging in: the one asked for, or for a form (or an HTMX
+    call) the same-origin page it was sent from, if that is a page; else ``""``."""
+    if request.method in ("GET", "HEAD") and not request.headers.get("hx-request"):
+        query = request.url.query
+        return safe_next(quote(request.scope["path"]) + (f"?{query}" if query else ""))
+    ref = urlsplit(request.headers.get("referer", ""))
+    if (ref.scheme, ref.netloc) != (request.url.scheme, request.url.netloc) or not _is_page(request, ref.path):
+        return ""
+    return safe_next(ref.path + (f"?{ref.query}" if ref.query else ""))
+
+
+def login_redirect(request: Request | None = None) -> RedirectResponse:
+    """To the log-in page, which sends the person back here afterwards (``next``). It says the
+    session ended only if the request carried a session cookie; ``request`` defaults to the one
+    :func:`signed_in` just found signed out."""
+    request = request or _signed_out.get()
+    if request is None:
+        return redirect("/login?notice=signin")
+    notice = "expired" if request.cookies.get(auth.SESSION_COOKIE) else "signin"
+    return redirect(with_next(f"/login?notice={notice}", came_from(request)))
 
 
 def form_viewer(request: Request, csrf_token: str) -> Viewer | Response:
@@ -101,7 +136,7 @@ def form_viewer(request: Request, csrf_token: str) -> Viewer | Response:
     the log-in page when the session is gone, the CSRF refusal when the token is wrong."""
     viewer = signed_in(request)
     if viewer is None:
-        return login_redirect()
+        return login_redirect(request)
     refused = check_form(request, viewer, csrf_token)
     return viewer if refused is None else refused
 
@@ -160,18 +195,20 @@ def signup_submit(request: Request, csrf_token: FormText = "", kind: FormText = 
 
 # ------------------------------------------------------------ verification
 @router.get("/verify", response_class=HTMLResponse)
-def verify_page(request: Request, notice: str = "") -> Response:
+def verify_page(request: Request, notice: str = "", next: str = "") -> Response:
     viewer = signed_in(request)
     if viewer is None:
-        return login_redirect()
+        return login_redirect(request)
     if viewer.user.email_verified:
-        return redirect("/security")
+        return redirect(safe_next(next) or "/security")
     info = message(request, "code_sent") if notice == "sent" else None
-    return render(request, "verify.html", {"viewer": viewer, "error": None, "info": info})
+    return render(request, "verify.html", {"viewer": viewer, "error": None, "info": info,
+                                           "next": safe_next(next)})
 
 
 @router.post("/verify", response_class=HTMLResponse)
-def verify_submit(request: Request, csrf_token: FormText = "", code: FormText = "") -> Response:
+def verify_submit(request: Request, csrf_token: FormText = "", code: FormText = "",
+                  next: FormText = "") -> Response:
     viewer = form_viewer(request, csrf_token)
     if not isinstance(viewer, Viewer):
         return viewer
@@ -181,14 +218,14 @@ def verify_submit(request: Request, csrf_token: FormText = "", code: FormText = 
         identity.run_keeping_refusal(p, lambda conn: identity.confirm_code(
             p, conn, viewer.user, Channel.EMAIL, code.strip(), origin))
     except TrustPayError as exc:
-        return render(request, "verify.html", {"viewer": viewer, "info": None,
+        return render(request, "verify.html", {"viewer": viewer, "info": None, "next": safe_next(next),
                                                "error": message(request, "invalid_code")},
                       status_code=exc.status)
-    return redirect("/security?notice=verified")
+    return redirect(safe_next(next) or "/security?notice=verified")
 
 
 @router.post("/verify/resend", response_class=HTMLResponse)
-def verify_resend(request: Request, csrf_token: FormText = "") -> Response:
+def verify_resend(request: Request, csrf_token: FormText = "", next: FormText = "") -> Response:
     viewer = form_viewer(request, csrf_token)
     if not isinstance(viewer, Viewer):
         return viewer
@@ -198,11 +235,11 @@ def verify_resend(request: Request, csrf_token: FormText = "") -> Response:
         p.db.run(lambda conn: identity.request_code(p, conn, viewer.user, Channel.EMAIL))
     except TrustPayError as exc:
         if exc.code == "rate_limited":
-            return render(request, "verify.html", {"viewer": viewer, "info": None,
+            return render(request, "verify.html", {"viewer": viewer, "info": None, "next": safe_next(next),
                                                    "error": message(request, "rate_limited")},
                           status_code=exc.status)
-        return redirect("/security")  # already verified
-    return redirect("/verify?notice=sent")
+        return redirect(safe_next(next) or "/security")  # already verified
+    return redirect(with_next("/verify?notice=sent", next))
 
 
 # ------------------------------------------------------------------ login
@@ -257,9 +294,16 @@ def pending_logins(request: Request) -> PendingLogins:
 
 
 def safe_next(target: str) -> str:
-    """Where to go after logging in: a path on this site only (never another host)."""
-    ok = target.startswith("/") and not target.startswith("//") and "\\" not in target and len(target) <= 200
-    return target if ok and not any(c < " " for c in target) else ""
+    """Where to go after logging in: a path on this site only (never another host), else ``""``.
+    One leading "/" (not "//"), no backslash, and printable ASCII only (no control characters)."""
+    ok = target.startswith("/") and not target.startswith("//") and "\\" not in target and len(target) <= 1000
+    return target if ok and all(" " < c < "\x7f" for c in target) else ""
+
+
+def with_next(url: str, next: str) -> str:
+    """``url`` passing a safe ``next`` on (``url`` may have a query already)."""
+    target = safe_next(next)
+    return f"{url}{'&' if '?' in url else '?'}{urlencode({'next': target})}" if target else url
 
 
 def _login_page(request: Request, *, email: str = "", error: str | None = None, info: str | None = None,
@@ -272,7 +316,7 @@ def _login_page(request: Request, *, email: str = "", error: str | None = None, 
 def login_page(request: Request, notice: str = "", next: str = "") -> Response:
     if signed_in(request) is not None:
         return redirect(safe_next(next) or "/security")
-    info = message(request, notice) if notice in ("expired", "signed_out", "reset_done") else None
+    info = message(request, notice) if notice in ("expired", "signin", "signed_out", "reset_done") else None
     return _login_page(request, info=info, next=next)
 
 
@@ -311,7 +355,9 @@ def login_submit(request: Request, csrf_token: FormText = "", email: FormText = 
         else:
             error = message(request, "invalid_credentials")
         return _login_page(request, email=email, error=error, status_code=exc.status, next=next)
-    response = redirect((safe_next(next) or "/security") if new.user.email_verified else "/verify")
+    # An unverified e-mail address is verified first, then on to ``next``.
+    response = redirect((safe_next(next) or "/security") if new.user.email_verified
+                        else with_next("/verify", next))
     auth.set_session_cookie(request, response, new.token)
     return response
 
@@ -357,7 +403,7 @@ def _security_context(request: Request, viewer: Viewer, **extra: Any) -> dict[st
 def security_page(request: Request, notice: str = "") -> Response:
     viewer = signed_in(request)
     if viewer is None:
-        return login_redirect()
+        return login_redirect(request)
     shown = message(request, notice) if notice in ("verified",) else None
     return render(request, "security.html", _security_context(request, viewer, notice=shown))
 

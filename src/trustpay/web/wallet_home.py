@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -25,18 +26,19 @@ from sqlalchemy import Connection, select
 
 from trustpay.api.deps import get_origin
 from trustpay.clock import to_utc
-from trustpay.errors import TrustPayError
+from trustpay.errors import InvalidAmount, TrustPayError
 from trustpay.identity import service as identity
 from trustpay.identity import store as identity_store
 from trustpay.money import Money
 from trustpay.platform import idempotency
 from trustpay.wallet import bank_ops, cards, service, store, transfers
-from trustpay.wallet.model import BankOpStatus, TransferStatus
+from trustpay.wallet.model import BankOpStatus, TransferStatus, payment_password_missing
 from trustpay.web import auth
 from trustpay.web.account import form_viewer, login_redirect, redirect, signed_in
 from trustpay.web.auth import Viewer
+from trustpay.web.i18n import format_money, format_timestamp
 from trustpay.web.notfound import not_found_page
-from trustpay.web.templating import gettext, render
+from trustpay.web.templating import gettext, language_of, render
 
 router = APIRouter(include_in_schema=False)
 FormText = Annotated[str, Form(max_length=1024)]
@@ -44,6 +46,12 @@ RECENT_TRANSFERS = 10
 MAX_WAITING_SHOWN = 50
 STEP_UP_CODES = ("mfa_required", "invalid_credentials")
 MAX_CURRENCY_CHOICES = 20
+MAX_PENDING_TOPUPS_SHOWN = 20
+# How long a pending top-up's or withdrawal's page keeps asking for its status (once
+# a second); after that it stops and says the wallet page will show the answer.
+POLL_FOR = timedelta(minutes=3)
+# htmx stops polling an element whose poll is answered with this status.
+HTMX_STOP_POLLING = 286
 
 
 def _(message: str) -> str:
@@ -64,8 +72,21 @@ REFUSALS: dict[str, tuple[str, str | None, str | None]] = {
                          _("Verify your e-mail")),
     "payment_password_invalid": (_("The payment password is wrong, or you have not set one yet."),
                                  "/security#payment-password", _("Set or change your payment password")),
+    "payment_password_missing": (_("Enter your 6-digit payment password."), None, None),
+    "payment_password_over_free_cap": (
+        _("Payments over your password-free cap of {cap} need your payment password. Enter it and send again."),
+        None, None),
+    "payment_password_wrong": (_("The payment password is wrong. Tries left before payments are locked: {left}."),
+                               "/security#payment-password", _("Set or change your payment password")),
+    "payment_password_unset": (_("You have not set a payment password yet."), "/security#payment-password",
+                               _("Set your payment password")),
     "account_locked": (_("Too many wrong payment passwords: payments are locked for a while. Try again later."),
                        None, None),
+    "account_locked_until": (_("Too many wrong payment passwords: payments are locked until {time} (UTC)."),
+                             None, None),
+    "withdraw_over_balance": (
+        _("Your available balance, {available}, does not cover {amount} plus the {fee} fee ({total} in all). "
+          "The most you can withdraw now is {most}."), "/wallet/topup", _("Top up first")),
     "mfa_required": (_("This payment needs a fresh code from your authenticator app. Enter it and send again."),
                      None, None),
     "invalid_totp": (_("The authenticator code is wrong or too old. Enter the code your app shows now."),
@@ -75,10 +96,13 @@ REFUSALS: dict[str, tuple[str, str | None, str | None]] = {
     "not_found": (_("No TrustPay user has that e-mail, phone or user id. Check it and try again."), None, None),
     "transfer_to_self": (_("You cannot transfer money to yourself."), None, None),
     "invalid_amount": (_("Enter an amount such as 12.34, greater than zero."), None, None),
+    "amount_too_large": (_("This is more than the largest amount allowed, {most}. Enter a smaller amount."),
+                         None, None),
     "invalid_currency": (_("You have no wallet in this currency."), None, None),
     "invalid_card_number": (_("This card number is not valid. Check the digits and try again."), None, None),
     "already_exists": (_("This card is already bound to your account."), None, None),
     "card_gone": (_("This card is no longer bound. Choose another card or bind a new one."), None, None),
+    "choose_card": (_("Choose a card, or enter the number of a new one."), None, None),
     "bank_unavailable": (_("The bank is not answering right now. Try again in a few minutes."), None, None),
     "bank_rejected": (_("The bank refused this card. Try another card."), None, None),
     "too_late": (_("Too late to undo: the undo window has closed and the money has arrived."), None, None),
@@ -108,6 +132,14 @@ STATUS_LABELS = {
 }
 
 
+class AmountTooLarge(InvalidAmount):
+    """An amount over ``max_amount``: the page names the maximum."""
+
+    def __init__(self, most: Money) -> None:
+        super().__init__(f"amount must not exceed {most.to_major()}", param="amount")
+        self.most = most
+
+
 @dataclass(frozen=True)
 class Refusal:
     """A refusal as the page shows it."""
@@ -124,14 +156,57 @@ def refusal(request: Request, code: str, param: str | None = None) -> Refusal:
         key = "invalid_totp"
     if key not in REFUSALS:
         key = "invalid_request" if code.startswith("invalid") else "unexpected"
+    return worded(request, code, key)
+
+
+def worded(request: Request, code: str, key: str, **values: str) -> Refusal:
+    """The refusal ``key`` of :data:`REFUSALS` in the request's language, its ``{names}``
+    filled in; ``code`` stays the API's (the page's ``data-code``)."""
     text, link, link_text = REFUSALS[key]
-    return Refusal(code, gettext(request, text), link, gettext(request, link_text) if link_text else None)
+    shown = gettext(request, text).format(**values) if values else gettext(request, text)
+    return Refusal(code, shown, link, gettext(request, link_text) if link_text else None)
 
 
 def refusal_of(request: Request, exc: TrustPayError, *, invalid_state: str = "unexpected") -> Refusal:
+    if isinstance(exc, AmountTooLarge):
+        return amount_too_large(request, exc)
     if exc.code == "invalid_state":
         return refusal(request, invalid_state)
     return refusal(request, exc.code, exc.param)
+
+
+def amount_too_large(request: Request, exc: AmountTooLarge) -> Refusal:
+    return worded(request, exc.code, "amount_too_large", most=_money(request, exc.most.amount, exc.most.currency))
+
+
+def _money(request: Request, amount: int, currency: str) -> str:
+    return format_money(amount, currency, language_of(request).lang)
+
+
+def password_refusal(request: Request, viewer: Viewer, code: str, *, given: bool, amount: int | None = None,
+                     currency: str = "", free_cap: int = 0) -> Refusal | None:
+    """A payment-password refusal in words that say what to do: enter it (and why,
+    when the amount is over the password-free cap), how many tries are left, or
+    until when payments are locked. None for any other refusal."""
+    if code not in ("payment_password_invalid", "account_locked"):
+        return None
+    if code == "payment_password_invalid" and not given:
+        if free_cap > 0 and amount is not None and amount > free_cap and currency:
+            return worded(request, code, "payment_password_over_free_cap", cap=_money(request, free_cap, currency))
+        return worded(request, code, "payment_password_missing")
+    p = auth.platform_of(request)
+    with p.db.transaction(write=False) as conn:
+        user = identity_store.get_user(conn, viewer.user.id)
+    if code == "account_locked":
+        until = user.payment.locked_until
+        if until is None or not user.payment.is_locked(p.clock.now()):
+            return refusal(request, code)
+        return worded(request, code, "account_locked_until",
+                      time=format_timestamp(to_utc(until), language_of(request).lang))
+    if not user.has_payment_password:
+        return worded(request, code, "payment_password_unset")
+    left = max(1, p.settings.login_max_attempts - user.payment.failures)
+    return worded(request, code, "payment_password_wrong", left=str(left))
 
 
 def card_refusal(request: Request, code: str, param: str | None) -> Refusal:
@@ -172,8 +247,15 @@ def _new_key() -> str:
 
 
 def _amount(request: Request, text: str, currency: str) -> int:
+    """A typed amount in minor units. Full-width digits and separators (what Chinese
+    input methods type: "１００．５０") are read as their ASCII forms (NFKC); over the
+    platform's maximum raises :class:`AmountTooLarge`, which names it."""
     p = auth.platform_of(request)
-    return Money.parse(text.strip().replace(",", ""), currency, max_amount=p.settings.max_amount).amount
+    plain = unicodedata.normalize("NFKC", text).strip().replace(",", "")
+    minor = Money.parse(plain, currency).amount
+    if minor > p.settings.max_amount:
+        raise AmountTooLarge(Money.of(p.settings.max_amount, currency))
+    return minor
 
 
 def _is_zero(text: str) -> bool:
@@ -190,10 +272,14 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 # ------------------------------------------------------------------ shared reads
-def _wallet_view(request: Request, viewer: Viewer) -> dict[str, Any]:
+def _wallet_view(request: Request, viewer: Viewer, *, home: bool = False) -> dict[str, Any]:
+    """What the wallet pages show; ``home``: also the top-ups still waiting for the bank."""
     p = auth.platform_of(request)
     uid = viewer.user.id
+    waiting_topups: list[dict[str, Any]] = []
     with p.db.transaction(write=False) as conn:
+        if home:
+            waiting_topups = _waiting_topups(conn, uid)
         balances = service.balances(conn, uid)
         bound = [cards.shape(r) for r in store.active_cards(conn, uid)]
         rows, _more = store.page(conn, store.transfers, ("sender_id", "recipient_id"), uid,
@@ -207,7 +293,21 @@ def _wallet_view(request: Request, viewer: Viewer) -> dict[str, Any]:
         user = identity_store.get_user(conn, uid)
     currencies = [b.currency for b in balances][:MAX_CURRENCY_CHOICES] or [p.settings.default_currency]
     return {"viewer": viewer, "balances": balances, "cards": bound, "recent": recent, "incoming": incoming,
-            "currencies": currencies, "user": user, "status_labels": STATUS_LABELS}
+            "currencies": currencies, "user": user, "status_labels": STATUS_LABELS,
+            "waiting_topups": waiting_topups}
+
+
+def _waiting_topups(conn: Connection, user_id: str) -> list[dict[str, Any]]:
+    """The user's top-ups the bank has not answered yet, newest first, with their card
+    (bound or not: the card it was taken from is what the person recognises)."""
+    t, c = store.topups.c, store.bank_cards.c
+    rows = conn.execute(
+        select(t.id, t.amount, t.currency, t.created_at, c.brand, c.last4)
+        .select_from(store.topups.join(store.bank_cards, c.id == t.card_id))
+        .where(t.user_id == user_id, t.status == BankOpStatus.PENDING.value)
+        .order_by(t.id.desc()).limit(MAX_PENDING_TOPUPS_SHOWN)).mappings()
+    return [{"id": r["id"], "amount": r["amount"], "currency": r["currency"], "created_at": _utc(r["created_at"]),
+             "brand": r["brand"], "last4": r["last4"]} for r in rows]
 
 
 def _balances(request: Request, viewer: Viewer) -> list[service.Balance]:
@@ -237,8 +337,8 @@ def wallet_home(request: Request, notice: str = "") -> Response:
     viewer = signed_in(request)
     if viewer is None:
         return login_redirect()
-    return render(request, "wallet.html", {**_wallet_view(request, viewer), "info": _notice(request, notice),
-                                           "error": None})
+    return render(request, "wallet.html", {**_wallet_view(request, viewer, home=True),
+                                           "info": _notice(request, notice), "error": None})
 
 
 @router.post("/wallet/cards", response_class=HTMLResponse)
@@ -251,7 +351,7 @@ def bind_card(request: Request, csrf_token: FormText = "", card_number: FormText
         _bind(request, viewer, card_number, holder_name)
     except TrustPayError as exc:
         # The number is not put back into the form: it never leaves the request.
-        return render(request, "wallet.html", {**_wallet_view(request, viewer), "info": None,
+        return render(request, "wallet.html", {**_wallet_view(request, viewer, home=True), "info": None,
                                                "error": refusal_of(request, exc), "holder_name": holder_name},
                       status_code=exc.status)
     return redirect("/wallet?notice=card_bound#cards")
@@ -264,15 +364,25 @@ def _bind(request: Request, viewer: Viewer, card_number: str, holder_name: str) 
 
 
 @router.post("/wallet/cards/{card_id}/unbind", response_class=HTMLResponse)
-def unbind_card(request: Request, card_id: str, csrf_token: FormText = "") -> Response:
+def unbind_card(request: Request, card_id: str, csrf_token: FormText = "", confirm: FormText = "") -> Response:
+    """Unbinds only with ``confirm=yes`` (the card row's "Yes, unbind" button); a post
+    without it (an old page, a stray tap) gets the confirmation step, nothing else."""
     viewer = form_viewer(request, csrf_token)
     if not isinstance(viewer, Viewer):
         return viewer
     p = auth.platform_of(request)
+    if confirm != "yes":
+        view = _wallet_view(request, viewer, home=True)
+        card = next((c for c in view["cards"] if c["id"] == card_id), None)
+        if card is None:
+            return render(request, "wallet.html", {**view, "info": None,
+                                                   "error": card_refusal(request, "not_found", None)},
+                          status_code=404)
+        return render(request, "wallet.html", {**view, "info": None, "error": None, "confirm_unbind": card})
     try:
         row = p.db.run(lambda conn: cards.unbind(p, conn, viewer.user.id, card_id))
     except TrustPayError as exc:
-        return render(request, "wallet.html", {**_wallet_view(request, viewer), "info": None,
+        return render(request, "wallet.html", {**_wallet_view(request, viewer, home=True), "info": None,
                                                "error": card_refusal(request, exc.code, exc.param)},
                       status_code=exc.status)
     cards.revoke_at_bank(p, row)
@@ -281,12 +391,16 @@ def unbind_card(request: Request, card_id: str, csrf_token: FormText = "") -> Re
 
 # ------------------------------------------------------------------ top-up
 def _topup_page(request: Request, viewer: Viewer, *, form: dict[str, str] | None = None,
-                error: Refusal | None = None, status_code: int = 200) -> HTMLResponse:
+                error: Refusal | None = None, status_code: int = 200, new_card: bool = False) -> HTMLResponse:
+    """``new_card``: the person was using "Use a new card"; it stays chosen and open,
+    with no saved card picked, so sending again cannot charge a card they did not choose."""
     view = _wallet_view(request, viewer)
     form = form or {"card": view["cards"][0]["id"] if view["cards"] else "", "amount": "", "holder_name": "",
                     "currency": view["currencies"][0]}
-    return render(request, "wallet_topup.html", {**view, "form": form, "error": error, "request_key": _new_key()},
-                  status_code=status_code)
+    if new_card:
+        form = {**form, "card": ""}
+    return render(request, "wallet_topup.html", {**view, "form": form, "error": error, "request_key": _new_key(),
+                                                 "new_card": new_card}, status_code=status_code)
 
 
 @router.get("/wallet/topup", response_class=HTMLResponse)
@@ -307,12 +421,17 @@ def topup_submit(request: Request, csrf_token: FormText = "", card: FormText = "
     p = auth.platform_of(request)
     currency = currency.strip().upper()[:3]
     form = {"card": card, "amount": amount, "holder_name": holder_name, "currency": currency}
+    new_card = bool(card_number.strip())  # until it is bound: then it is one of the saved cards
     try:
         minor = _amount(request, amount, currency)
-        if card_number.strip():  # bind inline first; the number goes to the bank and nowhere else
+        if new_card:  # bind inline first; the number goes to the bank and nowhere else
             card = _bind(request, viewer, card_number, holder_name)["id"]
             form["card"] = card
-        card_id = card
+            new_card = False
+        card_id = card.strip()
+        if not card_id:
+            return _topup_page(request, viewer, form=form, status_code=400,
+                               error=refusal(request, "choose_card"))
 
         def effect(conn: Connection) -> dict[str, Any]:
             row = bank_ops.create_topup(p, conn, viewer.user.id, card_id=card_id, amount=minor, currency=currency)
@@ -321,22 +440,25 @@ def topup_submit(request: Request, csrf_token: FormText = "", card: FormText = "
         done = run_once(request, viewer, request_key, {"card": card_id, "amount": minor, "currency": currency},
                         effect)
     except TrustPayError as exc:
-        return _topup_page(request, viewer, form=form, status_code=exc.status,
-                           error=card_refusal(request, exc.code, exc.param))
+        shown = (amount_too_large(request, exc) if isinstance(exc, AmountTooLarge)
+                 else card_refusal(request, exc.code, exc.param))
+        return _topup_page(request, viewer, form=form, status_code=exc.status, error=shown, new_card=new_card)
     except Refused as exc:
-        return _topup_page(request, viewer, form=form, status_code=exc.status,
+        return _topup_page(request, viewer, form=form, status_code=exc.status, new_card=new_card,
                            error=card_refusal(request, exc.code, exc.param))
     bank_ops.submit_quietly(p, done["id"])  # a bank that is down leaves it pending for the poll job
     return redirect(f"/wallet/topups/{done['id']}")
 
 
-def _bank_op(request: Request, viewer: Viewer, obj_id: str) -> dict[str, Any] | None:
+def _bank_op(request: Request, viewer: Viewer, obj_id: str) -> tuple[dict[str, Any], datetime] | None:
+    """The operation as the API shows it, and when it was created."""
     p = auth.platform_of(request)
     table, shape = ((store.topups, bank_ops.shape_topup) if obj_id.startswith("top_")
                     else (store.withdrawals, bank_ops.shape_withdrawal))
     try:
         with p.db.transaction(write=False) as conn:
-            return shape(store.get_row(conn, table, obj_id, owner_col="user_id", owner_id=viewer.user.id))
+            row = store.get_row(conn, table, obj_id, owner_col="user_id", owner_id=viewer.user.id)
+            return shape(row), to_utc(row["created_at"])
     except TrustPayError:
         return None
 
@@ -345,12 +467,22 @@ def _op_page(request: Request, obj_id: str, *, fragment: bool) -> Response:
     viewer = signed_in(request)
     if viewer is None:
         return login_redirect()
-    op = _bank_op(request, viewer, obj_id)
-    if op is None:
+    found = _bank_op(request, viewer, obj_id)
+    if found is None:
         return not_found_page(request)
-    context = {"viewer": viewer, "op": op, "status_labels": STATUS_LABELS,
-               "pending": op["status"] == BankOpStatus.PENDING.value, "balances": _balances(request, viewer)}
-    return render(request, "fragments/bank_op_status.html" if fragment else "wallet_bank_op.html", context)
+    op, created_at = found
+    pending = op["status"] == BankOpStatus.PENDING.value
+    context = {"viewer": viewer, "op": op, "status_labels": STATUS_LABELS, "pending": pending,
+               "balances": _balances(request, viewer), "poll_minutes": int(POLL_FOR.total_seconds() // 60)}
+    response = render(request, "fragments/bank_op_status.html" if fragment else "wallet_bank_op.html", context)
+    if fragment and pending and auth.platform_of(request).clock.now() - created_at >= POLL_FOR:
+        # The bank is slow (a pending top-up is settled by the poll job or by
+        # reconciliation, maybe hours later): stop asking every second. The page
+        # said the wallet home lists it until the bank answers. No swap: the new
+        # panel would carry its own poll and start it again.
+        response.status_code = HTMX_STOP_POLLING
+        response.headers["HX-Reswap"] = "none"
+    return response
 
 
 @router.get("/wallet/topups/{topup_id}", response_class=HTMLResponse)
@@ -366,39 +498,70 @@ def topup_status(request: Request, topup_id: str) -> Response:
 # ------------------------------------------------------------------ withdraw
 def _withdraw_page(request: Request, viewer: Viewer, *, form: dict[str, str] | None = None,
                    error: Refusal | None = None, quote: dict[str, Any] | None = None,
-                   status_code: int = 200, need_totp: bool = False) -> HTMLResponse:
-    view = _wallet_view(request, viewer)
-    form = form or {"card": view["cards"][0]["id"] if view["cards"] else "", "amount": "",
-                    "currency": view["currencies"][0]}
+                   status_code: int = 200, need_totp: bool = False,
+                   view: dict[str, Any] | None = None) -> HTMLResponse:
+    p = auth.platform_of(request)
+    view = view or _wallet_view(request, viewer)
+    if form is None:
+        chosen = request.query_params.get("card", "")
+        known = [c["id"] for c in view["cards"]]
+        form = {"card": chosen if chosen in known else (known[0] if known else ""),
+                "amount": request.query_params.get("amount", "")[:20], "currency": view["currencies"][0]}
+    # What each balance allows: its amount + fee must fit in what is available.
+    most = {b.currency: bank_ops.most_withdrawable(p, b.available) for b in view["balances"]}
+    quote_card = next((c for c in view["cards"] if c["id"] == form["card"]), None)
     return render(request, "wallet_withdraw.html", {
-        **view, "form": form, "error": error, "quote": quote, "request_key": _new_key(),
-        "need_totp": need_totp or viewer.user.mfa_enabled}, status_code=status_code)
+        **view, "form": form, "error": error, "quote": quote, "quote_card": quote_card, "most": most,
+        "request_key": _new_key(), "need_totp": need_totp or viewer.user.mfa_enabled}, status_code=status_code)
 
 
 @router.get("/wallet/withdraw", response_class=HTMLResponse)
 def withdraw_page(request: Request) -> Response:
+    """``?amount=&card=`` fill the form in (the confirm step's "change" link keeps them)."""
     viewer = signed_in(request)
     if viewer is None:
         return login_redirect()
     return _withdraw_page(request, viewer)
 
 
+def _over_balance(request: Request, view: dict[str, Any], quote: dict[str, Any], currency: str) -> Refusal | None:
+    """The refusal for a withdrawal whose amount + fee is more than is available now,
+    with the most that can be withdrawn; None when it fits (the ledger still decides)."""
+    available = next((b.available for b in view["balances"] if b.currency == currency), 0)
+    if quote["total"] <= available:
+        return None
+    p = auth.platform_of(request)
+    return worded(request, "insufficient_funds", "withdraw_over_balance",
+                  available=_money(request, available, currency), amount=_money(request, quote["amount"], currency),
+                  fee=_money(request, quote["fee"], currency), total=_money(request, quote["total"], currency),
+                  most=_money(request, bank_ops.most_withdrawable(p, available), currency))
+
+
 @router.post("/wallet/withdraw/quote", response_class=HTMLResponse)
 def withdraw_quote(request: Request, csrf_token: FormText = "", card: FormText = "", amount: FormText = "",
                    currency: FormText = "CNY") -> Response:
-    """The confirm step: amount, fee and total, before anything moves."""
+    """The confirm step: card, amount, fee and total, before anything moves; an amount
+    whose total the balance cannot pay is refused here, before the payment password."""
     viewer = form_viewer(request, csrf_token)
     if not isinstance(viewer, Viewer):
         return viewer
     p = auth.platform_of(request)
     currency = currency.strip().upper()[:3]
     form = {"card": card, "amount": amount, "currency": currency}
+    view = _wallet_view(request, viewer)
     try:
         quote = bank_ops.quote_withdrawal(p, _amount(request, amount, currency))
     except TrustPayError as exc:
-        return _withdraw_page(request, viewer, form=form, error=refusal_of(request, exc), status_code=exc.status)
+        return _withdraw_page(request, viewer, form=form, error=refusal_of(request, exc), status_code=exc.status,
+                              view=view)
     form["amount"] = _major(quote["amount"], currency)
-    return _withdraw_page(request, viewer, form=form, quote=quote)
+    if not any(c["id"] == card for c in view["cards"]):
+        return _withdraw_page(request, viewer, form=form, view=view, status_code=400 if not card else 409,
+                              error=refusal(request, "choose_card" if not card else "card_gone"))
+    short = _over_balance(request, view, quote, currency)
+    if short is not None:
+        return _withdraw_page(request, viewer, form=form, error=short, status_code=402, view=view)
+    return _withdraw_page(request, viewer, form=form, quote=quote, view=view)
 
 
 @router.post("/wallet/withdraw", response_class=HTMLResponse)
@@ -433,10 +596,18 @@ def withdraw_submit(request: Request, csrf_token: FormText = "", card: FormText 
                         effect, before)
     except (TrustPayError, Refused) as exc:
         code, param = exc.code, getattr(exc, "param", None)
-        shown = card_refusal(request, code, param)
-        status = exc.status
-        return _withdraw_page(request, viewer, form=form, error=shown, quote=quote, status_code=status,
-                              need_totp=code in STEP_UP_CODES)
+        view = _wallet_view(request, viewer)
+        shown = None
+        if isinstance(exc, AmountTooLarge):
+            shown = amount_too_large(request, exc)
+        elif code == "insufficient_funds" and quote is not None:
+            shown = _over_balance(request, view, quote, currency)
+        shown = shown or password_refusal(request, viewer, code, given=bool(payment_password))
+        shown = shown or card_refusal(request, code, param)
+        if code == "insufficient_funds":  # back to the form, to change the amount
+            quote = None
+        return _withdraw_page(request, viewer, form=form, error=shown, quote=quote, status_code=exc.status,
+                              need_totp=code in STEP_UP_CODES, view=view)
     bank_ops.submit_quietly(p, done["id"])
     return redirect(f"/wallet/withdrawals/{done['id']}")
 
@@ -455,12 +626,21 @@ def withdrawal_status(request: Request, withdrawal_id: str) -> Response:
 def _transfer_page(request: Request, viewer: Viewer, *, form: dict[str, Any] | None = None,
                    error: Refusal | None = None, status_code: int = 200,
                    need_totp: bool = False) -> HTMLResponse:
+    p = auth.platform_of(request)
     view = _wallet_view(request, viewer)
     form = form or {"to": request.query_params.get("to", "")[:320], "amount": "", "memo": "",
                     "currency": view["currencies"][0], "require_acceptance": False}
     return render(request, "wallet_transfer.html", {
         **view, "form": form, "error": error, "request_key": _new_key(),
+        "free_cap": _free_cap(request, viewer), "cap_currency": p.settings.default_currency,
         "need_totp": need_totp or viewer.user.mfa_enabled}, status_code=status_code)
+
+
+def _free_cap(request: Request, viewer: Viewer) -> int:
+    """The user's password-free (免密) cap, 0 when it is off."""
+    p = auth.platform_of(request)
+    with p.db.transaction(write=False) as conn:
+        return service.preferences(conn, viewer.user.id).password_free_cap
 
 
 @router.get("/wallet/transfer", response_class=HTMLResponse)
@@ -485,6 +665,7 @@ def transfer_submit(request: Request, csrf_token: FormText = "", to: FormText = 
     wants_acceptance = require_acceptance in ("1", "on", "true")
     form = {"to": to, "amount": amount, "memo": memo, "currency": currency, "require_acceptance": wants_acceptance}
     stepped_up = False
+    minor: int | None = None
     try:
         minor = _amount(request, amount, currency)
 
@@ -504,8 +685,13 @@ def transfer_submit(request: Request, csrf_token: FormText = "", to: FormText = 
                          "require_acceptance": wants_acceptance}, effect, before)
     except (TrustPayError, Refused) as exc:
         code = exc.code
-        return _transfer_page(request, viewer, form=form, error=refusal(request, code, getattr(exc, "param", None)),
-                              status_code=exc.status, need_totp=code in STEP_UP_CODES)
+        shown = amount_too_large(request, exc) if isinstance(exc, AmountTooLarge) else None
+        if shown is None and minor is not None:
+            shown = password_refusal(request, viewer, code, given=bool(payment_password), amount=minor,
+                                     currency=currency, free_cap=_free_cap(request, viewer))
+        shown = shown or refusal(request, code, getattr(exc, "param", None))
+        return _transfer_page(request, viewer, form=form, error=shown, status_code=exc.status,
+                              need_totp=code in STEP_UP_CODES)
     return redirect(f"/wallet/transfers/{done['id']}")
 
 
@@ -597,9 +783,13 @@ def preferences_submit(request: Request, csrf_token: FormText = "", daily_cap: F
     try:
         cap = _amount(request, daily_cap, currency) if daily_cap.strip() else None
         free = 0 if _is_zero(password_free_cap) else _amount(request, password_free_cap, currency)
+        if not payment_password:  # no guess: refused before the check, so it neither counts nor is logged
+            raise payment_password_missing()
         identity.require_payment_password(p, viewer.user.id, payment_password, get_origin(request))
         p.db.run(lambda conn: service.set_preferences(p, conn, viewer.user.id, daily_cap=cap,
                                                       password_free_cap=free))
     except TrustPayError as exc:
-        return _prefs_page(request, viewer, form=form, error=refusal_of(request, exc), status_code=exc.status)
+        shown = password_refusal(request, viewer, exc.code, given=bool(payment_password))
+        return _prefs_page(request, viewer, form=form, error=shown or refusal_of(request, exc),
+                           status_code=exc.status)
     return redirect("/wallet/preferences?notice=prefs_saved")

@@ -26,7 +26,7 @@ from trustpay.web import auth, wallet_home
 from trustpay.web.account import _, login_redirect, signed_in
 from trustpay.web.auth import Viewer
 from trustpay.web.notfound import not_found_page
-from trustpay.web.templating import render
+from trustpay.web.templating import gettext, render
 
 router = APIRouter(include_in_schema=False)
 # Wallet home, top-up, withdraw, transfer and settings live in their own module.
@@ -61,6 +61,47 @@ CHECK_LABELS = {
     "published digest": _("That root is the one published now"),
     "receipt format": _("The receipt is complete and well-formed"),
 }
+
+
+# Memos the platform itself writes into the journal (every ``memo=`` under src/ that can land
+# on a wallet's balance), shown to people as labels in their language. The journal keeps the
+# text it hashed (the API and the receipt file carry it unchanged); a memo someone typed — a
+# transfer's, a trade's subject — is shown as typed, so only the line types the platform
+# writes these on are matched, and never a transfer or a payment.
+_EXACT_MEMOS: dict[tuple[LineType, str], str] = {
+    (LineType.TOPUP, "top-up"): _("Top-up from your bank card"),
+    (LineType.WITHDRAWAL, "withdrawal"): _("Withdrawal to your bank card"),
+    (LineType.WITHDRAWAL, "paid out by the bank"): _("Paid out to your bank card"),
+    (LineType.WITHDRAWAL, "bank payout failed"): _("The bank could not pay this out"),
+    (LineType.WITHDRAWAL_FEE, "withdrawal fee"): _("Withdrawal fee"),
+    (LineType.WITHDRAWAL_FEE, "paid out by the bank"): _("Fee for a withdrawal paid out to your bank card"),
+    (LineType.WITHDRAWAL_FEE, "bank payout failed"): _("The bank could not pay this out"),
+}
+# (line type, reference prefix or None, memo prefix, label): the rest of the memo (a trade's
+# subject, as its merchant typed it) fills the label's %(subject)s.
+_PREFIXED_MEMOS: tuple[tuple[LineType, str | None, str, str], ...] = (
+    (LineType.ADJUSTMENT, "demo:opening:", "demo opening balance", _("Opening balance (demo data)")),
+    (LineType.ADJUSTMENT, "rex_", "reconciliation adjustment (",
+     _("Correction after reconciliation with the bank")),
+    (LineType.REVERSAL, None, "reversal of txn_", _("Reversal of an earlier entry")),
+    (LineType.REFUND, "trd_", "refund: not shipped in time — ", _("Refund: not shipped in time — %(subject)s")),
+    (LineType.REFUND, "trd_", "refund: ", _("Refund: %(subject)s")),
+    (LineType.REFUND, "trd_", "dispute ruling — ", _("Refund after a dispute decision — %(subject)s")),
+)
+
+
+def shown_memo(request: Request, type: LineType, reference: str | None, memo: str) -> str:
+    """The memo of a line as a person reads it: a platform-written one translated, any other as typed."""
+    label = _EXACT_MEMOS.get((type, memo))
+    if label is not None:
+        return gettext(request, label)
+    for line_type, ref_prefix, memo_prefix, text in _PREFIXED_MEMOS:
+        if type is line_type and memo.startswith(memo_prefix) and (
+                ref_prefix is None or (reference or "").startswith(ref_prefix)):
+            if "%(subject)s" not in text:
+                return gettext(request, text)
+            return gettext(request, text) % {"subject": memo[len(memo_prefix):]}
+    return memo
 
 
 def _day(value: str) -> date | None:
@@ -114,6 +155,7 @@ def statement_page(request: Request, type: str = "", start: str = "", end: str =
             lines, more = statement.list_lines(conn, viewer.user.id, filters, limit=PAGE_SIZE)
     return render(request, "statement.html", {
         "viewer": viewer, "lines": lines, "more": more, "form": form,
+        "notes": {ln.id: shown_memo(request, ln.type, ln.reference, ln.memo) for ln in lines},
         "types": TYPE_LABELS, "balances": _balances(request, viewer),
         "csv_url": "/wallet/statement.csv?" + _query(form),
         "older_url": "/wallet/statement?" + _query(form, after=lines[-1].id) if more and lines else None,
@@ -148,7 +190,7 @@ def receipt_page(request: Request, line_id: str) -> Response:
     doc = _receipt(request, viewer, line_id)
     if doc is None:
         return not_found_page(request)
-    return render(request, "receipt.html", _receipt_context(viewer, doc, verification=None))
+    return render(request, "receipt.html", _receipt_context(request, viewer, doc, verification=None))
 
 
 @router.get("/wallet/transactions/{line_id}/verify", response_class=HTMLResponse)
@@ -163,7 +205,7 @@ def verify_page(request: Request, line_id: str) -> Response:
     with p.db.transaction(write=False) as conn:
         now = p.digest.current(conn)
     result = receipts.verify(doc, published={"height": now.height, "root": now.root})
-    return render(request, "receipt.html", _receipt_context(viewer, doc, verification=result))
+    return render(request, "receipt.html", _receipt_context(request, viewer, doc, verification=result))
 
 
 @router.get("/wallet/transactions/{line_id}/receipt.json")
@@ -175,18 +217,26 @@ def receipt_download(request: Request, line_id: str) -> Response:
     if doc is None:
         return not_found_page(request)
     return Response(json.dumps(doc, ensure_ascii=False, indent=2), media_type="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="receipt-{line_id}.json"',
+                    headers={"Content-Disposition": f'attachment; filename="{receipt_filename(line_id)}"',
                              "Cache-Control": "no-store"})
 
 
-def _receipt_context(viewer: Viewer, doc: dict[str, Any], verification: receipts.Verification | None
-                     ) -> dict[str, Any]:
+def receipt_filename(line_id: str) -> str:
+    """The name a downloaded receipt is saved under (the page's verify command names it too)."""
+    return f"receipt-{line_id}.json"
+
+
+def _receipt_context(request: Request, viewer: Viewer, doc: dict[str, Any],
+                     verification: receipts.Verification | None) -> dict[str, Any]:
     checks = None
     if verification is not None:
         checks = [{"label": CHECK_LABELS.get(c.name, c.name), "ok": c.ok, "name": c.name}
                   for c in verification.checks]
+    line_type = LineType(doc["type"])
     return {
-        "viewer": viewer, "doc": doc, "type_label": TYPE_LABELS[LineType(doc["type"])],
+        "viewer": viewer, "doc": doc, "type_label": TYPE_LABELS[line_type],
+        "memo": shown_memo(request, line_type, doc["reference"], doc["memo"]),
+        "filename": receipt_filename(doc["id"]),
         "created": datetime.fromisoformat(doc["created_at"]),
         "verification": verification, "checks": checks, "not_covered": receipts.NOT_COVERED,
     }
