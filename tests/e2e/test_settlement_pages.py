@@ -12,7 +12,9 @@ import io
 import re
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -84,8 +86,30 @@ def log_in(page: Page, server: Server, email: str) -> None:
     expect(page.get_by_test_id("logout")).to_be_visible()
 
 
+def advance(http: httpx.Client, seconds: float) -> datetime:
+    r = http.post("/v1/test_clock/advance", json={"seconds": seconds}, timeout=120)
+    assert r.status_code == 200, r.text
+    return datetime.fromisoformat(r.json()["now"].replace("Z", "+00:00"))
+
+
+def to_next_local(http: httpx.Client, hour: int) -> None:
+    """Move the platform clock to the next ``hour`` o'clock in the settlement zone
+    (the default TRUSTPAY_LIMITS_TIMEZONE, Asia/Shanghai)."""
+    local = advance(http, 0.001).astimezone(ZoneInfo("Asia/Shanghai"))
+    target = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if target <= local:
+        target += timedelta(days=1)
+    advance(http, (target - local).total_seconds())
+
+
 def test_settlements_tab_waiting_then_paid_with_report(server: Server, page: Page, screenshots_dir: Path) -> None:
     http = httpx.Client(base_url=server.base_url, timeout=30.0)
+    # The daily run starts at 02:00 in the settlement zone and, for T+0, pays what the
+    # day has made so far. A trade paid between 02:00 and midnight on a server with no
+    # run booked yet was paid at once by that day's run, booked late: this test then
+    # found nothing waiting for 22 hours of every day (it passed from 16:00 to 18:00
+    # UTC). At 01:00 there the day's run is an hour away, whenever the test runs.
+    to_next_local(http, 1)
     shop = sign_up(http, server, SHOP, "merchant")
     r = http.patch("/v1/merchant/profile", headers=shop,
                    json={"settlement_card_id": bind_card(http, shop), "settlement_delay_days": 0})
@@ -116,8 +140,7 @@ def test_settlements_tab_waiting_then_paid_with_report(server: Server, page: Pag
     page.screenshot(path=str(screenshots_dir / "merchant-settlements-waiting-en.png"), full_page=True)
 
     # A day later the daily job has paid it out; the bank's callback settles it.
-    r = http.post("/v1/test_clock/advance", json={"seconds": 24 * 3600})
-    assert r.status_code == 200, r.text
+    advance(http, 24 * 3600)
     shop = session(http, SHOP)
 
     def paid() -> bool:
