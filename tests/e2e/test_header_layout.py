@@ -202,3 +202,54 @@ def test_every_nav_link_is_on_screen_and_clickable_on_a_desktop(
     if width != 1080:
         suffix = "" if width == 1280 else f"-{width}"
         page.screenshot(path=str(screenshots_dir / f"header-{who}-{lang}-desktop{suffix}.png"))
+
+
+# The name link's own width against the width its text needs (cut short with an ellipsis when less).
+NAME_JS = """() => {
+  const el = document.querySelector('[data-testid=account-name]');
+  return {text: el.textContent.trim(), shown: el.clientWidth, needed: el.scrollWidth,
+          right: el.getBoundingClientRect().right, view: document.documentElement.clientWidth};
+}"""
+LONG_NAME = Person("long", "header.longname.e2e@example.com",
+                   "Guangzhou Pearl River Tea, Silk and Porcelain Export Trading Company", "/wallet",
+                   ("/wallet", "/purchases", "/#how", "/#ledger", "/docs"))
+
+
+@pytest.fixture(scope="module")
+def long_name(server: Server) -> Person:
+    r = httpx.post(server.url("/v1/users"), timeout=30,
+                   json={"email": LONG_NAME.email, "password": PASSWORD, "name": LONG_NAME.name})
+    assert r.status_code == 201, r.text
+    return LONG_NAME
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+@pytest.mark.parametrize("width", [1024, 1280])
+def test_a_signed_in_name_has_room_on_a_wide_screen(
+    server: Server, browser: Browser, contexts: list[BrowserContext], screenshots_dir: Path,
+    people: list[Person], long_name: Person, width: int, lang: str,
+) -> None:
+    """At 1280 px "Alice (buyer)" was cut to "Alice (buy…" (the name had 8em whatever the
+    screen): names of ordinary length are shown in full on a wide screen, and a very long one
+    is still cut short rather than pushing the header past the screen's edge."""
+    for person in [p for p in people if p.who in ("wallet", "merchant")]:
+        page = phone_page(browser, contexts, server, person, lang, {"width": width, "height": 800}, phone=False)
+        assert_header_fits(page, person)
+        name = page.evaluate(NAME_JS)
+        assert name["text"] == person.name
+        assert name["needed"] <= name["shown"], f"{person.name!r} is cut short at {width}px: {name}"
+    page = phone_page(browser, contexts, server, long_name, lang, {"width": width, "height": 800}, phone=False)
+    assert_header_fits(page, long_name)
+    name = page.evaluate(NAME_JS)
+    assert name["needed"] > name["shown"] and name["right"] <= name["view"], name
+    page.screenshot(path=str(screenshots_dir / f"header-long-name-{lang}-desktop-{width}.png"))
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_a_very_long_name_is_cut_short_on_a_phone(
+    server: Server, browser: Browser, contexts: list[BrowserContext], long_name: Person, lang: str,
+) -> None:
+    page = phone_page(browser, contexts, server, long_name, lang)
+    assert_header_fits(page, long_name)
+    name = page.evaluate(NAME_JS)
+    assert name["right"] <= name["view"], name

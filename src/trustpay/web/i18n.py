@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
@@ -138,6 +139,13 @@ def translations(lang: str) -> Translations:
 def format_money(amount: int, currency: str, lang: str) -> str:
     """``amount`` minor units of ``currency`` as people of ``lang`` write it (¥199.00)."""
     return Money.of(amount, currency).format(BABEL_LOCALES[lang])
+
+
+def format_percent(rate: Decimal | str) -> str:
+    """A fraction as a percentage: 0.001 → "0.1%", 0.00125 → "0.125%", 0.0006 → "0.06%"
+    (exact, no float, no trailing zeros)."""
+    text = format((Decimal(rate) * 100).normalize(), "f")
+    return f"{text}%"
 
 
 def format_timestamp(when: datetime, lang: str) -> str:

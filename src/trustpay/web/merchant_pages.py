@@ -13,7 +13,6 @@ extends ``merchant/layout.html`` (block ``merchant_main``) with
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -30,6 +29,7 @@ from trustpay.wallet.model import FeePlan
 from trustpay.web import auth
 from trustpay.web.account import FormText, _, form_viewer, login_redirect, redirect, signed_in
 from trustpay.web.auth import Viewer
+from trustpay.web.i18n import format_percent as percent
 from trustpay.web.notfound import not_found_page
 from trustpay.web.templating import gettext, render
 
@@ -57,12 +57,6 @@ MESSAGES = {
     "delay": _("The settlement delay must be a whole number of days from 0 to 30."),
     "unexpected": _("Something went wrong on our side. Nothing was changed; please try again."),
 }
-
-
-def percent(rate: Decimal) -> str:
-    """0.0038 → "0.38%": exact, no float, no trailing zeros."""
-    text = format((rate * 100).normalize(), "f")
-    return f"{text}%"
 
 
 def fee_plan_view(plan: FeePlan, currency: str) -> dict[str, Any]:

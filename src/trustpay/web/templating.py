@@ -16,7 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from trustpay.web import auth
+from trustpay.web import auth, card_labels
 from trustpay.web.i18n import (
     COOKIE_MAX_AGE,
     COOKIE_NAME,
@@ -26,6 +26,7 @@ from trustpay.web.i18n import (
     LanguageChoice,
     choose_language,
     format_money,
+    format_percent,
     format_timestamp,
     translations,
 )
@@ -47,9 +48,12 @@ def environment(lang: str) -> Environment:
     # {% trans %} blocks collapse their inner whitespace, so msgids are one line.
     env.policies["ext.i18n.trimmed"] = True
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    # {{ card.brand | card_brand }}: "VISA", and "银联" rather than "UNIONPAY" in Chinese.
+    env.filters["card_brand"] = partial(card_labels.brand_label, translations(lang).gettext)
     env.globals.update(
         lang=lang,
         money=partial(format_money, lang=lang),
+        percent=format_percent,
         timestamp=partial(format_timestamp, lang=lang),
     )
     return env

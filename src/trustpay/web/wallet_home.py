@@ -132,6 +132,11 @@ STATUS_LABELS = {
 }
 
 
+# Transfers whose money went back to the sender (undone, declined or not accepted in time):
+# their amount is shown struck through, not as money that moved.
+WENT_BACK = frozenset({TransferStatus.REVERSED.value, TransferStatus.RETURNED.value})
+
+
 class AmountTooLarge(InvalidAmount):
     """An amount over ``max_amount``: the page names the maximum."""
 
@@ -321,7 +326,7 @@ def _transfer_view(conn: Connection, row: Any, user_id: str) -> dict[str, Any]:
     other = row["sender_id"] if incoming else row["recipient_id"]
     who = store.user_by(conn, user_id=other)
     return {"id": row["id"], "status": row["status"], "amount": row["amount"], "currency": row["currency"],
-            "memo": row["memo"], "incoming": incoming,
+            "memo": row["memo"], "incoming": incoming, "went_back": row["status"] in WENT_BACK,
             "other": transfers.mask_email(who.email) if who is not None else other,
             "created_at": _utc(row["created_at"]), "undo_until": _utc(row["undo_until"]),
             "accept_until": _utc(row["accept_until"]), "settled": row["settled_at"] is not None}
