@@ -191,6 +191,9 @@ def test_a_blank_payment_password_is_no_try(w: WalletEnv) -> None:
         assert refusal_text(r.text) == "Enter your 6-digit payment password."
         wd = withdraw(client, card, "10.00", password="")
         assert wd.status_code == 402 and refusal_text(wd.text) == "Enter your 6-digit payment password."
+        prefs = w.client.put("/v1/wallet/preferences", headers=alice.auth,
+                             json={"daily_cap": 3_000, "password_free_cap": 0, "payment_password": ""})
+        assert prefs.status_code == 402 and prefs.json()["error"]["code"] == "payment_password_invalid"
     api = w.client.post("/v1/withdrawals", headers=alice.auth,
                         json={"card": card, "amount": 1_000, "payment_password": ""})
     assert api.status_code == 402 and api.json()["error"]["code"] == "payment_password_invalid"

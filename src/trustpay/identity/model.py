@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from trustpay.errors import AccountLocked, Forbidden, InvalidRequest
+from trustpay.errors import AccountLocked, Forbidden, InvalidRequest, PaymentFailed
 from trustpay.identity.kyc import kyc_tier
 
 PASSWORD_MIN_LENGTH = 12
@@ -216,3 +216,9 @@ class Session:
     def alive(self, now: datetime) -> bool:
         return session_alive(now, last_seen_at=self.last_seen_at, expires_at=self.expires_at,
                              revoked_at=self.revoked_at)
+
+
+def payment_password_missing() -> PaymentFailed:
+    """No payment password given where one is needed: no guess, so nothing is counted."""
+    return PaymentFailed("enter your 6-digit payment password", code="payment_password_invalid",
+                         param="payment_password")

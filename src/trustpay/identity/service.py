@@ -47,6 +47,7 @@ from trustpay.identity.model import (
     mask_phone,
     normalize_email,
     normalize_phone,
+    payment_password_missing,
     session_needs_touch,
 )
 from trustpay.identity.touch import touches_of
@@ -436,7 +437,10 @@ def check_payment_password(p: Platform, conn: Connection, user_id: str, payment_
 def require_payment_password(p: Platform, user_id: str, payment_password: str,
                              origin: Origin = Origin()) -> None:
     """:func:`check_payment_password` in its own transaction, failures kept; the argon2
-    check first, with no transaction open (see :class:`Verified`)."""
+    check first, with no transaction open (see :class:`Verified`). A blank password is
+    no guess: refused unchecked, neither counted toward the lock nor logged."""
+    if not payment_password:
+        raise payment_password_missing()
     row = p.db.run(lambda conn: store.user_row(conn, user_id=user_id), write=False)
     verified = None
     if row is not None and row.payment_password_hash is not None:  # none set: refused unchecked

@@ -33,7 +33,7 @@ from trustpay.money import Money, check_amount
 from trustpay.platform import outbox
 from trustpay.risk import service as risk
 from trustpay.wallet import cards, common, store
-from trustpay.wallet.model import BankOpStatus, FeePlan, payment_password_missing
+from trustpay.wallet.model import BankOpStatus, FeePlan
 
 if TYPE_CHECKING:
     from trustpay.jobs.registry import Registry
@@ -88,12 +88,8 @@ def authorise_withdrawal(p: Platform, user_id: str, *, amount: int, payment_pass
                          totp_code: str | None, origin: Origin = Origin()) -> bool:
     """Before the money transaction (refusals commit on their own): the payment
     password, then risk control on amount + fee with its step-up. Returns whether
-    the user stepped up, for :func:`create_withdrawal`.
-
-    A blank payment password is refused unchecked: it is no guess, so it does not
-    count toward the lock (nor go to the audit log as a failed try)."""
-    if not payment_password:
-        raise payment_password_missing()
+    the user stepped up, for :func:`create_withdrawal`. (A blank payment password is
+    refused unchecked: ``require_payment_password``.)"""
     identity.require_payment_password(p, user_id, payment_password, origin)
     fee = fee_plan(p).fee_for(amount)
     decision = p.db.run(lambda conn: risk.decide(p, conn, user_id, action="withdrawal", amount=amount + fee),

@@ -12,11 +12,12 @@ from trustpay.events.notify import Notification
 from trustpay.events.queue import enqueue
 from trustpay.identity import freeze, limits
 from trustpay.identity import store as identity_store
+from trustpay.identity.model import payment_password_missing
 from trustpay.ledger.model import Account, AccountKind
 from trustpay.money import check_currency
 from trustpay.risk import service as risk
 from trustpay.wallet import store
-from trustpay.wallet.model import FeePlan, needs_payment_password, payment_password_missing
+from trustpay.wallet.model import FeePlan, needs_payment_password
 
 if TYPE_CHECKING:
     from trustpay.platform.context import Platform

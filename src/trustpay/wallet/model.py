@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
-from trustpay.errors import Conflict, PaymentFailed
+from trustpay.errors import Conflict
 
 
 class BankOpStatus(StrEnum):
@@ -111,6 +111,3 @@ def needs_payment_password(amount: int, password_free_cap: int) -> bool:
     return not (password_free_cap > 0 and amount <= password_free_cap)
 
 
-def payment_password_missing() -> PaymentFailed:
-    return PaymentFailed("enter your 6-digit payment password", code="payment_password_invalid",
-                         param="payment_password")

@@ -9,9 +9,10 @@ from sqlalchemy import Connection
 
 from trustpay.identity import service as identity
 from trustpay.identity.audit import Origin
+from trustpay.identity.model import payment_password_missing
 from trustpay.money import check_amount
 from trustpay.wallet import store
-from trustpay.wallet.model import needs_payment_password, payment_password_missing
+from trustpay.wallet.model import needs_payment_password
 
 if TYPE_CHECKING:
     from trustpay.platform.context import Platform

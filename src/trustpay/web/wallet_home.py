@@ -32,7 +32,7 @@ from trustpay.identity import store as identity_store
 from trustpay.money import Money
 from trustpay.platform import idempotency
 from trustpay.wallet import bank_ops, cards, service, store, transfers
-from trustpay.wallet.model import BankOpStatus, TransferStatus, payment_password_missing
+from trustpay.wallet.model import BankOpStatus, TransferStatus
 from trustpay.web import auth
 from trustpay.web.account import form_viewer, login_redirect, redirect, signed_in
 from trustpay.web.auth import Viewer
@@ -788,8 +788,6 @@ def preferences_submit(request: Request, csrf_token: FormText = "", daily_cap: F
     try:
         cap = _amount(request, daily_cap, currency) if daily_cap.strip() else None
         free = 0 if _is_zero(password_free_cap) else _amount(request, password_free_cap, currency)
-        if not payment_password:  # no guess: refused before the check, so it neither counts nor is logged
-            raise payment_password_missing()
         identity.require_payment_password(p, viewer.user.id, payment_password, get_origin(request))
         p.db.run(lambda conn: service.set_preferences(p, conn, viewer.user.id, daily_cap=cap,
                                                       password_free_cap=free))
