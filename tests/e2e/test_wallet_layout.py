@@ -6,7 +6,6 @@ that moved. The people are made through the API; only the pages are looked at.""
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from tests.e2e.conftest import Server
+from tests.e2e.trade_pages import log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -111,11 +111,7 @@ def _wallet(browser: Browser, opened: list[BrowserContext], server: Server, view
                               device_scale_factor=2 if phone else 1)
     opened.append(ctx)
     page = ctx.new_page()
-    page.goto(server.url("/login"))
-    page.fill("input[name=email]", ALICE)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form.form button[type=submit]")
-    expect(page).not_to_have_url(re.compile(r"/login"))
+    log_in(page, server, ALICE, PASSWORD)
     page.goto(server.url("/wallet"))
     expect(page.get_by_test_id("recent-transfer")).to_have_count(3)
     return page

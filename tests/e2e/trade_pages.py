@@ -29,10 +29,10 @@ def new_page(browser: Browser, opened: list[BrowserContext], *, mobile: bool) ->
     return ctx.new_page()
 
 
-def log_in(page: Page, server: Server, email: str) -> None:
+def log_in(page: Page, server: Server, email: str, password: str = PASSWORD) -> None:
     page.goto(server.url("/login"))
     page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=password]", password)
     page.click("form.form button[type=submit]")
     expect(page).not_to_have_url(re.compile(r"/login"))
 
