@@ -256,6 +256,42 @@ def test_the_daily_job_settles_each_day_on_the_test_clock(t: TradeEnv) -> None:
     assert len(rows(t)) == 1 and pending(t, shop) == 0
 
 
+def test_a_late_booked_t_plus_0_run_pays_at_once_and_the_outlook_says_so(t: TradeEnv) -> None:
+    """The first trade after 02:00 books a run that is already due: it pays that money
+    today, so the outlook must say today, and tomorrow once the run has run."""
+    shop = t.merchant()
+    buyer = t.user("buyer@example.com", fund=100_000)
+    card = bind(t, shop)
+    p = t.platform
+    p.db.run(lambda conn: merchants.update_profile(p, conn, shop.id, origin=Origin(), settlement_card_id=card,
+                                                   settlement_delay_days=0))
+
+    def next_date() -> date | None:
+        with p.db.transaction(write=False) as conn:
+            [view] = settlement.outlook(p, conn, shop.id)
+        return view.next_date
+
+    run_at = settlement.run_at_for(p, RUN_DAY)
+    finished_at(t, shop, buyer, run_at + timedelta(hours=1), "late-1", mode="instant")
+    assert next_date() == RUN_DAY  # no run booked yet; the one that will be pays it today
+    t.advance(0)  # the sweeper books today's run, already due, and it runs
+    t.advance(1)
+    settle_bank(t)
+    [batch] = rows(t)
+    assert (batch["business_date"], batch["status"]) == (RUN_DAY.isoformat(), "succeeded")
+    assert pending(t, shop) == 0
+
+    finished_at(t, shop, buyer, run_at + timedelta(hours=3), "late-2", mode="instant")
+    assert next_date() == RUN_DAY + timedelta(days=1)  # today's run is over
+    t.clock.set(settlement.run_at_for(p, RUN_DAY + timedelta(days=1)))
+    t.advance(1)
+    settle_bank(t)
+    assert [(r["business_date"], r["status"]) for r in rows(t)][-1] == (
+        (RUN_DAY + timedelta(days=1)).isoformat(), "succeeded")
+    assert pending(t, shop) == 0
+    t.ledger_ok()
+
+
 def test_api_lists_shows_and_reports_only_the_merchants_own(t: TradeEnv) -> None:
     shop = t.merchant()
     other = t.merchant("other@example.com")

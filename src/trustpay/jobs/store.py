@@ -109,6 +109,12 @@ def get(conn: Connection, job_id: str) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
+def status_of(conn: Connection, dedupe_key: str) -> str | None:
+    """The status of the job booked under ``dedupe_key`` (None: none is, or it was cancelled)."""
+    found = conn.execute(select(jobs.c.status).where(jobs.c.dedupe_key == dedupe_key)).scalar()
+    return None if found is None else str(found)
+
+
 def claim_due(
     conn: Connection, *, kinds: Collection[str], now: datetime, limit: int, lease: timedelta
 ) -> list[Claimed]:

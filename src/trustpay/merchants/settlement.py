@@ -319,8 +319,12 @@ class Outlook:
 def outlook(p: Platform, conn: Connection, merchant_id: str) -> list[Outlook]:
     delay = merchants.settlement_delay_days(p, conn, merchant_id)
     first_run = today(p)
-    if p.clock.now() >= run_at_for(p, first_run):
-        first_run += timedelta(days=1)  # today's run has started; new money waits for tomorrow's
+    if p.clock.now() >= run_at_for(p, first_run) and _daily_run_started(conn, first_run):
+        # Today's run has started: what it did not take waits for tomorrow's. A run
+        # not started yet, though past its hour (booked late, on the first trade
+        # after 02:00, or the worker was down), still pays today everything before
+        # its cutoff when it does run.
+        first_run += timedelta(days=1)
     out: dict[str, list[Any]] = {}
     for t in store.waiting(conn, merchant_id):
         out.setdefault(t["currency"], []).append(t)
@@ -335,6 +339,10 @@ def outlook(p: Platform, conn: Connection, merchant_id: str) -> list[Outlook]:
         result.append(Outlook(currency, sum(n for n, _ in nets), sum(n for n, d in nets if d == next_date),
                               next_date))
     return result
+
+
+def _daily_run_started(conn: Connection, run_date: date) -> bool:
+    return jobs.status_of(conn, f"{DAILY_JOB}:{run_date.isoformat()}") not in (None, jobs.PENDING)
 
 
 def shape(row: Any) -> dict[str, Any]:
