@@ -232,3 +232,35 @@ def test_new_card_error_keeps_the_new_card_and_unbinding_asks_first(
     carol.get_by_test_id("unbind-confirm").click()
     expect(carol.get_by_test_id("alert-info")).to_contain_text("The card is unbound")
     expect(carol.get_by_test_id("card")).to_have_count(0)
+
+
+DAVE = "dave.wallet.e2e@example.com"
+NO_ANSWER_CARD = "4000 0000 0000 0028"  # the sandbox bank never answers for it
+
+
+def test_a_top_up_page_stops_checking_after_three_minutes_and_says_so(
+    server: Server, browser: Browser, contexts: list[BrowserContext], screenshots_dir: object,
+) -> None:
+    shots = Path(str(screenshots_dir))
+    dave = phone(browser, contexts)
+    sign_up(dave, server, "Dave Wu", DAVE)
+    dave.goto(server.url("/wallet/topup"))  # no saved card: the card's fields are on the form
+    dave.get_by_test_id("card-number").fill(NO_ANSWER_CARD)
+    dave.get_by_test_id("holder-name").fill("Dave Wu")
+    dave.get_by_test_id("amount").fill("30.00")
+    dave.get_by_test_id("topup-submit").click()
+    expect(dave).to_have_url(re.compile(r"/wallet/topups/top_"))
+    expect(dave.get_by_test_id("op-status")).to_have_attribute("data-status", "pending")
+    expect(dave.get_by_test_id("op-status")).to_contain_text("This page updates by itself")
+
+    polls: list[str] = []
+    dave.on("request", lambda r: polls.append(r.url) if r.url.endswith("/status") else None)
+    moved = httpx.post(server.url("/v1/test_clock/advance"), json={"seconds": 181})
+    assert moved.status_code == 200, moved.text
+    # The next poll is answered 286: htmx stops polling and swaps in the panel that says so.
+    expect(dave.get_by_test_id("op-stopped-checking")).to_be_visible(timeout=10_000)
+    expect(dave.get_by_test_id("op-status")).not_to_contain_text("updates by itself")
+    seen = len(polls)
+    dave.wait_for_timeout(2_500)  # two and a half poll intervals
+    assert len(polls) == seen, "the page went on polling"
+    dave.screenshot(path=str(shots / "wallet-topup-stopped-checking-mobile.png"), full_page=True)

@@ -321,6 +321,10 @@ def test_a_pending_top_up_stays_on_the_wallet_home_and_its_page_stops_polling(w:
     assert client.get(url + "/status").status_code == 200  # still asking
     w.advance(3 * 60)
     stopped = client.get(url + "/status")
-    # htmx: 286 stops the poll; no swap, or the new panel would start its own poll again.
-    assert stopped.status_code == 286 and stopped.headers["HX-Reswap"] == "none"
+    # htmx: 286 stops the poll; the panel swapped in carries none and says it stopped.
+    assert stopped.status_code == 286 and "HX-Reswap" not in stopped.headers
+    assert 'hx-get' not in stopped.text and 'data-testid="op-stopped-checking"' in stopped.text
+    assert "updates by itself" not in stopped.text
+    reloaded = client.get(url).text  # the whole page, opened again later: no poll either
+    assert 'hx-get' not in reloaded and 'data-testid="op-stopped-checking"' in reloaded
     assert f'href="/wallet/topups/{topup_id}"' in client.get("/wallet").text

@@ -20,6 +20,7 @@ from trustpay.web.i18n import COOKIE_NAME
 
 VISA = "4111 1111 1111 1111"
 UNIONPAY = sample_card_number("4242")  # 622202…4242: the sandbox's always-paying UnionPay card
+NO_SCHEME = sample_card_number("7777", prefix="9100")  # no scheme's prefix: brand "unknown"
 
 
 @pytest.fixture
@@ -90,11 +91,31 @@ def test_withdrawal_fee_plan_names_a_fixed_part_and_keeps_every_decimal_of_the_r
     alice = w.user("alice@example.com", fund=100_000)
     client = browser(w, alice)
     card = bind(client, VISA)
-    for lang, text in (("en", "Fee: CN¥1.00 plus 0.125% of the amount, at least CN¥0.10."),
-                       ("zh-Hans", "手续费：¥1.00 加金额的 0.125%，最低 ¥0.10。")):
+    # The ¥0.10 minimum is below the fixed ¥1.00, so it can never apply and is not named.
+    for lang, text in (("en", "Fee: CN¥1.00 plus 0.125% of the amount."),
+                       ("zh-Hans", "手续费：¥1.00 加金额的 0.125%。")):
         page = quote_page(client, card, lang)
         assert text in plain(page)
         assert text_of(page, "quote-fee-plan") == text
+
+
+@pytest.mark.parametrize(("plan", "expected"), [
+    ({"withdrawal_fee_fixed": 0, "withdrawal_fee_minimum": 0}, ("Fee: 0.1% of the amount.", "手续费：金额的 0.1%。")),
+    ({"withdrawal_fee_fixed": 200, "withdrawal_fee_minimum": 50, "withdrawal_fee_bank_rate": Decimal(0),
+      "withdrawal_fee_margin": Decimal(0)}, ("Fee: CN¥2.00.", "手续费：¥2.00。")),
+    ({"withdrawal_fee_fixed": 0, "withdrawal_fee_minimum": 0, "withdrawal_fee_bank_rate": Decimal(0),
+      "withdrawal_fee_margin": Decimal(0)}, ("No fee.", "免手续费。")),
+], ids=["no-minimum", "flat", "free"])
+def test_withdrawal_fee_plan_names_only_the_parts_that_can_apply(db_url: str, tmp_path: Path, plan: dict[str, object],
+                                                                 expected: tuple[str, str]) -> None:
+    for w in make_wallet_env(db_url, tmp_path, **plan):
+        alice = w.user("alice@example.com", fund=100_000)
+        client = browser(w, alice)
+        card = bind(client, VISA)
+        for lang, text in zip(("en", "zh-Hans"), expected, strict=True):
+            page = quote_page(client, card, lang)
+            assert text_of(page, "quote-fee-plan") == text
+            assert "at least" not in page and "最低" not in page
 
 
 # ------------------------------------------------------------------ 2. money that went back
@@ -139,16 +160,19 @@ def test_reversed_and_returned_transfers_are_struck_through_not_shown_as_moved(w
 
 
 # ------------------------------------------------------------------ 5. card brands
-def test_unionpay_is_named_in_chinese_and_other_brands_as_the_scheme_spells_them(w: WalletEnv) -> None:
+def test_card_brands_unionpay_in_chinese_unknown_as_a_card_others_as_the_scheme_spells_them(w: WalletEnv) -> None:
     alice = w.user("alice@example.com", fund=100_000)
     client = browser(w, alice)
     bind(client, VISA)
     bind(client, UNIONPAY)
-    for lang, unionpay in (("en", "UNIONPAY"), ("zh-Hans", "银联"), ("zh-Hant", "銀聯")):
+    bind(client, NO_SCHEME)
+    for lang, unionpay, card in (("en", "UNIONPAY", "Card"), ("zh-Hans", "银联", "银行卡"),
+                                 ("zh-Hant", "銀聯", "銀行卡")):
         for url in ("/wallet", "/wallet/withdraw", "/wallet/topup"):
             page = client.get(url, params={"lang": lang}).text
             assert f"{unionpay} •••• 4242" in page, (lang, url)
             assert "VISA •••• 1111" in page, (lang, url)
+            assert f"{card} •••• 7777" in page and "UNKNOWN" not in page, (lang, url)
             if lang != "en":
                 assert "UNIONPAY" not in page, (lang, url)
 

@@ -13,6 +13,7 @@ def _(message: str) -> str:
 
 BRAND_LABELS = {
     "unionpay": _("UNIONPAY"),
+    "unknown": _("Card"),  # a number no scheme's prefix matches: "Card •••• 1234", not "UNKNOWN"
 }
 
 
