@@ -90,13 +90,14 @@ def test_sign_up_verify_secure_and_manage_sessions(
         "The e-mail or the password is wrong. Check both and try again.")
     page.screenshot(path=str(shots / "login-mobile.png"), full_page=True)
     log_in(page, server)
-    expect(page).to_have_url(re.compile(r"/security"))
+    # A log-in with nowhere to return to opens a merchant's dashboard (a person's wallet).
+    expect(page).to_have_url(re.compile(r"/merchant$"))
 
     other = phone(browser, contexts, "TrustPay-e2e tablet")
     log_in(other, server)
-    expect(other).to_have_url(re.compile(r"/security"))
+    expect(other).to_have_url(re.compile(r"/merchant$"))
 
-    page.reload()
+    page.goto(server.url("/security"))
     sessions = page.get_by_test_id("session")
     expect(sessions).to_have_count(2)
     expect(page.get_by_test_id("sessions")).to_contain_text("TrustPay-e2e tablet")

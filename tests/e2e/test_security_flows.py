@@ -47,7 +47,8 @@ def log_in_fresh(page: Page, server: Server, email: str) -> None:
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", PASSWORD)
     page.click("form.form button[type=submit]")
-    expect(page).to_have_url(re.compile(r"/security"))
+    expect(page).to_have_url(re.compile(r"/wallet$"))
+    page.goto(server.url("/security"))
 
 
 def test_freeze_then_unfreeze_with_the_emailed_code(server: Server, page: Page, screenshots_dir: Path) -> None:

@@ -80,7 +80,7 @@ def test_no_cookie_gets_the_neutral_notice_and_keeps_the_target(env: Env, url: s
 def test_expired_session_cookie_says_the_session_ended_and_comes_back(env: Env) -> None:
     verified(env)
     browser = TestClient(env.app)
-    assert log_in_at(browser, "/login") == "/security"
+    assert log_in_at(browser, "/login") == "/wallet"  # no next: a person lands on their wallet
     assert browser.get(DEEP).status_code == 200
     env.advance(minutes=15)  # idle timeout
     r = browser.get(DEEP, follow_redirects=False)
@@ -157,14 +157,33 @@ def test_open_redirect_attempts_land_on_the_default_page(env: Env, attack: str) 
     honest = anon.get(DEEP, follow_redirects=False).headers["location"]
     assert next_of(honest) == DEEP  # the deep link is carried ...
     forged = re.sub(r"next=[^&]*", lambda _m: f"next={attack}", honest)
-    assert log_in_at(anon, forged) == "/security"  # ... but never off this site
+    assert log_in_at(anon, forged) == "/wallet"  # ... but never off this site
     # Posted straight to the form, it is refused too.
     other = TestClient(env.app)
     page = other.get("/login")
     value = parse_qs(f"next={attack}")["next"][0]  # as the query string decodes it
     r = other.post("/login", data={"csrf_token": field(page.text, "csrf_token"), "next": value,
                                    "email": EMAIL, "password": PASSWORD}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/security", value
+    assert r.status_code == 303 and r.headers["location"] == "/wallet", value
     # Signed in already, /login?next= goes to the default page as well.
     r = other.get(f"/login?next={attack}", follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/security"
+    assert r.status_code == 303 and r.headers["location"] == "/wallet"
+
+
+def test_with_no_next_a_person_lands_on_the_wallet_a_merchant_on_the_dashboard_ops_on_security(env: Env) -> None:
+    from trustpay.identity import service as identity
+
+    verified(env, "person@example.com")
+    env.sign_up("seller@example.com", kind="merchant")
+    token = env.token("seller@example.com")
+    env.client.post("/v1/users/me/verifications/confirm", headers=bearer(token),
+                    json={"channel": "email", "code": env.last_code("seller@example.com")})
+    p = env.platform
+    p.db.run(lambda conn: identity.create_ops_user(p, conn, email="ops@example.com", password=PASSWORD))
+    for email, home in (("person@example.com", "/wallet"), ("seller@example.com", "/merchant"),
+                        ("ops@example.com", "/security")):
+        browser = TestClient(env.app)
+        assert log_in_at(browser, "/login", email) == home, email
+        again = browser.get("/login", follow_redirects=False)  # signed in already
+        assert again.status_code == 303 and again.headers["location"] == home, email
+        assert browser.get(home).status_code == 200, email

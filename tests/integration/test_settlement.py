@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -365,6 +366,44 @@ def test_dashboard_tab_shows_waiting_money_batches_and_the_report_to_its_merchan
     assert page(other, f"/merchant/settlements/{batch['id']}/report.csv").status_code == 404
     assert 'data-testid="no-settlements"' in page(other).text
     assert page(buyer).status_code == 404
+
+
+def test_dashboard_words_the_delay_for_t_plus_0_1_and_n_and_the_header_marks_the_section(t: TradeEnv) -> None:
+    shop = t.merchant()
+    p = t.platform
+
+    def page(path: str, lang: str = "en") -> str:
+        t.relogin(shop)
+        client = TestClient(t.env.app)
+        client.cookies.set(SESSION_COOKIE, shop.token)
+        r = client.get(f"{path}?lang={lang}")
+        assert r.status_code == 200
+        return r.text
+
+    expected = {
+        0: ("paid out by the next daily run at 02:00 (T+0)", "T+0: finished trades are paid out by the next daily run"),
+        1: ("paid out 1 day after the day it finished (T+1)", "T+1: finished trades are paid out 1 day later"),
+        3: ("paid out 3 days after the day it finished (T+3)", "T+3: finished trades are paid out 3 days later"),
+    }
+    for days, (tab, overview) in expected.items():
+        p.db.run(lambda conn, d=days: merchants.update_profile(p, conn, shop.id, origin=Origin(),
+                                                               settlement_delay_days=d))
+        assert tab in page("/merchant/settlements")
+        assert overview in page("/merchant")
+        assert "day(s)" not in page("/merchant/settlements")
+    assert "由下一次每日结算（02:00）打款（T+0）" not in page("/merchant/settlements", "zh-Hans")  # T+3 now
+    assert "交易完成后第 3 天结算（T+3）" in page("/merchant/settlements", "zh-Hans")
+
+    # The header marks the section the page is in, and only that one.
+    def current(html_text: str) -> list[str]:
+        nav = html_text.split('class="site-nav"', 1)[1].split("</nav>", 1)[0]
+        return re.findall(r'data-testid="([a-z]+-link)" aria-current="page"', nav)
+
+    assert current(page("/merchant/settlements")) == ["merchant-link"]
+    assert current(page("/wallet")) == ["wallet-link"]
+    assert current(page("/wallet/statement")) == ["wallet-link"]
+    assert current(page("/purchases")) == ["purchases-link"]
+    assert current(page("/security")) == []
 
 
 def test_two_runs_of_one_date_at_once_make_one_batch(t: TradeEnv) -> None:

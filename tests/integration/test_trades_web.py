@@ -111,7 +111,7 @@ def test_who_sees_the_checkout_page(t: TradeEnv) -> None:
     assert r.status_code == 303 and r.headers["location"] == url
     r = anon.post("/login", data={"csrf_token": csrf, "email": buyer.email, "password": "correct horse 42 battery",
                                   "next": "//evil.example/"}, follow_redirects=False)
-    assert r.headers["location"] == "/security"  # never to another site
+    assert r.headers["location"] == "/wallet"  # never to another site
     t.pay(buyer, trade["id"])
     # Paid: only its merchant and buyer.
     assert browser(t, stranger).get(url).status_code == 404

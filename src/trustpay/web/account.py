@@ -141,11 +141,22 @@ def form_viewer(request: Request, csrf_token: str) -> Viewer | Response:
     return viewer if refused is None else refused
 
 
+def home_of(user: Any) -> str:
+    """Where a log-in lands with no ``next``: a person's wallet (a payment app opens
+    on their money), a merchant's dashboard, operations staff's account page (their
+    consoles are linked from the pages they work on). Sign-up and e-mail
+    verification go on to /security instead, where the payment password is set."""
+    if user.kind is UserKind.MERCHANT:
+        return "/merchant"
+    return "/security" if user.kind is UserKind.OPS else "/wallet"
+
+
 # ------------------------------------------------------------------ sign-up
 @router.get("/signup", response_class=HTMLResponse)
 def signup_page(request: Request) -> Response:
-    if signed_in(request) is not None:
-        return redirect("/security")
+    viewer = signed_in(request)
+    if viewer is not None:
+        return redirect(home_of(viewer.user))
     return render(request, "signup.html", {"form": {"kind": "personal", "name": "", "email": "", "phone": ""},
                                            "errors": {}, "alert": None})
 
@@ -314,8 +325,9 @@ def _login_page(request: Request, *, email: str = "", error: str | None = None, 
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, notice: str = "", next: str = "") -> Response:
-    if signed_in(request) is not None:
-        return redirect(safe_next(next) or "/security")
+    viewer = signed_in(request)
+    if viewer is not None:
+        return redirect(safe_next(next) or home_of(viewer.user))
     info = message(request, notice) if notice in ("expired", "signin", "signed_out", "reset_done") else None
     return _login_page(request, info=info, next=next)
 
@@ -356,7 +368,7 @@ def login_submit(request: Request, csrf_token: FormText = "", email: FormText = 
             error = message(request, "invalid_credentials")
         return _login_page(request, email=email, error=error, status_code=exc.status, next=next)
     # An unverified e-mail address is verified first, then on to ``next``.
-    response = redirect((safe_next(next) or "/security") if new.user.email_verified
+    response = redirect((safe_next(next) or home_of(new.user)) if new.user.email_verified
                         else with_next("/verify", next))
     auth.set_session_cookie(request, response, new.token)
     return response
