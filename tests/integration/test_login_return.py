@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from tests.integration.identity_support import PASSWORD, Env, bearer, make_env
 
+from trustpay.identity import service as identity
 from trustpay.web.auth import SESSION_COOKIE
 
 EMAIL = "back@example.com"
@@ -26,9 +27,10 @@ def env(db_url: str, tmp_path: Path) -> Iterator[Env]:
     yield from make_env(db_url, tmp_path)
 
 
-def verified(env: Env, email: str = EMAIL) -> str:
-    """A user with a verified e-mail address; returns an API token of theirs."""
-    env.sign_up(email)
+def verified(env: Env, email: str = EMAIL, **extra: str) -> str:
+    """A user with a verified e-mail address (``extra``: more sign-up fields, a ``kind``);
+    returns an API token of theirs."""
+    env.sign_up(email, **extra)
     token = env.token(email)
     r = env.client.post("/v1/users/me/verifications/confirm", headers=bearer(token),
                         json={"channel": "email", "code": env.last_code(email)})
@@ -171,13 +173,8 @@ def test_open_redirect_attempts_land_on_the_default_page(env: Env, attack: str) 
 
 
 def test_with_no_next_a_person_lands_on_the_wallet_a_merchant_on_the_dashboard_ops_on_security(env: Env) -> None:
-    from trustpay.identity import service as identity
-
     verified(env, "person@example.com")
-    env.sign_up("seller@example.com", kind="merchant")
-    token = env.token("seller@example.com")
-    env.client.post("/v1/users/me/verifications/confirm", headers=bearer(token),
-                    json={"channel": "email", "code": env.last_code("seller@example.com")})
+    verified(env, "seller@example.com", kind="merchant")
     p = env.platform
     p.db.run(lambda conn: identity.create_ops_user(p, conn, email="ops@example.com", password=PASSWORD))
     for email, home in (("person@example.com", "/wallet"), ("seller@example.com", "/merchant"),
