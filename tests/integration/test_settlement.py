@@ -405,6 +405,15 @@ def test_dashboard_words_the_delay_for_t_plus_0_1_and_n_and_the_header_marks_the
     assert current(page("/purchases")) == ["purchases-link"]
     assert current(page("/security")) == []
 
+    # The security centre is in the account bar: there, and only there, its links are marked.
+    def account_marked(html_text: str) -> list[str]:
+        nav = html_text.split('class="account-nav', 1)[1].split("</nav>", 1)[0]
+        return re.findall(r'data-testid="([a-z-]+)" aria-current="page"', nav)
+
+    assert account_marked(page("/security")) == ["account-name", "security-link"]
+    assert account_marked(page("/wallet")) == []
+    assert account_marked(page("/merchant")) == []
+
 
 def test_two_runs_of_one_date_at_once_make_one_batch(t: TradeEnv) -> None:
     shop = t.merchant()
