@@ -6,11 +6,12 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trustpay.errors import TrustPayError
 from trustpay.web.notfound import not_found_page, wants_html_page
+from trustpay.web.templating import form_page_of
 
 log = logging.getLogger("trustpay.api")
 
@@ -63,6 +64,11 @@ def install(app: FastAPI) -> None:
         # People browsing to a page that does not exist get a page; /v1 stays JSON.
         if exc.status_code == 404 and wants_html_page(request):
             return not_found_page(request)
+        if exc.status_code == 405 and wants_html_page(request):
+            # A browser opening a form's address (a bookmark, the language switch on a
+            # page a form answered, "reload" after the form) is sent to the page the form
+            # belongs to, with its query (``?lang=``) kept, rather than shown a JSON error.
+            return RedirectResponse(form_page_of(request), status_code=303)
         _, code = _STATUS_TYPES.get(exc.status_code, ("api_error", "error"))
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404:

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.datastructures import URL
 
 from trustpay.web import auth, card_labels
 from trustpay.web.i18n import (
@@ -68,10 +69,15 @@ def language_of(request: Request) -> LanguageChoice:
 
 
 def language_links(request: Request, current: str) -> list[dict[str, Any]]:
-    """The header's language switch: this same page in each language."""
+    """The header's language switch: this same page in each language.
+
+    A page that answers a form (a POST showing what to correct) has no address of
+    its own to open again: there the switch opens the page the form was sent from.
+    """
+    page = request.url if request.method in ("GET", "HEAD") else _form_origin(request)
     links = []
     for code in LANGUAGES:
-        url = request.url.include_query_params(lang=code)
+        url = page.include_query_params(lang=code)
         links.append({
             "code": code,
             "name": ENDONYMS[code],
@@ -80,6 +86,23 @@ def language_links(request: Request, current: str) -> list[dict[str, Any]]:
             "current": code == current,
         })
     return links
+
+
+def form_page_of(request: Request) -> str:
+    """The page a POST-only address belongs to: its path without the last segment
+    (``/checkout/T/pay`` → ``/checkout/T``, ``/merchant/trades/T/refund`` →
+    ``/merchant/trades/T``), with the request's query kept."""
+    parent = request.url.path.rstrip("/").rpartition("/")[0] or "/"
+    return f"{parent}?{request.url.query}" if request.url.query else parent
+
+
+def _form_origin(request: Request) -> URL:
+    """The page a form was sent from: the Referer when it is this site's, else the
+    page the form's address belongs to (its path less the last segment)."""
+    referer = URL(request.headers.get("referer", ""))
+    if referer.netloc == request.url.netloc and referer.path.startswith("/"):
+        return referer.replace(scheme="", netloc="")
+    return URL(form_page_of(request))
 
 
 def render(
