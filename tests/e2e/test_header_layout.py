@@ -44,7 +44,7 @@ PEOPLE = [
     Person("merchant", "header.merchant.e2e@example.com", "Jingdezhen Porcelain Studio", "/merchant",
            ("/wallet", "/purchases", "/merchant", "/#how", "/#ledger", "/docs")),
     Person("ops", "header.ops.e2e@example.com", "Ops Duty Desk", "/ops/disputes",
-           ("/wallet", "/purchases", "/#how", "/#ledger", "/docs")),
+           ("/ops/disputes", "/ops/reconciliation", "/#how", "/#ledger", "/docs")),
 ]
 
 # Each box the header shows, with what it is, in screen coordinates (the page is scrolled

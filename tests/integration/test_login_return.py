@@ -172,15 +172,51 @@ def test_open_redirect_attempts_land_on_the_default_page(env: Env, attack: str) 
     assert r.status_code == 303 and r.headers["location"] == "/wallet"
 
 
-def test_with_no_next_a_person_lands_on_the_wallet_a_merchant_on_the_dashboard_ops_on_security(env: Env) -> None:
+def test_with_no_next_a_person_lands_on_the_wallet_a_merchant_on_the_dashboard_ops_on_disputes(env: Env) -> None:
     verified(env, "person@example.com")
     verified(env, "seller@example.com", kind="merchant")
     p = env.platform
     p.db.run(lambda conn: identity.create_ops_user(p, conn, email="ops@example.com", password=PASSWORD))
     for email, home in (("person@example.com", "/wallet"), ("seller@example.com", "/merchant"),
-                        ("ops@example.com", "/security")):
+                        ("ops@example.com", "/ops/disputes")):
         browser = TestClient(env.app)
         assert log_in_at(browser, "/login", email) == home, email
         again = browser.get("/login", follow_redirects=False)  # signed in already
         assert again.status_code == 303 and again.headers["location"] == home, email
         assert browser.get(home).status_code == 200, email
+
+
+PAYER_PANELS = ('id="payment-password"', 'id="identity"', 'data-testid="payment-status"', 'data-testid="kyc-tier"')
+
+
+def test_operations_staff_get_their_consoles_in_the_header_and_no_payment_settings(env: Env) -> None:
+    """Staff keep no wallet: the header offers the dispute queue and the reconciliation
+    exceptions (each marked where it is the page), and the security centre leaves out
+    the payment password, KYC tier and limits, which only matter to someone who pays."""
+    p = env.platform
+    p.db.run(lambda conn: identity.create_ops_user(p, conn, email="ops@example.com", password=PASSWORD))
+    verified(env, "person@example.com")
+
+    def nav_links(client: TestClient, path: str) -> list[tuple[str, bool]]:
+        page = client.get(path, params={"lang": "en"})
+        assert page.status_code == 200, page.text
+        nav = page.text.split('class="site-nav"', 1)[1].split("</nav>", 1)[0]
+        found = re.finditer(r'data-testid="([a-z-]+-link)"( aria-current)?', nav)
+        return [(m.group(1), bool(m.group(2))) for m in found]
+
+    ops = TestClient(env.app)
+    log_in_at(ops, "/login", "ops@example.com")
+    assert nav_links(ops, "/ops/disputes") == [("ops-disputes-link", True), ("ops-reconciliation-link", False)]
+    assert nav_links(ops, "/ops/reconciliation") == [("ops-disputes-link", False), ("ops-reconciliation-link", True)]
+    staff_security = ops.get("/security").text
+    for personal in PAYER_PANELS:
+        assert personal not in staff_security, personal
+    assert 'id="mfa"' in staff_security and 'id="freeze"' in staff_security
+
+    person = TestClient(env.app)
+    log_in_at(person, "/login", "person@example.com")
+    assert nav_links(person, "/wallet") == [("wallet-link", True), ("purchases-link", False)]
+    own_security = person.get("/security").text
+    for personal in PAYER_PANELS:
+        assert personal in own_security, personal
+    assert "/ops/" not in person.get("/wallet").text

@@ -143,12 +143,12 @@ def form_viewer(request: Request, csrf_token: str) -> Viewer | Response:
 
 def home_of(user: Any) -> str:
     """Where a log-in lands with no ``next``: a person's wallet (a payment app opens
-    on their money), a merchant's dashboard, operations staff's account page (their
-    consoles are linked from the pages they work on). Sign-up and e-mail
+    on their money), a merchant's dashboard, operations staff's dispute queue (the
+    work waiting for them; the header links their other console). Sign-up and e-mail
     verification go on to /security instead, where the payment password is set."""
     if user.kind is UserKind.MERCHANT:
         return "/merchant"
-    return "/security" if user.kind is UserKind.OPS else "/wallet"
+    return "/ops/disputes" if user.kind is UserKind.OPS else "/wallet"
 
 
 # ------------------------------------------------------------------ sign-up
