@@ -348,10 +348,14 @@ def test_dashboard_tab_shows_waiting_money_batches_and_the_report_to_its_merchan
     r = page(shop)
     assert r.status_code == 200
     assert 'data-testid="no-settlement-card"' in r.text and 'data-testid="no-settlements"' in r.text
-    assert "Next settlement on 2026-01-10: CN¥99.40." in r.text
+    # No promise of a payout date there is no card for.
+    assert "CN¥99.40 would be paid out on 2026-01-10, but there is no settlement card to pay it to." in r.text
+    assert "Next settlement on" not in r.text
+    assert "by the first daily run after you choose a card" in page(shop, "/merchant").text
     assert 'aria-current="page">Settlements</a>' in r.text
 
     choose_card(t, shop, card)
+    assert "Next settlement on 2026-01-10: CN¥99.40." in page(shop).text
     run(t)
     settle_bank(t)
     [batch] = rows(t)
