@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from tests.integration.identity_support import PASSWORD
+from tests.integration.test_reconcile import DAY, craft_day
 from tests.integration.wallet_support import WalletEnv, make_wallet_env
 
 from trustpay.banks import reconcile
@@ -136,3 +137,30 @@ def test_the_refused_forms_address_leads_back_to_the_finding(w: WalletEnv) -> No
     assert customer.get(f"{PAGE}/{exception_id}/resolve", follow_redirects=False).status_code == 404
     anon = TestClient(w.env.app).get(f"{PAGE}/{exception_id}/resolve", follow_redirects=False)
     assert anon.status_code == 303 and anon.headers["location"].startswith("/login")
+
+
+def test_findings_name_their_user_and_the_history_says_what_was_decided_by_whom_latest_first(
+        w: WalletEnv) -> None:
+    day = craft_day(w)
+    reconcile.reconcile(w.platform, "sandbox", DAY)
+    ops = ops_console(w)
+    page = ops.get(PAGE, params={"lang": "en"}).text
+    differs_id, differs = finding_of(page, day["differs"])
+    assert re.search(r'data-testid="recon-user">alice@example.com<', differs)
+    ghost_id, ghost = finding_of(page, day["ghost"])
+    assert 'data-testid="recon-user"' not in ghost  # a bank line we never made names nobody
+
+    assert resolve(ops, differs_id, action="credit_wallet", note="the bank took 45.00")[0] == 303
+    w.clock.advance(60)
+    assert resolve(ops, ghost_id, action="note_only", note="the bank reverses it")[0] == 303
+    history = ops.get(PAGE, params={"lang": "en"}).text.split('data-testid="recon-resolved"', 1)[1]
+    items = re.findall(r'<li data-testid="recon-resolved-item" data-reference="([^"]+)">(.*?)</li>', history, re.S)
+    assert [ref for ref, _ in items] == [day["ghost"], day["differs"]]  # the latest decision first
+    (_, noted), (_, credited) = items
+    assert "No money moves (note only)" in noted and 'data-testid="recon-moved"' not in noted
+    assert "the bank reverses it" in noted and "by ops@example.com" in noted
+    assert "Credit the user's wallet from bank clearing" in html.unescape(credited)
+    assert re.search(r'data-testid="recon-moved">CN¥5.00<', credited)
+    assert "alice@example.com" in credited and "by ops@example.com" in credited
+    zh = ops.get(PAGE, params={"lang": "zh-Hans"}).text.split('data-testid="recon-resolved"', 1)[1]
+    assert "由 ops@example.com 于" in zh

@@ -54,12 +54,16 @@ def ensure_ops(user: User, exception_id: str | None = None) -> None:
                        else "not found")
 
 
-def list_exceptions(conn: Connection, *, status: str | None = OPEN, limit: int = 50) -> tuple[list[Any], bool]:
-    """Oldest first: the order ops work the queue in."""
+def list_exceptions(conn: Connection, *, status: str | None = OPEN, limit: int = 50,
+                    latest_resolved: bool = False) -> tuple[list[Any], bool]:
+    """Oldest first: the order ops work the queue in; with ``latest_resolved``, the
+    most recently resolved first (what was just decided, for the console's history)."""
     q = select(recon_exceptions)
     if status:
         q = q.where(recon_exceptions.c.status == status)
-    rows = list(conn.execute(q.order_by(recon_exceptions.c.id).limit(limit + 1)).mappings())
+    order = ((recon_exceptions.c.resolved_at.desc(), recon_exceptions.c.id.desc()) if latest_resolved
+             else (recon_exceptions.c.id,))
+    rows = list(conn.execute(q.order_by(*order).limit(limit + 1)).mappings())
     return rows[:limit], len(rows) > limit
 
 

@@ -93,6 +93,14 @@ def set_user_fields(conn: Connection, user_id: str, **values: Any) -> None:
     conn.execute(update(users).where(users.c.id == user_id).values(**values))
 
 
+def emails_of(conn: Connection, user_ids: set[str]) -> dict[str, str]:
+    """Each known id's e-mail address, in one read (ids with no user are left out)."""
+    if not user_ids:
+        return {}
+    q = select(users.c.id, users.c.email).where(users.c.id.in_(sorted(user_ids)))
+    return {r.id: r.email for r in conn.execute(q)}
+
+
 def count_users(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(users)).scalar_one())
 

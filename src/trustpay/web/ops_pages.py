@@ -33,6 +33,7 @@ router = APIRouter(include_in_schema=False)
 PAGE = "/ops/reconciliation"
 UNKNOWN_USER = "unknown_user"
 SHOWN = 100
+RESOLVED_SHOWN = 20
 
 KIND_LABELS = {
     ExceptionKind.MISSING_OURS: _("On the bank's statement, unknown to us"),
@@ -73,13 +74,20 @@ def _page(request: Request, viewer: Viewer, *, info: str | None = None, error: s
     p = auth.platform_of(request)
     with p.db.transaction(write=False) as conn:
         rows, more = recon_resolve.list_exceptions(conn, limit=SHOWN)
-        done, _more = recon_resolve.list_exceptions(conn, status=recon_resolve.RESOLVED, limit=SHOWN)
+        done, _more = recon_resolve.list_exceptions(conn, status=recon_resolve.RESOLVED, limit=RESOLVED_SHOWN,
+                                                    latest_resolved=True)
+        # Whose wallet a finding is about, and who decided: named, not ids to look up.
+        emails = identity_store.emails_of(conn, {r["user_id"] for r in (*rows, *done) if r["user_id"]}
+                                          | {r["resolved_by"] for r in done if r["resolved_by"]})
     findings: list[dict[str, Any]] = [
         {**dict(r), "label": KIND_LABELS.get(ExceptionKind(r["kind"]), r["kind"]),
          "amount": recon_resolve.default_amount(r), "bank_status_label": _status(request, r["bank_status"]),
-         "our_status_label": _status(request, r["our_status"])} for r in rows]
-    resolved = [{**dict(r), "label": KIND_LABELS.get(ExceptionKind(r["kind"]), r["kind"])}
-                for r in reversed(done[-20:])]
+         "our_status_label": _status(request, r["our_status"]), "user_email": emails.get(r["user_id"])}
+        for r in rows]
+    resolved = [{**dict(r), "label": KIND_LABELS.get(ExceptionKind(r["kind"]), r["kind"]),
+                 "decision": ACTION_LABELS.get(Resolution(r["resolution"])) if r["resolution"] else None,
+                 "user_email": emails.get(r["user_id"]), "by_email": emails.get(r["resolved_by"])}
+                for r in done]
     if form and not any(f["id"] == form["id"] for f in findings):
         form = None  # the finding is gone (resolved meanwhile): the error shows at the top
     return render(request, "ops_reconciliation.html", {
