@@ -31,7 +31,7 @@ from trustpay.web.merchant_pages import _context, _merchant
 from trustpay.web.notfound import not_found_page
 from trustpay.web.refund_pages import error_text, parse_amount, refund_view
 from trustpay.web.templating import gettext, render
-from trustpay.web.trade_labels import MERCHANT_STATUS_LABELS
+from trustpay.web.trade_labels import MERCHANT_STATUS_LABELS, merchant_status_label
 
 router = APIRouter(include_in_schema=False)
 TRADES = "/merchant/trades"
@@ -45,6 +45,8 @@ NOTICES = {
     "received": _("Receipt confirmed: the money is back in the buyer's wallet."),
     "refused": _("You refused the returned goods. The buyer has been told and may open a dispute."),
 }
+DISPUTE_OPEN = _("A dispute about this order is open, so it cannot be shipped or refunded until TrustPay rules. "
+                 "Answer the dispute instead.")
 
 
 @router.get(TRADES, response_class=HTMLResponse)
@@ -57,8 +59,9 @@ def trades_page(request: Request, status: str = "") -> Response:
     with p.db.transaction(write=False) as conn:
         rows = store.sold_by(conn, viewer.user.id, status=chosen, limit=TRADES_SHOWN)
         waiting = refund_store.trades_with_open_requests(conn, viewer.user.id)
-    items = [{"t": shape(r), "label": MERCHANT_STATUS_LABELS[TradeStatus(r["status"])], "line": statement_line(r),
-              "created": to_utc(r["created_at"]), "refund_open": r["id"] in waiting} for r in rows]
+    items = [{"t": shape(r), "label": merchant_status_label(r["status"], r["dispute_status"]),
+              "line": statement_line(r), "created": to_utc(r["created_at"]), "refund_open": r["id"] in waiting,
+              "disputed": r["dispute_status"] == DisputeStatus.OPEN.value} for r in rows]
     return render(request, "merchant/trades.html", _context(
         request, viewer, TRADES, items=items, status=chosen or "",
         statuses=[(s.value, MERCHANT_STATUS_LABELS[s]) for s in TradeStatus]))
@@ -75,7 +78,7 @@ def statement_line(row: Any) -> Share | None:
 
 
 def _detail(request: Request, viewer: Viewer, trade_id: str, *, info: str | None = None, error: str | None = None,
-            form: dict[str, str] | None = None, status_code: int = 200) -> Response:
+            refused: str | None = None, form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     p = auth.platform_of(request)
     try:
         with p.db.transaction(write=False) as conn:
@@ -89,10 +92,13 @@ def _detail(request: Request, viewer: Viewer, trade_id: str, *, info: str | None
     status = TradeStatus(row["status"])
     left = refundable_left(row["amount"], row["refunded_amount"], reserved)
     frozen = row["dispute_status"] == DisputeStatus.OPEN.value
+    if refused == "invalid_state" and frozen:
+        # A form drawn before the buyer opened a dispute: the dispute is why, not "the order moved on".
+        error = gettext(request, DISPUTE_OPEN)
     return render(request, "merchant/trades_detail.html", _context(
-        request, viewer, TRADES, t=shape(row), label=MERCHANT_STATUS_LABELS[status], line=statement_line(row),
-        items=items, left=left,
-        can_ship=status is TradeStatus.WAIT_SELLER_SEND_GOODS,
+        request, viewer, TRADES, t=shape(row), label=merchant_status_label(row["status"], row["dispute_status"]),
+        line=statement_line(row), items=items, left=left, disputed=frozen,
+        can_ship=status is TradeStatus.WAIT_SELLER_SEND_GOODS and not frozen,
         can_refund=status in MERCHANT_REFUNDABLE and left > 0 and not frozen,
         shipped=status is TradeStatus.WAIT_BUYER_CONFIRM_GOODS, info=info, error=error,
         form=form or {"amount": "", "reason": ""}, request_key=secrets.token_urlsafe(18)), status_code=status_code)
@@ -121,7 +127,8 @@ def _run(request: Request, viewer: Viewer, trade_id: str, notice: str, work: Any
     except TrustPayError as exc:
         if exc.code == "not_found":
             return not_found_page(request)
-        return _detail(request, viewer, trade_id, error=error_text(request, exc), form=form, status_code=exc.status)
+        return _detail(request, viewer, trade_id, error=error_text(request, exc), refused=exc.code, form=form,
+                       status_code=exc.status)
     return redirect(f"{TRADES}/{trade_id}?notice={notice}")
 
 
