@@ -1,6 +1,8 @@
 """The merchant's trades list and trade page say where each trade stands, on both engines:
 an open dispute stops the Ship form and says to answer the dispute (a stale Ship form is
-refused in those words)."""
+refused in those words); the page words the money and the dates by state (asked, not paid,
+before payment; when paid, by whom, ship by, shipped, finished), and a buyer's refund
+request in the merchant's words."""
 
 from __future__ import annotations
 
@@ -9,18 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.integration.refund_support import AMOUNT, RefundEnv, Wallet, make_refund_env
 from tests.integration.test_dispute_pages import browser, csrf
-from tests.integration.trade_support import AMOUNT, TradeEnv, Wallet, make_trade_env
 
 from trustpay.trades import disputes
 
 
 @pytest.fixture
-def t(db_url: str, tmp_path: Path) -> Iterator[TradeEnv]:
-    yield from make_trade_env(db_url, tmp_path)
+def t(db_url: str, tmp_path: Path) -> Iterator[RefundEnv]:
+    yield from make_refund_env(db_url, tmp_path)
 
 
-def open_dispute(t: TradeEnv, buyer: Wallet, trade_id: str) -> None:
+def open_dispute(t: RefundEnv, buyer: Wallet, trade_id: str) -> None:
     p = t.platform
     p.db.run(lambda conn: disputes.open_dispute(p, conn, trade_id, buyer.id, reason="Never arrived"))
 
@@ -31,7 +33,7 @@ def list_row(html: str, trade_id: str) -> str:
     return row.group(0)
 
 
-def test_an_open_dispute_stops_shipping_and_points_to_the_dispute(t: TradeEnv) -> None:
+def test_an_open_dispute_stops_shipping_and_points_to_the_dispute(t: RefundEnv) -> None:
     shop, buyer = t.merchant(), t.user("buyer@example.com", fund=AMOUNT)
     tid = str(t.create(shop)["id"])
     t.pay(buyer, tid)
@@ -52,3 +54,47 @@ def test_an_open_dispute_stops_shipping_and_points_to_the_dispute(t: TradeEnv) -
     r = merchant.post(f"{url}/ship", data={"csrf_token": stale, "carrier": "SF", "tracking_no": "SF1"})
     assert r.status_code == 409 and "A dispute about this order is open" in r.text
     assert t.trade(tid, shop)["status"] == "WAIT_SELLER_SEND_GOODS"
+
+
+def figures(html: str) -> dict[str, str]:
+    """The trade page's figures: each <dt> with its <dd>."""
+    block = re.search(r'data-testid="trade-figures">(.*?)</dl>', html, re.S)
+    assert block is not None
+    return dict(re.findall(r"<dt>([^<]*)</dt><dd[^>]*>([^<]*)</dd>", block.group(1)))
+
+
+def test_the_trade_page_words_the_money_and_dates_by_state(t: RefundEnv) -> None:
+    shop, buyer = t.merchant(), t.user("buyer@example.com", fund=AMOUNT)
+    tid = str(t.create(shop)["id"])
+    merchant = browser(t, shop)
+    url = f"/merchant/trades/{tid}"
+
+    unpaid = figures(merchant.get(url, params={"lang": "en"}).text)
+    assert set(unpaid) == {"Amount asked", "To be paid by", "Fee when paid", "Net to you when paid"}
+    assert unpaid["Amount asked"] == "CN¥100.00" and unpaid["Fee when paid"] == "CN¥0.60"
+
+    t.pay(buyer, tid)
+    paid = figures(merchant.get(url, params={"lang": "en"}).text)
+    assert paid["The buyer paid"] == "CN¥100.00" and paid["Buyer"] == "b***@example.com"
+    assert paid["Paid on"].endswith("(UTC)") and paid["Ship by"].endswith("(UTC)")
+    assert paid["Fee"] == "CN¥0.60" and "Amount asked" not in paid and "Shipped on" not in paid
+
+    asked = t.refund(buyer, tid, 2_000)
+    page = merchant.get(url, params={"lang": "en"}).text
+    heading = re.search(r'data-testid="refund-request-heading">([^<]*)<', page)
+    assert heading is not None and heading.group(1).startswith("The buyer asks for a refund: answer by ")
+    assert "Waiting for the merchant" not in page
+    t.reject(shop, str(asked["id"]))
+
+    t.ship(shop, tid)
+    shipped = figures(merchant.get(url, params={"lang": "en"}).text)
+    assert "Ship by" not in shipped and shipped["Shipped on"].endswith("(UTC)")
+    assert shipped["The buyer confirms receipt by"].endswith("(UTC)")
+    t.confirm(buyer, tid)
+    finished = figures(merchant.get(url, params={"lang": "en"}).text)
+    assert finished["Finished on"].endswith("(UTC)") and "The buyer confirms receipt by" not in finished
+
+    called_off = str(t.create(shop, "o-2")["id"])
+    t.close(shop, called_off)
+    closed = figures(merchant.get(f"/merchant/trades/{called_off}", params={"lang": "en"}).text)
+    assert set(closed) == {"Amount asked", "Closed on", "Fee"} and closed["Fee"] == "Not paid: no fee"

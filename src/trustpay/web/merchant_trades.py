@@ -21,7 +21,7 @@ from trustpay.identity.model import UserKind
 from trustpay.merchants.settlement_model import Share, share_of
 from trustpay.trades import refund_store, refunds, service, store
 from trustpay.trades.model import DisputeStatus, TradeStatus
-from trustpay.trades.refund_model import MERCHANT_REFUNDABLE, refundable_left
+from trustpay.trades.refund_model import MERCHANT_REFUNDABLE, RefundStatus, refundable_left
 from trustpay.trades.refunds import NewRefund
 from trustpay.trades.views import shape
 from trustpay.web import auth
@@ -45,6 +45,13 @@ NOTICES = {
     "received": _("Receipt confirmed: the money is back in the buyer's wallet."),
     "refused": _("You refused the returned goods. The buyer has been told and may open a dispute."),
 }
+# An open request as its merchant reads it (the refund pages' labels are the buyer's words).
+REFUND_LABELS = {
+    RefundStatus.WAIT_SELLER_AGREE: _("The buyer asks for a refund"),
+    RefundStatus.WAIT_BUYER_RETURN_GOODS: _("Approved: waiting for the buyer to send the goods back"),
+    RefundStatus.WAIT_SELLER_CONFIRM_GOODS: _("The goods are on their way back to you"),
+}
+TIMES = ("pay_by", "paid_at", "ship_by", "shipped_at", "confirm_by", "finished_at", "closed_at")
 DISPUTE_OPEN = _("A dispute about this order is open, so it cannot be shipped or refunded until TrustPay rules. "
                  "Answer the dispute instead.")
 
@@ -85,8 +92,9 @@ def _detail(request: Request, viewer: Viewer, trade_id: str, *, info: str | None
             row = service.get_for(conn, trade_id, viewer.user.id)
             if row["merchant_id"] != viewer.user.id:
                 return not_found_page(request)
-            items = [refund_view(r) for r in refund_store.of_trade(conn, trade_id)]
+            items = [_merchant_words(refund_view(r)) for r in refund_store.of_trade(conn, trade_id)]
             reserved = refund_store.reserved(conn, trade_id)
+            buyer = service.counterparty(conn, trade_id, viewer.user.id)  # as the statement names them
     except TrustPayError:
         return not_found_page(request)
     status = TradeStatus(row["status"])
@@ -97,11 +105,19 @@ def _detail(request: Request, viewer: Viewer, trade_id: str, *, info: str | None
         error = gettext(request, DISPUTE_OPEN)
     return render(request, "merchant/trades_detail.html", _context(
         request, viewer, TRADES, t=shape(row), label=merchant_status_label(row["status"], row["dispute_status"]),
-        line=statement_line(row), items=items, left=left, disputed=frozen,
+        line=statement_line(row), items=items, left=left, disputed=frozen, buyer=buyer,
+        when={k: None if row[k] is None else to_utc(row[k]) for k in TIMES},
         can_ship=status is TradeStatus.WAIT_SELLER_SEND_GOODS and not frozen,
         can_refund=status in MERCHANT_REFUNDABLE and left > 0 and not frozen,
         shipped=status is TradeStatus.WAIT_BUYER_CONFIRM_GOODS, info=info, error=error,
         form=form or {"amount": "", "reason": ""}, request_key=secrets.token_urlsafe(18)), status_code=status_code)
+
+
+def _merchant_words(item: dict[str, Any]) -> dict[str, Any]:
+    status = RefundStatus(item["r"]["status"])
+    if status in REFUND_LABELS:
+        item["label"] = REFUND_LABELS[status]
+    return item
 
 
 @router.get(TRADES + "/{trade_id}", response_class=HTMLResponse)
