@@ -15,6 +15,7 @@ from tests.integration.refund_support import AMOUNT, RefundEnv, Wallet, make_ref
 from tests.integration.test_dispute_pages import browser, csrf
 
 from trustpay.trades import disputes
+from trustpay.web.i18n import translations
 
 
 @pytest.fixture
@@ -98,3 +99,28 @@ def test_the_trade_page_words_the_money_and_dates_by_state(t: RefundEnv) -> None
     t.close(shop, called_off)
     closed = figures(merchant.get(f"/merchant/trades/{called_off}", params={"lang": "en"}).text)
     assert set(closed) == {"Amount asked", "Closed on", "Fee"} and closed["Fee"] == "Not paid: no fee"
+
+
+@pytest.mark.parametrize(("lang", "opened", "open_one", "decline"), [
+    ("zh-Hans", "已发起争议", "发起争议", "拒绝退款"), ("zh-Hant", "已發起爭議", "發起爭議", "拒絕退款"),
+])
+def test_chinese_pages_tell_an_open_dispute_from_opening_one(t: RefundEnv, lang: str, opened: str, open_one: str,
+                                                             decline: str) -> None:
+    shop, buyer = t.merchant(), t.user("buyer@example.com", fund=2 * AMOUNT)
+    asked = str(t.create(shop, "o-asked")["id"])
+    t.pay(buyer, asked)
+    t.refund(buyer, asked, 1_000)
+    page = browser(t, shop).get(f"/merchant/trades/{asked}", params={"lang": lang}).text
+    # The refund request's button declines the refund; the transfers' "Decline" (refuse money) stays apart.
+    assert f'data-testid="reject-refund">{decline}<' in page
+    assert translations(lang).gettext("Decline") != decline
+
+    disputed = str(t.create(shop, "o-disputed")["id"])
+    t.pay(buyer, disputed)
+    open_dispute(t, buyer, disputed)
+    row = list_row(browser(t, shop).get("/merchant/trades", params={"lang": lang}).text, disputed)
+    assert f'data-testid="dispute-open">{opened}<' in row
+    mine = browser(t, buyer).get("/purchases", params={"lang": lang}).text
+    link = re.search(rf'href="/trades/{disputed}/dispute" data-testid="dispute-link">([^<]*)<', mine)
+    assert link is not None and link.group(1).startswith(opened)
+    assert translations(lang).gettext("Open a dispute") == open_one != opened
