@@ -130,3 +130,25 @@ def test_merchant_tab_creates_and_switches_off(t: TradeEnv) -> None:
 
 def form_of_csrf(html: str) -> str:
     return str(re.findall(r'name="csrf_token" value="([^"]+)"', html)[0])
+
+
+def test_the_payers_note_reaches_the_merchant_and_the_receipt_reads_like_one(t: TradeEnv) -> None:
+    shop, payer = t.merchant(), t.user("payer@example.com", fund=5_000)
+    url = f"/pay/{code_of(t, shop.id)}"
+    client = browser(t, payer)
+    r = client.post(url, data={**form_of(client, url), "amount": "12.34", "note": "table <4>",
+                               "payment_password": PAY_PW}, follow_redirects=False)
+    receipt_url = r.headers["location"].split("?")[0]
+    trade_id = receipt_url.rsplit("/", 1)[1]
+
+    receipt = client.get(receipt_url, params={"lang": "en"}).text
+    assert 'data-testid="payer-note">Note: “table &lt;4&gt;”<' in receipt
+    assert "Order qrc_" not in receipt  # no machine id as the order number
+    assert re.search(rf'data-testid="trade-reference">Reference <code class="hash">{trade_id}</code>', receipt)
+
+    merchant = browser(t, shop)
+    listing = merchant.get("/merchant/trades", params={"lang": "en"}).text
+    row = re.search(rf'data-id="{trade_id}".*?</li>', listing, re.S)
+    assert row is not None and 'data-testid="payer-note">Payer\'s note: “table &lt;4&gt;”<' in row.group(0)
+    page = merchant.get(f"/merchant/trades/{trade_id}", params={"lang": "en"}).text
+    assert 'data-testid="payer-note">table &lt;4&gt;<' in page

@@ -31,7 +31,7 @@ from trustpay.api.deps import get_origin
 from trustpay.clock import to_utc
 from trustpay.errors import TrustPayError
 from trustpay.merchants.settlement_model import share_of
-from trustpay.trades import dispute_store, refund_store, service, store
+from trustpay.trades import collection, dispute_store, refund_store, service, store
 from trustpay.trades.model import Mode, Party, TradeStatus, not_found
 from trustpay.trades.refund_model import RefundStatus
 from trustpay.trades.views import checkout_path, shape
@@ -97,6 +97,9 @@ def _view(request: Request, row: Any, viewer: Viewer | None, party: Party | None
         merchant = service.merchant_name(conn, row["merchant_id"])
         available = _available(conn, viewer, row["currency"])
         returned = _refunds(conn, row) if party is not None else []
+        # Paid through a collection code or donation page: its out_trade_no is a machine id
+        # (qrc_….…), so the page names the payment by the payer's note instead.
+        collected = collection.payments_of(conn, [row["id"]]).get(row["id"])
     status = TradeStatus(row["status"])
     escrow = Mode(row["mode"]) is Mode.ESCROW
     label = BUYER_STATUS_LABELS[status]
@@ -108,6 +111,7 @@ def _view(request: Request, row: Any, viewer: Viewer | None, party: Party | None
         "viewer": viewer, "t": t, "merchant": merchant, "escrow": escrow, "party": party.value if party else None,
         "status_label": label, "close_reason": CLOSE_REASONS.get(row["close_reason"] or ""),
         "fee_now": share.fee, "merchant_gets": share.net, "returned": returned, "when": _times(row),
+        "collected": collected,
         "can_pay": status is TradeStatus.WAIT_BUYER_PAY and party is Party.BUYER,
         "can_confirm": status is TradeStatus.WAIT_BUYER_CONFIRM_GOODS and party is Party.BUYER,
         "available": available, "short": available is not None and available < row["amount"],

@@ -19,7 +19,7 @@ from trustpay.clock import to_utc
 from trustpay.errors import TrustPayError
 from trustpay.identity.model import UserKind
 from trustpay.merchants.settlement_model import Share, share_of
-from trustpay.trades import refund_store, refunds, service, store
+from trustpay.trades import collection, refund_store, refunds, service, store
 from trustpay.trades.model import DisputeStatus, TradeStatus
 from trustpay.trades.refund_model import MERCHANT_REFUNDABLE, RefundStatus, refundable_left
 from trustpay.trades.refunds import NewRefund
@@ -66,9 +66,11 @@ def trades_page(request: Request, status: str = "") -> Response:
     with p.db.transaction(write=False) as conn:
         rows = store.sold_by(conn, viewer.user.id, status=chosen, limit=TRADES_SHOWN)
         waiting = refund_store.trades_with_open_requests(conn, viewer.user.id)
+        collected = collection.payments_of(conn, [r["id"] for r in rows])
     items = [{"t": shape(r), "label": merchant_status_label(r["status"], r["dispute_status"]),
               "line": statement_line(r), "created": to_utc(r["created_at"]), "refund_open": r["id"] in waiting,
-              "disputed": r["dispute_status"] == DisputeStatus.OPEN.value} for r in rows]
+              "disputed": r["dispute_status"] == DisputeStatus.OPEN.value,
+              "note": collected[r["id"]]["note"] if r["id"] in collected else None} for r in rows]
     return render(request, "merchant/trades.html", _context(
         request, viewer, TRADES, items=items, status=chosen or "",
         statuses=[(s.value, MERCHANT_STATUS_LABELS[s]) for s in TradeStatus]))
@@ -95,6 +97,7 @@ def _detail(request: Request, viewer: Viewer, trade_id: str, *, info: str | None
             items = [_merchant_words(refund_view(r)) for r in refund_store.of_trade(conn, trade_id)]
             reserved = refund_store.reserved(conn, trade_id)
             buyer = service.counterparty(conn, trade_id, viewer.user.id)  # as the statement names them
+            collected = collection.payments_of(conn, [trade_id]).get(trade_id)
     except TrustPayError:
         return not_found_page(request)
     status = TradeStatus(row["status"])
@@ -106,6 +109,7 @@ def _detail(request: Request, viewer: Viewer, trade_id: str, *, info: str | None
     return render(request, "merchant/trades_detail.html", _context(
         request, viewer, TRADES, t=shape(row), label=merchant_status_label(row["status"], row["dispute_status"]),
         line=statement_line(row), items=items, left=left, disputed=frozen, buyer=buyer,
+        note=collected["note"] if collected is not None else None,
         when={k: None if row[k] is None else to_utc(row[k]) for k in TIMES},
         can_ship=status is TradeStatus.WAIT_SELLER_SEND_GOODS and not frozen,
         can_refund=status in MERCHANT_REFUNDABLE and left > 0 and not frozen,
