@@ -152,3 +152,23 @@ def test_the_payers_note_reaches_the_merchant_and_the_receipt_reads_like_one(t: 
     assert row is not None and 'data-testid="payer-note">Payer\'s note: “table &lt;4&gt;”<' in row.group(0)
     page = merchant.get(f"/merchant/trades/{trade_id}", params={"lang": "en"}).text
     assert 'data-testid="payer-note">table &lt;4&gt;<' in page
+
+
+def test_decimals_in_a_currency_without_them_are_named_as_the_mistake(t: TradeEnv) -> None:
+    shop, payer = t.merchant(), t.user("payer@example.com")
+    client = browser(t, shop)
+    csrf = form_of_csrf(client.get("/merchant/collect").text)
+    r = client.post("/merchant/collect/codes", params={"lang": "en"}, data={
+        "csrf_token": csrf, "label": "Ramen", "currency": "JPY", "amount": "100.5"})
+    assert r.status_code == 400 and "JPY amounts have no decimals" in r.text and "greater than zero" not in r.text
+    r = client.post("/merchant/collect/donations", params={"lang": "en"}, data={
+        "csrf_token": csrf, "title": "Shrine", "story": "Roof.", "currency": "JPY", "goal": "5000.5"})
+    assert r.status_code == 400 and "JPY amounts have no decimals" in r.text
+
+    p = t.platform
+    code = p.db.run(lambda conn: collection.create_code(p, conn, shop.id, NewCode("Ramen", "JPY")))["id"]
+    me = browser(t, payer)
+    url = f"/pay/{code}"
+    r = me.post(url, params={"lang": "en"}, data={**form_of(me, url), "amount": "100.5", "payment_password": PAY_PW})
+    assert r.status_code == 400 and refusal_code(r.text) == "invalid_amount"
+    assert "JPY amounts have no decimals" in r.text and "greater than zero" not in r.text
