@@ -130,3 +130,45 @@ def test_merchant_tab_creates_and_switches_off(t: TradeEnv) -> None:
 
 def form_of_csrf(html: str) -> str:
     return str(re.findall(r'name="csrf_token" value="([^"]+)"', html)[0])
+
+
+def test_the_payers_note_reaches_the_merchant_and_the_receipt_reads_like_one(t: TradeEnv) -> None:
+    shop, payer = t.merchant(), t.user("payer@example.com", fund=5_000)
+    url = f"/pay/{code_of(t, shop.id)}"
+    client = browser(t, payer)
+    r = client.post(url, data={**form_of(client, url), "amount": "12.34", "note": "table <4>",
+                               "payment_password": PAY_PW}, follow_redirects=False)
+    receipt_url = r.headers["location"].split("?")[0]
+    trade_id = receipt_url.rsplit("/", 1)[1]
+
+    receipt = client.get(receipt_url, params={"lang": "en"}).text
+    assert 'data-testid="payer-note">Note: “table &lt;4&gt;”<' in receipt
+    assert "Order qrc_" not in receipt  # no machine id as the order number
+    assert re.search(rf'data-testid="trade-reference">Reference <code class="hash">{trade_id}</code>', receipt)
+
+    merchant = browser(t, shop)
+    listing = merchant.get("/merchant/trades", params={"lang": "en"}).text
+    row = re.search(rf'data-id="{trade_id}".*?</li>', listing, re.S)
+    assert row is not None and 'data-testid="payer-note">Payer\'s note: “table &lt;4&gt;”<' in row.group(0)
+    page = merchant.get(f"/merchant/trades/{trade_id}", params={"lang": "en"}).text
+    assert 'data-testid="payer-note">table &lt;4&gt;<' in page
+
+
+def test_decimals_in_a_currency_without_them_are_named_as_the_mistake(t: TradeEnv) -> None:
+    shop, payer = t.merchant(), t.user("payer@example.com")
+    client = browser(t, shop)
+    csrf = form_of_csrf(client.get("/merchant/collect").text)
+    r = client.post("/merchant/collect/codes", params={"lang": "en"}, data={
+        "csrf_token": csrf, "label": "Ramen", "currency": "JPY", "amount": "100.5"})
+    assert r.status_code == 400 and "JPY amounts have no decimals" in r.text and "greater than zero" not in r.text
+    r = client.post("/merchant/collect/donations", params={"lang": "en"}, data={
+        "csrf_token": csrf, "title": "Shrine", "story": "Roof.", "currency": "JPY", "goal": "5000.5"})
+    assert r.status_code == 400 and "JPY amounts have no decimals" in r.text
+
+    p = t.platform
+    code = p.db.run(lambda conn: collection.create_code(p, conn, shop.id, NewCode("Ramen", "JPY")))["id"]
+    me = browser(t, payer)
+    url = f"/pay/{code}"
+    r = me.post(url, params={"lang": "en"}, data={**form_of(me, url), "amount": "100.5", "payment_password": PAY_PW})
+    assert r.status_code == 400 and refusal_code(r.text) == "invalid_amount"
+    assert "JPY amounts have no decimals" in r.text and "greater than zero" not in r.text

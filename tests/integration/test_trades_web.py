@@ -135,3 +135,38 @@ def test_a_closed_trade_says_so(t: TradeEnv) -> None:
     assert r.status_code == 409 and refusal_code(r.text) == "invalid_state"
     assert 'data-status="TRADE_CLOSED"' in r.text and 'data-testid="close-reason"' in r.text
     assert t.money(buyer, shop)["buyer"] == AMOUNT
+
+
+def links_of(html: str) -> set[str]:
+    return set(re.findall(r'data-testid="(refund-link|dispute-link)"', html))
+
+
+def test_done_steps_say_when_and_the_order_page_offers_what_my_purchases_offers(t: TradeEnv) -> None:
+    shop = t.merchant()
+    buyer = t.user("buyer@example.com", fund=3 * AMOUNT)
+    client = browser(t, buyer)
+    tid = str(t.create(shop)["id"])
+    t.pay(buyer, tid)
+    t.ship(shop, tid)
+    page = client.get(f"/checkout/{tid}", params={"lang": "en"}).text
+    ship = re.search(r'data-testid="step-ship">([^<]*)<', page)
+    assert ship is not None and ship.group(1).startswith("The merchant shipped on ")
+    assert links_of(page) == {"refund-link", "dispute-link"}
+    t.confirm(buyer, tid)
+    page = client.get(f"/checkout/{tid}", params={"lang": "en"}).text
+    confirm = re.search(r'data-testid="step-confirm">([^<]*)<', page)
+    assert confirm is not None and confirm.group(1).startswith("Finished on ") and "You confirm receipt by" not in page
+    assert links_of(page) == {"dispute-link"}
+
+    # The order page offers exactly the links its line in my purchases offers, whatever the state.
+    unpaid = str(t.create(shop, "o-unpaid")["id"])
+    paid = str(t.create(shop, "o-paid")["id"])
+    t.pay(buyer, paid)
+    instant = str(t.create(shop, "o-instant", mode="instant")["id"])
+    t.pay(buyer, instant)
+    mine = client.get("/purchases").text
+    for trade_id in (tid, paid, instant):
+        line = re.search(rf'data-testid="purchase" data-id="{trade_id}".*?</li>', mine, re.S)
+        assert line is not None
+        assert links_of(client.get(f"/checkout/{trade_id}").text) == links_of(line.group(0)), trade_id
+    assert links_of(client.get(f"/checkout/{unpaid}").text) == set()

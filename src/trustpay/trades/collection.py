@@ -15,6 +15,7 @@ less what was refunded), so a refund lowers it in the same transaction.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -302,6 +303,16 @@ def pay(p: Platform, conn: Connection, source_id: str, payer_id: str, amount: An
         created_at=now))
     paid = trade_service.pay(p, conn, created["id"], payer_id, stepped_up=stepped_up)
     return payment_shape(source_id, note, anonymous, paid)
+
+
+def payments_of(conn: Connection, trade_ids: Sequence[str]) -> dict[str, Any]:
+    """The collection payment behind each of ``trade_ids`` that came from a code or page
+    (the source and the payer's note), by trade id; trades made through the API have none."""
+    if not trade_ids:
+        return {}
+    rows = conn.execute(select(collection_payments)
+                        .where(collection_payments.c.trade_id.in_(list(trade_ids)))).mappings()
+    return {r["trade_id"]: r for r in rows}
 
 
 def payment_shape(source_id: str, note: str | None, anonymous: bool, trade: Any) -> dict[str, Any]:

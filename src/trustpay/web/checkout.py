@@ -31,7 +31,7 @@ from trustpay.api.deps import get_origin
 from trustpay.clock import to_utc
 from trustpay.errors import TrustPayError
 from trustpay.merchants.settlement_model import share_of
-from trustpay.trades import dispute_store, refund_store, service, store
+from trustpay.trades import collection, dispute_store, refund_store, service, store
 from trustpay.trades.model import Mode, Party, TradeStatus, not_found
 from trustpay.trades.refund_model import RefundStatus
 from trustpay.trades.views import checkout_path, shape
@@ -97,6 +97,9 @@ def _view(request: Request, row: Any, viewer: Viewer | None, party: Party | None
         merchant = service.merchant_name(conn, row["merchant_id"])
         available = _available(conn, viewer, row["currency"])
         returned = _refunds(conn, row) if party is not None else []
+        # Paid through a collection code or donation page: its out_trade_no is a machine id
+        # (qrc_….…), so the page names the payment by the payer's note instead.
+        collected = collection.payments_of(conn, [row["id"]]).get(row["id"])
     status = TradeStatus(row["status"])
     escrow = Mode(row["mode"]) is Mode.ESCROW
     label = BUYER_STATUS_LABELS[status]
@@ -108,6 +111,8 @@ def _view(request: Request, row: Any, viewer: Viewer | None, party: Party | None
         "viewer": viewer, "t": t, "merchant": merchant, "escrow": escrow, "party": party.value if party else None,
         "status_label": label, "close_reason": CLOSE_REASONS.get(row["close_reason"] or ""),
         "fee_now": share.fee, "merchant_gets": share.net, "returned": returned, "when": _times(row),
+        "collected": collected,
+        "links": buyer_links(t) if party is Party.BUYER else {"refund": False, "dispute": False},
         "can_pay": status is TradeStatus.WAIT_BUYER_PAY and party is Party.BUYER,
         "can_confirm": status is TradeStatus.WAIT_BUYER_CONFIRM_GOODS and party is Party.BUYER,
         "available": available, "short": available is not None and available < row["amount"],
@@ -115,6 +120,22 @@ def _view(request: Request, row: Any, viewer: Viewer | None, party: Party | None
         "need_totp": viewer is not None and viewer.user.mfa_enabled,
         "request_key": _new_key(), "error": None, "info": None,
         "step": _step(status), "qr_url": checkout_path(row["id"]) + "/qr.svg",
+    }
+
+
+# Where the buyer may ask for money back (a refund page, while the money is in escrow or once
+# some came back) and take the order to a dispute. One place for both the purchases list and
+# the order's own page, so they never offer different things.
+REFUND_LINK_STATUSES = frozenset({TradeStatus.WAIT_SELLER_SEND_GOODS, TradeStatus.WAIT_BUYER_CONFIRM_GOODS})
+DISPUTE_LINK_STATUSES = REFUND_LINK_STATUSES | {TradeStatus.TRADE_SUCCESS, TradeStatus.TRADE_FINISHED}
+
+
+def buyer_links(t: dict[str, Any]) -> dict[str, bool]:
+    """Which of the refund and dispute links a buyer gets for trade ``t`` (its public shape)."""
+    status = TradeStatus(t["status"])
+    return {
+        "refund": (t["mode"] == Mode.ESCROW.value and status in REFUND_LINK_STATUSES) or bool(t["refunded_amount"]),
+        "dispute": status in DISPUTE_LINK_STATUSES or t["dispute_status"] != "none",
     }
 
 
@@ -132,7 +153,8 @@ def _refunds(conn: Connection, row: Any) -> list[dict[str, Any]]:
 
 
 def _times(row: Any) -> dict[str, datetime | None]:
-    return {k: None if row[k] is None else to_utc(row[k]) for k in ("pay_by", "ship_by", "confirm_by", "created_at")}
+    return {k: None if row[k] is None else to_utc(row[k])
+            for k in ("pay_by", "ship_by", "confirm_by", "created_at", "shipped_at", "finished_at")}
 
 
 def _available(conn: Connection, viewer: Viewer | None, currency: str) -> int | None:
@@ -266,6 +288,8 @@ def purchases_page(request: Request) -> Response:
         rows = store.bought_by(conn, viewer.user.id, limit=PURCHASES_SHOWN)
         items = [{"t": shape(r), "merchant": service.merchant_name(conn, r["merchant_id"]),
                   "status_label": BUYER_STATUS_LABELS[TradeStatus(r["status"])], "created": to_utc(r["created_at"]),
-                  "to_confirm": r["status"] == TradeStatus.WAIT_BUYER_CONFIRM_GOODS} for r in rows]
+                  "to_confirm": r["status"] == TradeStatus.WAIT_BUYER_CONFIRM_GOODS,
+                  # purchases.html still spells these conditions out; it is to read them from here.
+                  "links": buyer_links(shape(r))} for r in rows]
     items.sort(key=lambda i: not i["to_confirm"])  # stable: newest first within each group
     return render(request, "trades/purchases.html", {"viewer": viewer, "items": items})

@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 from trustpay.api.deps import get_origin
 from trustpay.errors import TrustPayError
 from trustpay.identity.model import UserKind
-from trustpay.money import Money
+from trustpay.money import Money, exponent
 from trustpay.trades import collection
 from trustpay.trades import service as trade_service
 from trustpay.trades.collection import NewCode, NewDonationPage
@@ -57,6 +57,7 @@ FORM_ERRORS = {
     "suggested_amounts": _("Enter up to 6 suggested amounts, separated by commas, each greater than zero."),
     "currency": _("Choose a currency."),
 }
+NO_DECIMALS = _("{currency} amounts have no decimals: enter a whole number, such as 100.")
 NOTE_TOO_LONG = _("Keep the message to 200 characters on one line.")
 OWN_CODE = _("This is your own code: you cannot pay yourself.")
 
@@ -128,6 +129,18 @@ def _refusal(request: Request, code: str, param: str | None) -> Refusal:
     return refusal(request, code, param)
 
 
+def _no_decimals(request: Request, text: str, currency: str) -> str | None:
+    """The words for "100.5" in a currency without minor units (JPY, KRW…): the generic
+    "greater than zero" would send the payer or merchant looking for the wrong mistake."""
+    try:
+        whole = exponent(currency.upper()) == 0
+    except TrustPayError:
+        return None
+    if whole and "." in text:
+        return gettext(request, NO_DECIMALS).format(currency=currency.upper())
+    return None
+
+
 def _submit(request: Request, source_id: str, *, csrf_token: str, amount: str, note: str, anonymous: str,
             payment_password: str, totp_code: str, request_key: str) -> Response:
     viewer = form_viewer(request, csrf_token)
@@ -144,7 +157,10 @@ def _submit(request: Request, source_id: str, *, csrf_token: str, amount: str, n
             minor = Money.parse(amount.strip().replace(",", ""), row["currency"],
                                 max_amount=p.settings.max_amount).amount
     except (TrustPayError, ValueError):
-        return _render(request, row, error=refusal(request, "invalid_amount", "amount"), form=form, status_code=400)
+        words = _no_decimals(request, amount, row["currency"])
+        shown = refusal(request, "invalid_amount", "amount") if words is None else Refusal(
+            "invalid_amount", words, None, None)
+        return _render(request, row, error=shown, form=form, status_code=400)
     hidden = anonymous == "on"
     stepped_up = False
 
@@ -263,8 +279,9 @@ def create_code(request: Request, csrf_token: FormText = "", label: FormText = "
         p.db.run(lambda conn: collection.create_code(p, conn, viewer.user.id, NewCode(label, currency, fixed)))
     except (TrustPayError, ValueError) as exc:
         param = getattr(exc, "param", None) or "amount"
-        return _dashboard(request, viewer, error=gettext(request, FORM_ERRORS.get(param, FORM_ERRORS["amount"])),
-                          status_code=400)
+        words = _no_decimals(request, amount, currency) if param == "amount" else None
+        return _dashboard(request, viewer, status_code=400,
+                          error=words or gettext(request, FORM_ERRORS.get(param, FORM_ERRORS["amount"])))
     return redirect(COLLECT + "?notice=code_created")
 
 
@@ -287,8 +304,9 @@ def create_donation_page(request: Request, csrf_token: FormText = "", title: For
         p.db.run(lambda conn: collection.create_page(p, conn, viewer.user.id, new))
     except (TrustPayError, ValueError) as exc:
         param = getattr(exc, "param", None) or param
-        return _dashboard(request, viewer, error=gettext(request, FORM_ERRORS.get(param, FORM_ERRORS["story"])),
-                          status_code=400)
+        words = _no_decimals(request, {"goal": goal, "suggested_amounts": suggested}.get(param, ""), currency)
+        return _dashboard(request, viewer, status_code=400,
+                          error=words or gettext(request, FORM_ERRORS.get(param, FORM_ERRORS["story"])))
     return redirect(COLLECT + "?notice=page_created")
 
 

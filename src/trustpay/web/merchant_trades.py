@@ -19,9 +19,9 @@ from trustpay.clock import to_utc
 from trustpay.errors import TrustPayError
 from trustpay.identity.model import UserKind
 from trustpay.merchants.settlement_model import Share, share_of
-from trustpay.trades import refund_store, refunds, service, store
+from trustpay.trades import collection, refund_store, refunds, service, store
 from trustpay.trades.model import DisputeStatus, TradeStatus
-from trustpay.trades.refund_model import MERCHANT_REFUNDABLE, refundable_left
+from trustpay.trades.refund_model import MERCHANT_REFUNDABLE, RefundStatus, refundable_left
 from trustpay.trades.refunds import NewRefund
 from trustpay.trades.views import shape
 from trustpay.web import auth
@@ -31,7 +31,7 @@ from trustpay.web.merchant_pages import _context, _merchant
 from trustpay.web.notfound import not_found_page
 from trustpay.web.refund_pages import error_text, parse_amount, refund_view
 from trustpay.web.templating import gettext, render
-from trustpay.web.trade_labels import MERCHANT_STATUS_LABELS
+from trustpay.web.trade_labels import MERCHANT_STATUS_LABELS, merchant_status_label
 
 router = APIRouter(include_in_schema=False)
 TRADES = "/merchant/trades"
@@ -45,6 +45,15 @@ NOTICES = {
     "received": _("Receipt confirmed: the money is back in the buyer's wallet."),
     "refused": _("You refused the returned goods. The buyer has been told and may open a dispute."),
 }
+# An open request as its merchant reads it (the refund pages' labels are the buyer's words).
+REFUND_LABELS = {
+    RefundStatus.WAIT_SELLER_AGREE: _("The buyer asks for a refund"),
+    RefundStatus.WAIT_BUYER_RETURN_GOODS: _("Approved: waiting for the buyer to send the goods back"),
+    RefundStatus.WAIT_SELLER_CONFIRM_GOODS: _("The goods are on their way back to you"),
+}
+TIMES = ("pay_by", "paid_at", "ship_by", "shipped_at", "confirm_by", "finished_at", "closed_at")
+DISPUTE_OPEN = _("A dispute about this order is open, so it cannot be shipped or refunded until TrustPay rules. "
+                 "Answer the dispute instead.")
 
 
 @router.get(TRADES, response_class=HTMLResponse)
@@ -57,8 +66,11 @@ def trades_page(request: Request, status: str = "") -> Response:
     with p.db.transaction(write=False) as conn:
         rows = store.sold_by(conn, viewer.user.id, status=chosen, limit=TRADES_SHOWN)
         waiting = refund_store.trades_with_open_requests(conn, viewer.user.id)
-    items = [{"t": shape(r), "label": MERCHANT_STATUS_LABELS[TradeStatus(r["status"])], "line": statement_line(r),
-              "created": to_utc(r["created_at"]), "refund_open": r["id"] in waiting} for r in rows]
+        collected = collection.payments_of(conn, [r["id"] for r in rows])
+    items = [{"t": shape(r), "label": merchant_status_label(r["status"], r["dispute_status"]),
+              "line": statement_line(r), "created": to_utc(r["created_at"]), "refund_open": r["id"] in waiting,
+              "disputed": r["dispute_status"] == DisputeStatus.OPEN.value,
+              "note": collected[r["id"]]["note"] if r["id"] in collected else None} for r in rows]
     return render(request, "merchant/trades.html", _context(
         request, viewer, TRADES, items=items, status=chosen or "",
         statuses=[(s.value, MERCHANT_STATUS_LABELS[s]) for s in TradeStatus]))
@@ -75,27 +87,41 @@ def statement_line(row: Any) -> Share | None:
 
 
 def _detail(request: Request, viewer: Viewer, trade_id: str, *, info: str | None = None, error: str | None = None,
-            form: dict[str, str] | None = None, status_code: int = 200) -> Response:
+            refused: str | None = None, form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     p = auth.platform_of(request)
     try:
         with p.db.transaction(write=False) as conn:
             row = service.get_for(conn, trade_id, viewer.user.id)
             if row["merchant_id"] != viewer.user.id:
                 return not_found_page(request)
-            items = [refund_view(r) for r in refund_store.of_trade(conn, trade_id)]
+            items = [_merchant_words(refund_view(r)) for r in refund_store.of_trade(conn, trade_id)]
             reserved = refund_store.reserved(conn, trade_id)
+            buyer = service.counterparty(conn, trade_id, viewer.user.id)  # as the statement names them
+            collected = collection.payments_of(conn, [trade_id]).get(trade_id)
     except TrustPayError:
         return not_found_page(request)
     status = TradeStatus(row["status"])
     left = refundable_left(row["amount"], row["refunded_amount"], reserved)
     frozen = row["dispute_status"] == DisputeStatus.OPEN.value
+    if refused == "invalid_state" and frozen:
+        # A form drawn before the buyer opened a dispute: the dispute is why, not "the order moved on".
+        error = gettext(request, DISPUTE_OPEN)
     return render(request, "merchant/trades_detail.html", _context(
-        request, viewer, TRADES, t=shape(row), label=MERCHANT_STATUS_LABELS[status], line=statement_line(row),
-        items=items, left=left,
-        can_ship=status is TradeStatus.WAIT_SELLER_SEND_GOODS,
+        request, viewer, TRADES, t=shape(row), label=merchant_status_label(row["status"], row["dispute_status"]),
+        line=statement_line(row), items=items, left=left, disputed=frozen, buyer=buyer,
+        note=collected["note"] if collected is not None else None,
+        when={k: None if row[k] is None else to_utc(row[k]) for k in TIMES},
+        can_ship=status is TradeStatus.WAIT_SELLER_SEND_GOODS and not frozen,
         can_refund=status in MERCHANT_REFUNDABLE and left > 0 and not frozen,
         shipped=status is TradeStatus.WAIT_BUYER_CONFIRM_GOODS, info=info, error=error,
         form=form or {"amount": "", "reason": ""}, request_key=secrets.token_urlsafe(18)), status_code=status_code)
+
+
+def _merchant_words(item: dict[str, Any]) -> dict[str, Any]:
+    status = RefundStatus(item["r"]["status"])
+    if status in REFUND_LABELS:
+        item["label"] = REFUND_LABELS[status]
+    return item
 
 
 @router.get(TRADES + "/{trade_id}", response_class=HTMLResponse)
@@ -121,7 +147,8 @@ def _run(request: Request, viewer: Viewer, trade_id: str, notice: str, work: Any
     except TrustPayError as exc:
         if exc.code == "not_found":
             return not_found_page(request)
-        return _detail(request, viewer, trade_id, error=error_text(request, exc), form=form, status_code=exc.status)
+        return _detail(request, viewer, trade_id, error=error_text(request, exc), refused=exc.code, form=form,
+                       status_code=exc.status)
     return redirect(f"{TRADES}/{trade_id}?notice={notice}")
 
 

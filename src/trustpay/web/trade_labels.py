@@ -8,7 +8,7 @@ translation of each wording.
 
 from __future__ import annotations
 
-from trustpay.trades.model import Party, TradeStatus
+from trustpay.trades.model import DisputeStatus, Party, TradeStatus
 from trustpay.web.account import _
 
 BUYER_STATUS_LABELS = {
@@ -27,6 +27,9 @@ MERCHANT_STATUS_LABELS = {
     TradeStatus.TRADE_FINISHED: _("Finished"),
     TradeStatus.TRADE_CLOSED: _("Closed"),
 }
+# While a dispute is open nothing ships (the money is frozen until the ruling), so "ship it"
+# would send the merchant to a form the service refuses.
+MERCHANT_ON_HOLD_LABEL = _("Paid: on hold for the dispute")
 # Ops is neither side: for each status, whichever side's wording does not say "you".
 OPS_STATUS_LABELS = {
     TradeStatus.WAIT_BUYER_PAY: BUYER_STATUS_LABELS[TradeStatus.WAIT_BUYER_PAY],
@@ -45,3 +48,10 @@ def status_label(status: str, reader: Party | None) -> str:
     if reader is Party.MERCHANT:
         return MERCHANT_STATUS_LABELS[TradeStatus(status)]
     return OPS_STATUS_LABELS[TradeStatus(status)]
+
+
+def merchant_status_label(status: str, dispute_status: str) -> str:
+    """The (untranslated) label of a trade for its merchant, minding an open dispute."""
+    if status == TradeStatus.WAIT_SELLER_SEND_GOODS and dispute_status == DisputeStatus.OPEN:
+        return MERCHANT_ON_HOLD_LABEL
+    return MERCHANT_STATUS_LABELS[TradeStatus(status)]
