@@ -14,6 +14,7 @@ from tests.integration.identity_support import PASSWORD
 from tests.integration.trade_support import AMOUNT, TradeEnv, Wallet, make_trade_env
 
 from trustpay.identity.service import create_ops_user
+from trustpay.trades import disputes
 from trustpay.web.auth import SESSION_COOKIE
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -87,4 +88,64 @@ def test_buyer_opens_merchant_answers_ops_splits(t: TradeEnv) -> None:
     assert t.money(buyer, shop) == {"buyer": 4_000, "merchant_pending": 5_964, "fee_revenue": 36, "escrow": 0}
     done = me.get(url, params={"lang": "en"})
     assert 'data-testid="dispute" data-status="resolved"' in done.text and "Lid only" in done.text
+    t.ledger_ok()
+
+
+def ops_browser(t: TradeEnv) -> TestClient:
+    t.platform.db.run(lambda conn: create_ops_user(t.platform, conn, email="ops@example.com", password=PASSWORD))
+    ops = TestClient(t.env.app)
+    ops.cookies.set(SESSION_COOKIE, t.env.token("ops@example.com"))
+    return ops
+
+
+def card(html: str, dispute_id: str) -> str:
+    """One dispute's card of the ops queue: from its <li> to the next dispute's."""
+    start = html.index(f'data-testid="dispute" data-id="{dispute_id}"')
+    end = html.find('data-testid="dispute" data-id=', start + 1)
+    return html[start:end if end != -1 else len(html)]
+
+
+def test_ops_rules_all_to_one_side_and_a_refused_ruling_stays_in_its_card(t: TradeEnv) -> None:
+    shop, buyer = t.merchant(), t.user("buyer@example.com", fund=8_850 + 5_000)
+    p, tids = t.platform, []
+    for number, amount in (("order-1", 8_850), ("order-2", 5_000)):
+        tid = str(t.create(shop, number, amount=amount)["id"])
+        t.pay(buyer, tid)
+        t.ship(shop, tid)
+        p.db.run(lambda conn, tid=tid: disputes.open_dispute(p, conn, tid, buyer.id, reason="Never arrived"))
+        tids.append(tid)
+    ops = ops_browser(t)
+    queue = ops.get("/ops/disputes", params={"lang": "en"})
+    did = {tid: re.findall(rf'data-id="([^"]+)"[^>]*>\s*<h2>Tea set · CN¥{money}', queue.text)[0]
+           for tid, money in zip(tids, ("88.50", "50.00"), strict=True)}
+    token = CSRF.findall(queue.text)[0]
+    first, second = did[tids[0]], did[tids[1]]
+
+    bad = ops.post(f"/ops/disputes/{first}/resolve", params={"lang": "en"}, data={
+        "csrf_token": token, "buyer_amount": "88.50", "seller_amount": "-1", "note": "Never delivered"})
+    assert bad.status_code == 400
+    mine, other = card(bad.text, first), card(bad.text, second)
+    assert 'data-testid="alert-error"' in mine and "or 0 when that side gets nothing" in mine
+    assert 'data-testid="alert-error"' not in other and 'data-testid="alert-error"' not in bad.text[
+        :bad.text.index('data-testid="disputes"')]  # not on top of the page
+    # What was typed is still there, in that card only, ready to correct.
+    assert 'value="88.50"' in mine and 'value="-1"' in mine and 'value="Never delivered"' in mine
+    assert 'value="88.50"' not in other
+    for amount in ("1e3", "12.345", "abc"):
+        refused = ops.post(f"/ops/disputes/{first}/resolve", data={
+            "csrf_token": token, "buyer_amount": amount, "seller_amount": "0", "note": "x"})
+        assert refused.status_code == 400, amount
+
+    # All to the buyer (0 to the merchant), and all to the merchant (0 to the buyer).
+    r = ops.post(f"/ops/disputes/{first}/resolve", data={
+        "csrf_token": token, "buyer_amount": "88.50", "seller_amount": "0", "note": "Never delivered"},
+        follow_redirects=False)
+    assert r.status_code == 303, r.text
+    r = ops.post(f"/ops/disputes/{second}/resolve", data={
+        "csrf_token": token, "buyer_amount": "0.00", "seller_amount": "50", "note": "Tracking shows delivery"},
+        follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert t.trade(tids[0], buyer)["status"] == "TRADE_CLOSED"
+    assert t.trade(tids[1], buyer)["status"] == "TRADE_FINISHED"
+    assert t.money(buyer, shop) == {"buyer": 8_850, "merchant_pending": 5_000 - 30, "fee_revenue": 30, "escrow": 0}
     t.ledger_ok()

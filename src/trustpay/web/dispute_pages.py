@@ -45,7 +45,7 @@ ERRORS = {
     "unsupported_file_type": _("Only PNG, JPEG, PDF and plain-text files are accepted."),
     "empty_file": _("The file is empty."),
     "invalid_split": _("The two amounts must add up to the disputed amount."),
-    "invalid_amount": _("Enter an amount such as 12.50."),
+    "invalid_amount": _("Enter each amount as a number such as 12.50, or 0 when that side gets nothing."),
     "invalid_state": _("This cannot be done now: the order or the dispute has moved on."),
     "words": _("Say what went wrong (one line for the reason)."),
     "unexpected": _("Something went wrong on our side. Nothing was changed; please try again."),
@@ -190,10 +190,12 @@ def evidence_download(request: Request, dispute_id: str, evidence_id: str) -> Re
 
 # ------------------------------------------------------------------ ops
 def _ops_page(request: Request, viewer: Viewer, *, info: str | None = None, error: str | None = None,
-              failed_id: str | None = None, status_code: int = 200) -> Response:
+              failed_id: str | None = None, form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     p = auth.platform_of(request)
     with p.db.transaction(write=False) as conn:
         items = disputes.queue(conn, viewer.user, status=None, limit=SHOWN)
+    if failed_id not in {item["id"] for item in items}:
+        failed_id = None  # not on the page (past the first SHOWN): the error goes on top instead
     for item in items:
         # The shapes carry RFC 3339 text; the page formats times in the reader's language.
         item["created"] = _when(item["created_at"])
@@ -202,7 +204,7 @@ def _ops_page(request: Request, viewer: Viewer, *, info: str | None = None, erro
             e["when"] = _when(e["at"])
     return render(request, "ops_disputes.html", {
         "viewer": viewer, "items": items, "labels": EVENT_LABELS, "party_labels": PARTY_LABELS, "info": info,
-        "error": error, "failed_id": failed_id}, status_code=status_code)
+        "error": error, "failed_id": failed_id, "form": form or {}}, status_code=status_code)
 
 
 @router.get(OPS_PAGE, response_class=HTMLResponse)
@@ -224,6 +226,7 @@ def resolve_submit(request: Request, dispute_id: str, csrf_token: FormText = "",
     if viewer.user.kind is not UserKind.OPS:
         return not_found_page(request)
     p, origin = auth.platform_of(request), get_origin(request)
+    form = {"buyer_amount": buyer_amount, "seller_amount": seller_amount, "note": note}
 
     def work(conn: Any) -> None:
         currency = dispute_store.get(conn, dispute_id)["currency"]
@@ -234,7 +237,8 @@ def resolve_submit(request: Request, dispute_id: str, csrf_token: FormText = "",
     except NotFound:
         return not_found_page(request)
     except TrustPayError as exc:
-        return _ops_page(request, viewer, error=_error(request, exc), failed_id=dispute_id, status_code=exc.status)
+        return _ops_page(request, viewer, error=_error(request, exc), failed_id=dispute_id, form=form,
+                         status_code=exc.status)
     return redirect(OPS_PAGE + "?notice=resolved")
 
 
@@ -244,7 +248,9 @@ def _when(rfc3339: str | None) -> datetime | None:
 
 
 def _minor(text: str, currency: str) -> int:
+    """A side of a ruling in minor units: 0 is a ruling too (all to the other side);
+    whether the two add up is the service's rule."""
     try:
-        return Money.parse(text.strip(), currency).amount
+        return Money.parse(text.strip(), currency, allow_zero=True).amount
     except (InvalidAmount, ValueError):
         raise InvalidAmount("not an amount", param="amount") from None
