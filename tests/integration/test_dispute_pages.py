@@ -149,3 +149,25 @@ def test_ops_rules_all_to_one_side_and_a_refused_ruling_stays_in_its_card(t: Tra
     assert t.trade(tids[1], buyer)["status"] == "TRADE_FINISHED"
     assert t.money(buyer, shop) == {"buyer": 8_850, "merchant_pending": 5_000 - 30, "fee_revenue": 30, "escrow": 0}
     t.ledger_ok()
+
+
+def test_an_empty_evidence_form_and_a_blank_note_name_their_own_fields(t: TradeEnv) -> None:
+    shop, buyer = t.merchant(), t.user("buyer@example.com", fund=AMOUNT)
+    tid = str(t.create(shop, "order-1")["id"])
+    t.pay(buyer, tid)
+    p = t.platform
+    p.db.run(lambda conn: disputes.open_dispute(p, conn, tid, buyer.id, reason="Never shipped"))
+    me, url = browser(t, buyer), f"/trades/{tid}/dispute"
+    empty = me.post(f"{url}/evidence", params={"lang": "en"}, data={"csrf_token": csrf(me, url), "text": "  "})
+    assert empty.status_code == 400 and "Write what happened or choose a file" in empty.text
+    assert "reason" not in empty.text.split('data-testid="alert-error"', 1)[1].split("</p>", 1)[0]
+
+    ops = ops_browser(t)
+    queue = ops.get("/ops/disputes")
+    did = re.findall(r'data-testid="dispute" data-id="([^"]+)"', queue.text)[0]
+    blank = ops.post(f"/ops/disputes/{did}/resolve", params={"lang": "en"}, data={
+        "csrf_token": CSRF.findall(queue.text)[0], "buyer_amount": "100.00", "seller_amount": "0", "note": " "})
+    assert blank.status_code == 400
+    assert "Write the note: it is sent to the buyer and the merchant" in card(blank.text, did)
+    assert "one line for the reason" not in blank.text
+    assert t.trade(tid, buyer)["dispute_status"] == "open"

@@ -129,3 +129,27 @@ def test_who_sees_the_refund_pages(t: RefundEnv) -> None:
     assert mine.post(f"/merchant/refunds/{rid}/approve", data={"csrf_token": "forged"}).status_code == 403
     assert t.get_refund(rid, buyer)["status"] == "WAIT_SELLER_AGREE"
     assert t.money(buyer, shop)["buyer"] == 0
+
+
+def test_a_blank_reason_is_asked_for_in_words_that_fit_who_is_typing(t: RefundEnv) -> None:
+    shop, buyer = t.merchant(), t.user("buyer@example.com", fund=AMOUNT)
+    tid = t.paid_trade(shop, buyer, shipped=True)
+    merchant, me = browser(t, shop), browser(t, buyer)
+    url = f"/merchant/trades/{tid}"
+    blank = merchant.post(f"{url}/refund", params={"lang": "en"},
+                          data={**form_of(merchant, url), "amount": "10.00", "reason": " "})
+    # The merchant gives money back: never asked why they "want the money back".
+    assert blank.status_code == 400 and "Give the reason for the refund in one line" in blank.text
+    assert "want the money back" not in blank.text
+    mine = f"/purchases/{tid}/refund"
+    asked = me.post(mine, params={"lang": "en"}, data={**form_of(me, mine), "amount": "10.00", "reason": ""})
+    assert asked.status_code == 400 and "Say in one line why you want the money back." in asked.text
+
+    rid = t.refund(buyer, tid, 1_000)["id"]
+    t.approve(shop, rid, return_goods=True)
+    t.ship_back(buyer, rid)
+    refused = merchant.post(f"/merchant/refunds/{rid}/refuse-goods", params={"lang": "en"},
+                            data={"csrf_token": form_of(merchant, url)["csrf_token"], "answer": ""})
+    assert refused.status_code == 400 and "what is wrong with the returned goods" in refused.text
+    assert "want the money back" not in refused.text
+    assert t.get_refund(rid, buyer)["status"] == "WAIT_SELLER_CONFIRM_GOODS"

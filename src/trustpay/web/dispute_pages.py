@@ -48,6 +48,9 @@ ERRORS = {
     "invalid_amount": _("Enter each amount as a number such as 12.50, or 0 when that side gets nothing."),
     "invalid_state": _("This cannot be done now: the order or the dispute has moved on."),
     "words": _("Say what went wrong (one line for the reason)."),
+    "evidence": _("Write what happened or choose a file: there was nothing to add."),
+    "evidence_text": _("“What happened” is too long."),
+    "note": _("Write the note: it is sent to the buyer and the merchant with the ruling."),
     "unexpected": _("Something went wrong on our side. Nothing was changed; please try again."),
 }
 EVENT_LABELS = {
@@ -67,9 +70,17 @@ PARTY_LABELS = {"buyer": _("Buyer"), "merchant": _("Merchant")}
 
 
 def _error(request: Request, exc: TrustPayError) -> str:
-    key = exc.code
-    if exc.param in ("reason", "note") or (exc.param or "").startswith("evidence"):
+    """The message naming the field that was refused: the opening form's reason, the
+    evidence form's words or file, the ruling's note."""
+    key, param = exc.code, exc.param or ""
+    if param == "reason":
         key = "words"
+    elif param == "note":
+        key = "note"
+    elif param == "evidence":  # neither words nor a file
+        key = "evidence"
+    elif param.startswith("evidence"):
+        key = "evidence_text"
     return gettext(request, ERRORS.get(key, ERRORS["unexpected"]))
 
 

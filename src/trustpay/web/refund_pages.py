@@ -57,6 +57,9 @@ ERRORS = {
     "refund_exceeds_paid": _("That is more than what is left to refund on this order."),
     "invalid_amount": _("Enter an amount such as 12.50."),
     "reason": _("Say in one line why you want the money back."),
+    # The merchant's forms: the merchant gives money back, or turns returned goods down.
+    "merchant_reason": _("Give the reason for the refund in one line; the buyer sees it."),
+    "answer": _("Say in one line what is wrong with the returned goods."),
     "shipping": _("Enter the carrier and the tracking number."),
     "invalid_state": _("This cannot be done any more: the order or the request has moved on."),
     "already_exists": _("This form was already sent with other details. Reload the page and try again."),
@@ -72,10 +75,14 @@ def refund_view(row: Any) -> dict[str, Any]:
             "respond_by": None if row["respond_by"] is None else to_utc(row["respond_by"])}
 
 
-def error_text(request: Request, exc: TrustPayError) -> str:
+def error_text(request: Request, exc: TrustPayError, *, merchant: bool = False) -> str:
+    """The message for a refused refund form; ``merchant`` for the merchant's side,
+    where the reason is why they refund, not why they want money back."""
     key = exc.code
-    if exc.param == "reason" or exc.param == "answer":
-        key = "reason"
+    if exc.param == "reason":
+        key = "merchant_reason" if merchant else "reason"
+    elif exc.param == "answer":
+        key = "answer"
     elif exc.param in ("carrier", "tracking_no"):
         key = "shipping"
     return gettext(request, ERRORS.get(key, ERRORS["unexpected"]))
