@@ -171,3 +171,25 @@ def test_an_empty_evidence_form_and_a_blank_note_name_their_own_fields(t: TradeE
     assert "Write the note: it is sent to the buyer and the merchant" in card(blank.text, did)
     assert "one line for the reason" not in blank.text
     assert t.trade(tid, buyer)["dispute_status"] == "open"
+
+
+def test_a_refused_file_keeps_what_was_typed(t: TradeEnv) -> None:
+    shop, buyer = t.merchant(), t.user("buyer@example.com", fund=AMOUNT)
+    tid = str(t.create(shop, "order-1")["id"])
+    t.pay(buyer, tid)
+    me, url = browser(t, buyer), f"/trades/{tid}/dispute"
+    exe = ("setup.exe", b"MZ\x90\x00" + b"\0" * 50, "image/png")
+    bad = me.post(url, data={"csrf_token": csrf(me, url), "reason": 'Not the "tea set" I ordered',
+                             "text": "Box held a toaster\nPhoto to follow"}, files={"file": exe})
+    assert bad.status_code == 400 and 'data-testid="dispute-form"' in bad.text
+    assert 'value="Not the &#34;tea set&#34; I ordered"' in bad.text  # escaped, as typed
+    assert ">Box held a toaster\nPhoto to follow</textarea>" in bad.text
+    assert t.trade(tid, buyer)["dispute_status"] == "none"
+
+    p = t.platform
+    p.db.run(lambda conn: disputes.open_dispute(p, conn, tid, buyer.id, reason="Not what I ordered"))
+    again = me.post(f"{url}/evidence", data={"csrf_token": csrf(me, url), "text": "Here is the toaster"},
+                    files={"file": exe})
+    assert again.status_code == 400 and 'data-testid="evidence-form"' in again.text
+    assert ">Here is the toaster</textarea>" in again.text
+    assert "Here is the toaster" not in me.get(url).text  # nothing was added

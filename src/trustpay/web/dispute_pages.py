@@ -93,7 +93,8 @@ def _read(file: UploadFile | None, limit: int) -> tuple[str, bytes] | None:
 
 # ------------------------------------------------------------------ the parties' page
 def _page(request: Request, viewer: Viewer, trade_id: str, *, info: str | None = None, error: str | None = None,
-          status_code: int = 200) -> Response:
+          form: dict[str, str] | None = None, status_code: int = 200) -> Response:
+    """``form``: what was typed into a refused form, shown again (a file input cannot be refilled)."""
     p = auth.platform_of(request)
     try:
         with p.db.transaction(write=False) as conn:
@@ -115,7 +116,7 @@ def _page(request: Request, viewer: Viewer, trade_id: str, *, info: str | None =
     return render(request, "trades/dispute.html", {
         "viewer": viewer, "t": shape(row), "merchant": merchant, "is_buyer": reader is Party.BUYER,
         "status_label": status_label(row["status"], reader), "d": d, "can_open": can_open,
-        "party_labels": PARTY_LABELS, "info": info, "error": error,
+        "party_labels": PARTY_LABELS, "info": info, "error": error, "form": form or {},
         "protection_days": p.settings.dispute_protection_days,
         "back": "/purchases" if viewer.user.id == row["buyer_id"] else f"/merchant/trades/{trade_id}",
     }, status_code=status_code)
@@ -150,7 +151,8 @@ def open_submit(request: Request, trade_id: str, csrf_token: FormText = "", reas
     except NotFound:
         return not_found_page(request)
     except TrustPayError as exc:
-        return _page(request, viewer, trade_id, error=_error(request, exc), status_code=exc.status)
+        return _page(request, viewer, trade_id, error=_error(request, exc), form={"reason": reason, "text": text},
+                     status_code=exc.status)
     return redirect(f"/trades/{trade_id}/dispute?notice=opened")
 
 
@@ -178,7 +180,8 @@ def evidence_submit(request: Request, trade_id: str, csrf_token: FormText = "", 
     except NotFound:
         return not_found_page(request)
     except TrustPayError as exc:
-        return _page(request, viewer, trade_id, error=_error(request, exc), status_code=exc.status)
+        return _page(request, viewer, trade_id, error=_error(request, exc), form={"text": text},
+                     status_code=exc.status)
     return redirect(f"/trades/{trade_id}/dispute?notice=added")
 
 
