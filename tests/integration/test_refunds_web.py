@@ -153,3 +153,19 @@ def test_a_blank_reason_is_asked_for_in_words_that_fit_who_is_typing(t: RefundEn
     assert refused.status_code == 400 and "what is wrong with the returned goods" in refused.text
     assert "want the money back" not in refused.text
     assert t.get_refund(rid, buyer)["status"] == "WAIT_SELLER_CONFIRM_GOODS"
+
+
+def test_purchases_show_the_buyer_what_the_merchant_sees(t: RefundEnv) -> None:
+    shop, buyer = t.merchant(), t.user("buyer@example.com", fund=2 * AMOUNT)
+    part, asked = t.paid_trade(shop, buyer, shipped=True), t.paid_trade(shop, buyer, "order-2")
+    t.refund(shop, part, 1_000, "M1")  # the merchant gives 10.00 back
+    t.refund(buyer, asked, 2_500, "B1")  # the buyer asks for 25.00 back
+    page = browser(t, buyer).get("/purchases", params={"lang": "en"}).text
+    rows = {tid: page[page.index(f'data-id="{tid}"'):].split("</li>", 1)[0] for tid in (part, asked)}
+    assert 'data-testid="line-refunded">Refunded CN¥10.00<' in rows[part]
+    assert 'data-testid="refund-open"' not in rows[part]
+    assert "Waiting for the merchant's answer" in rows[asked] and 'data-testid="refund-open"' in rows[asked]
+    assert 'data-testid="line-refunded"' not in rows[asked]
+    merchant = browser(t, shop).get("/merchant/trades", params={"lang": "en"}).text
+    assert "Refunded CN¥10.00" in merchant and 'data-testid="refund-open"' in merchant  # the same two facts
+
