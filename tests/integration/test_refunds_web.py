@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from tests.integration.refund_support import AMOUNT, RefundEnv, Wallet, make_refund_env
 
+from trustpay.clock import to_utc
+from trustpay.trades import disputes
 from trustpay.web.auth import SESSION_COOKIE
+from trustpay.web.i18n import format_timestamp
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 REQUEST_KEY = re.compile(r'name="request_key" value="([^"]+)"')
@@ -169,3 +173,47 @@ def test_purchases_show_the_buyer_what_the_merchant_sees(t: RefundEnv) -> None:
     merchant = browser(t, shop).get("/merchant/trades", params={"lang": "en"}).text
     assert "Refunded CN¥10.00" in merchant and 'data-testid="refund-open"' in merchant  # the same two facts
 
+
+def test_the_refund_page_says_why_not_and_what_to_do_instead(t: RefundEnv) -> None:
+    shop, buyer = t.merchant(), t.user("buyer@example.com", fund=3 * AMOUNT)
+    instant = t.paid_trade(shop, buyer, "order-1", mode="instant")
+    finished = t.paid_trade(shop, buyer, "order-2", shipped=True)
+    t.confirm(buyer, finished)
+    me = browser(t, buyer)
+
+    page = me.get(f"/purchases/{instant}/refund", params={"lang": "en"}).text
+    assert 'data-testid="no-refund" data-why="instant"' in page and "Ask the merchant for a refund." in page
+    until = to_utc(t.trade(instant, buyer)["paid_at"]) + timedelta(days=15)
+    assert f"open a dispute by {format_timestamp(until, 'en')} (UTC)" in page
+    assert f'href="/trades/{instant}/dispute" data-testid="dispute-next"' in page
+    page = me.get(f"/purchases/{finished}/refund", params={"lang": "en"}).text
+    assert 'data-why="finished"' in page and "Contact the merchant" in page
+    assert 'data-testid="dispute-next"' in page and 'data-testid="refund-form"' not in page
+
+    t.clock.advance(timedelta(days=16).total_seconds())  # past the protection period
+    me = TestClient(t.env.app)
+    me.cookies.set(SESSION_COOKIE, t.env.token("buyer@example.com"))
+    page = me.get(f"/purchases/{finished}/refund", params={"lang": "en"}).text
+    assert "A dispute can no longer be opened on this order." in page and 'data-testid="dispute-next"' not in page
+    # The dispute page agrees: no form that opening would refuse.
+    page = me.get(f"/trades/{finished}/dispute").text
+    assert 'data-testid="not-disputable"' in page and 'data-testid="dispute-form"' not in page
+
+
+def test_a_declined_request_points_to_a_dispute_and_an_open_one_to_its_page(t: RefundEnv) -> None:
+    shop, buyer = t.merchant(), t.user("buyer@example.com", fund=AMOUNT)
+    tid = t.paid_trade(shop, buyer, shipped=True)
+    me, url = browser(t, buyer), f"/purchases/{tid}/refund"
+    rid = t.refund(buyer, tid, 4_000)["id"]
+    assert 'data-testid="dispute-hint"' not in me.get(url).text  # waiting for the answer
+    t.reject(shop, rid)
+    page = me.get(url, params={"lang": "en"}).text
+    assert 'data-testid="dispute-hint"' in page and "open a dispute" in page
+    assert f'href="/trades/{tid}/dispute" data-testid="dispute-next"' in page
+    assert 'data-testid="refund-form"' in page  # asking again stays possible too
+
+    p = t.platform
+    p.db.run(lambda conn: disputes.open_dispute(p, conn, tid, buyer.id, reason="Broken on arrival"))
+    page = me.get(url, params={"lang": "en"}).text
+    assert 'data-why="disputed"' in page and 'data-testid="dispute-hint"' not in page
+    assert f'href="/trades/{tid}/dispute" data-testid="dispute-next">See the dispute' in page

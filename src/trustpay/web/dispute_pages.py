@@ -19,9 +19,9 @@ from trustpay.errors import InvalidAmount, NotFound, TrustPayError
 from trustpay.identity.model import UserKind
 from trustpay.money import Money
 from trustpay.trades import dispute_store, disputes, service
-from trustpay.trades.dispute_model import DISPUTABLE, check_file
+from trustpay.trades.dispute_model import check_file
 from trustpay.trades.disputes import EvidenceIn
-from trustpay.trades.model import Party, TradeStatus
+from trustpay.trades.model import Party
 from trustpay.trades.views import shape
 from trustpay.web import auth
 from trustpay.web.account import FormText, _, form_viewer, login_redirect, redirect, signed_in, signed_in_ops
@@ -104,9 +104,10 @@ def _page(request: Request, viewer: Viewer, trade_id: str, *, info: str | None =
             dispute = dispute_store.for_trade(conn, trade_id)
             evidence = dispute_store.evidence_of(conn, dispute["id"]) if dispute is not None else []
             merchant = service.merchant_name(conn, row["merchant_id"])
+            # The form only where opening would be accepted (not past the protection period).
+            can_open = dispute is None and disputes.may_open(p, conn, row)
     except TrustPayError:
         return not_found_page(request)
-    can_open = dispute is None and TradeStatus(row["status"]) in DISPUTABLE
     reader = Party.BUYER if viewer.user.id == row["buyer_id"] else Party.MERCHANT
     d = None if dispute is None else disputes.shape(dispute, evidence)
     if d is not None:
