@@ -130,8 +130,11 @@ class Money:
         return cls(currency=currency, amount=amount)
 
     @classmethod
-    def parse(cls, text: str, currency: str, *, max_amount: int | None = None) -> Money:
-        """Parse a major-unit decimal string ("12.34") into minor units (1234)."""
+    def parse(cls, text: str, currency: str, *, max_amount: int | None = None, allow_zero: bool = False) -> Money:
+        """Parse a major-unit decimal string ("12.34") into minor units (1234).
+
+        ``allow_zero`` takes "0" (or "0.00") for a split where one side may get
+        nothing, such as a dispute ruling; a payment amount never is zero."""
         exp = exponent(currency)
         if not isinstance(text, str):
             raise InvalidAmount("amount must be text such as 12.34")
@@ -144,7 +147,7 @@ class Money:
         if len(frac) > exp:
             raise InvalidAmount(f"{currency} amounts have at most {exp} decimal places")
         minor = int(whole) * 10**exp + int(frac.ljust(exp, "0") or "0")
-        if minor <= 0:
+        if minor <= 0 and not (allow_zero and minor == 0):
             raise InvalidAmount("amount must be greater than zero")
         if max_amount is not None and minor > max_amount:
             raise InvalidAmount(f"amount must not exceed {cls(currency, max_amount).to_major()}")

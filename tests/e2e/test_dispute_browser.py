@@ -2,7 +2,8 @@
 trade (API) that the merchant ships (API); on a phone the shopper opens a dispute
 from "my purchases" with words and a photo; confirming is refused while it is open;
 an ops user (``trustpay ops create-user``) finds it in the /ops/disputes queue
-(screenshots in en, zh-Hans, zh-Hant) and splits it ¥100.00 / ¥168.00; the
+(screenshots in en, zh-Hans, zh-Hant) and splits it ¥100.00 / ¥168.00 (after a
+typo it is told about in the dispute's card, the typed values kept); the
 shopper's page shows the ruling and the ledger moved exactly the split."""
 
 from __future__ import annotations
@@ -79,8 +80,16 @@ def test_buyer_opens_a_dispute_ops_splits_it(server: Server, browser: Browser, c
     expect(ops_phone.get_by_test_id("opened")).to_contain_text("年")  # 2026年11月30日 …
     ops_phone.screenshot(path=str(shots / "ops-disputes-zh-Hans-phone.png"), full_page=True)
     item.get_by_test_id("resolve-buyer").fill("100.00")
-    item.get_by_test_id("resolve-seller").fill("168.00")
+    item.get_by_test_id("resolve-seller").fill("168.0O")  # a letter O for a zero
     item.get_by_test_id("resolve-note").fill("The crack is visible; the merchant keeps most of it.")
+    item.get_by_test_id("resolve-submit").click()
+    # Refused: told in this dispute's card, on top of its form (scrolled to), what was typed kept.
+    expect(item.get_by_test_id("alert-error")).to_contain_text("such as 12.50")
+    expect(item.get_by_test_id("resolve-seller")).to_have_value("168.0O")
+    expect(item.get_by_test_id("resolve-note")).to_have_value("The crack is visible; the merchant keeps most of it.")
+    expect(item.get_by_test_id("alert-error")).to_be_in_viewport()
+    desk.screenshot(path=str(shots / "ops-dispute-refused-en.png"))
+    item.get_by_test_id("resolve-seller").fill("168.00")
     item.get_by_test_id("resolve-submit").click()
     expect(desk.get_by_test_id("alert-info")).to_be_visible()
     expect(desk.locator("[data-testid=dispute][data-status=resolved]")).to_be_visible()

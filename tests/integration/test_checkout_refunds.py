@@ -77,3 +77,15 @@ def test_partial_refunds_and_a_ruling_are_listed_with_what_the_merchant_keeps(t:
     assert by_testid(page, "kept") == ["The merchant keeps CN¥75.00 of this order."]
     # Fee 60 × 7 500 / 10 000 = 45; the merchant's net 7 500 − 45.
     assert by_testid(page, "fee") == ["CN¥0.45"] and "CN¥74.55" in page
+
+
+def test_refund_details_link_opens_the_buyers_refund_page(t: TradeEnv) -> None:
+    shop, buyer = t.merchant(), t.user("buyer@example.com", fund=AMOUNT)
+    tid = str(t.create(shop, "order-1")["id"])
+    t.pay(buyer, tid)
+    refund(t, shop, tid, 1_000, "rf-1", "Late")
+    me = browser(t, buyer)
+    link = re.findall(r'href="([^"]+)" data-testid="refund-details"', me.get(f"/checkout/{tid}").text)
+    assert link == [f"/purchases/{tid}/refund"]
+    page = me.get(link[0])
+    assert page.status_code == 200 and 'data-testid="refund-order"' in page.text

@@ -89,6 +89,17 @@ def test_parse_rejects_unknown_currency() -> None:
         Money.parse("12", "cny")
 
 
+def test_parse_takes_zero_only_when_asked() -> None:
+    # A ruling may give one side nothing; an amount to pay never is nothing.
+    assert Money.parse("0", "CNY", allow_zero=True) == Money.of(0, "CNY")
+    assert Money.parse("0.00", "CNY", allow_zero=True) == Money.of(0, "CNY")
+    with pytest.raises(InvalidAmount):
+        Money.parse("0", "CNY")
+    for text in ("-0", "-1", "0.000", "0.", "zero"):
+        with pytest.raises(InvalidAmount):
+            Money.parse(text, "CNY", allow_zero=True)
+
+
 CURRENCIES = st.sampled_from(["CNY", "JPY", "KWD", "USD"])
 
 

@@ -145,10 +145,7 @@ def open_dispute(p: Platform, conn: Connection, trade_id: str, user_id: str, *, 
     status = TradeStatus(row["status"])
     now = p.clock.now()
     disputed = row["amount"] - row["refunded_amount"]
-    since = row["finished_at"] if status is TradeStatus.TRADE_FINISHED else row["paid_at"]
-    since = None if since is None else to_utc(since)  # SQLite gives it back without its zone
-    check_may_open(status, DisputeStatus(row["dispute_status"]), disputed, with_merchant_since=since, now=now,
-                   protection=timedelta(days=p.settings.dispute_protection_days))
+    _check_may_open(p, row, now)
     dispute_id = new_id("dp", now)
     hold_id = None
     if status in WITH_MERCHANT:
@@ -176,6 +173,38 @@ def open_dispute(p: Platform, conn: Connection, trade_id: str, user_id: str, *, 
                 f"{_money(disputed, row['currency'])} is frozen until TrustPay rules on it; add your evidence "
                 "on the dispute page.")
     return dispute
+
+
+def _with_merchant_since(row: Any) -> datetime | None:
+    """When the trade's money reached the merchant (finished; paid, for instant trades)."""
+    since = row["finished_at"] if row["status"] == TradeStatus.TRADE_FINISHED.value else row["paid_at"]
+    return None if since is None else to_utc(since)  # SQLite gives it back without its zone
+
+
+def _check_may_open(p: Platform, row: Any, now: datetime) -> None:
+    check_may_open(TradeStatus(row["status"]), DisputeStatus(row["dispute_status"]),
+                   row["amount"] - row["refunded_amount"], with_merchant_since=_with_merchant_since(row), now=now,
+                   protection=timedelta(days=p.settings.dispute_protection_days))
+
+
+def may_open(p: Platform, conn: Connection, row: Any) -> bool:
+    """Whether one of the trade's parties could open a dispute on it now: the checks
+    :func:`open_dispute` makes, for pages that point to a dispute only when it would
+    be accepted."""
+    try:
+        _check_may_open(p, row, p.clock.now())
+    except Conflict:
+        return False
+    return not (TradeStatus(row["status"]) in WITH_MERCHANT and dispute_store.in_live_settlement(conn, row["id"]))
+
+
+def open_until(p: Platform, row: Any) -> datetime | None:
+    """The last moment a finished or instant trade may be disputed (its protection
+    period); None for a trade whose money is still in escrow (no such limit)."""
+    since = _with_merchant_since(row)
+    if TradeStatus(row["status"]) not in WITH_MERCHANT or since is None:
+        return None
+    return since + timedelta(days=p.settings.dispute_protection_days)
 
 
 def _hold_merchant_share(p: Platform, conn: Connection, row: Any, disputed: int, dispute_id: str) -> str | None:

@@ -83,3 +83,13 @@ def trades_with_open_requests(conn: Connection, merchant_id: str) -> set[str]:
     """The merchant's trades whose buyer is waiting on a refund decision or step."""
     return set(conn.execute(select(refunds.c.trade_id).where(refunds.c.merchant_id == merchant_id,
                                                              refunds.c.status.in_(_OPEN))).scalars())
+
+
+def open_requests_of_buyer(conn: Connection, buyer_id: str) -> dict[str, str]:
+    """The buyer's requests still waiting on someone: trade id → the request's status.
+
+    Only a buyer's own requests are ever open (a merchant's refund succeeds at once),
+    so this asks by requester: the unique index on (requester_id, out_refund_no) finds them."""
+    rows = conn.execute(select(refunds.c.trade_id, refunds.c.status).where(refunds.c.requester_id == buyer_id,
+                                                                           refunds.c.status.in_(_OPEN)))
+    return {r.trade_id: r.status for r in rows}

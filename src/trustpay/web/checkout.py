@@ -40,6 +40,7 @@ from trustpay.web import auth
 from trustpay.web.account import form_viewer, redirect, signed_in
 from trustpay.web.auth import Viewer
 from trustpay.web.notfound import not_found_page
+from trustpay.web.refund_pages import REFUND_LABELS
 from trustpay.web.templating import gettext, render
 from trustpay.web.trade_labels import BUYER_STATUS_LABELS
 from trustpay.web.wallet_home import Refusal, Refused, refusal, run_once
@@ -286,10 +287,13 @@ def purchases_page(request: Request) -> Response:
     p = auth.platform_of(request)
     with p.db.transaction(write=False) as conn:
         rows = store.bought_by(conn, viewer.user.id, limit=PURCHASES_SHOWN)
+        asked = refund_store.open_requests_of_buyer(conn, viewer.user.id)
         items = [{"t": shape(r), "merchant": service.merchant_name(conn, r["merchant_id"]),
                   "status_label": BUYER_STATUS_LABELS[TradeStatus(r["status"])], "created": to_utc(r["created_at"]),
                   "to_confirm": r["status"] == TradeStatus.WAIT_BUYER_CONFIRM_GOODS,
-                  # purchases.html still spells these conditions out; it is to read them from here.
-                  "links": buyer_links(shape(r))} for r in rows]
+                  "links": buyer_links(shape(r)),
+                  # The buyer sees what the merchant's list shows: an open request, and where it stands.
+                  "refund_label": REFUND_LABELS[RefundStatus(asked[r["id"]])] if r["id"] in asked else None}
+                  for r in rows]
     items.sort(key=lambda i: not i["to_confirm"])  # stable: newest first within each group
     return render(request, "trades/purchases.html", {"viewer": viewer, "items": items})

@@ -19,9 +19,9 @@ from trustpay.errors import InvalidAmount, NotFound, TrustPayError
 from trustpay.identity.model import UserKind
 from trustpay.money import Money
 from trustpay.trades import dispute_store, disputes, service
-from trustpay.trades.dispute_model import DISPUTABLE, check_file
+from trustpay.trades.dispute_model import check_file
 from trustpay.trades.disputes import EvidenceIn
-from trustpay.trades.model import Party, TradeStatus
+from trustpay.trades.model import Party
 from trustpay.trades.views import shape
 from trustpay.web import auth
 from trustpay.web.account import FormText, _, form_viewer, login_redirect, redirect, signed_in, signed_in_ops
@@ -45,9 +45,12 @@ ERRORS = {
     "unsupported_file_type": _("Only PNG, JPEG, PDF and plain-text files are accepted."),
     "empty_file": _("The file is empty."),
     "invalid_split": _("The two amounts must add up to the disputed amount."),
-    "invalid_amount": _("Enter an amount such as 12.50."),
+    "invalid_amount": _("Enter each amount as a number such as 12.50, or 0 when that side gets nothing."),
     "invalid_state": _("This cannot be done now: the order or the dispute has moved on."),
     "words": _("Say what went wrong (one line for the reason)."),
+    "evidence": _("Write what happened or choose a file: there was nothing to add."),
+    "evidence_text": _("“What happened” is too long."),
+    "note": _("Write the note: it is sent to the buyer and the merchant with the ruling."),
     "unexpected": _("Something went wrong on our side. Nothing was changed; please try again."),
 }
 EVENT_LABELS = {
@@ -67,9 +70,17 @@ PARTY_LABELS = {"buyer": _("Buyer"), "merchant": _("Merchant")}
 
 
 def _error(request: Request, exc: TrustPayError) -> str:
-    key = exc.code
-    if exc.param in ("reason", "note") or (exc.param or "").startswith("evidence"):
+    """The message naming the field that was refused: the opening form's reason, the
+    evidence form's words or file, the ruling's note."""
+    key, param = exc.code, exc.param or ""
+    if param == "reason":
         key = "words"
+    elif param == "note":
+        key = "note"
+    elif param == "evidence":  # neither words nor a file
+        key = "evidence"
+    elif param.startswith("evidence"):
+        key = "evidence_text"
     return gettext(request, ERRORS.get(key, ERRORS["unexpected"]))
 
 
@@ -82,7 +93,8 @@ def _read(file: UploadFile | None, limit: int) -> tuple[str, bytes] | None:
 
 # ------------------------------------------------------------------ the parties' page
 def _page(request: Request, viewer: Viewer, trade_id: str, *, info: str | None = None, error: str | None = None,
-          status_code: int = 200) -> Response:
+          form: dict[str, str] | None = None, status_code: int = 200) -> Response:
+    """``form``: what was typed into a refused form, shown again (a file input cannot be refilled)."""
     p = auth.platform_of(request)
     try:
         with p.db.transaction(write=False) as conn:
@@ -92,9 +104,10 @@ def _page(request: Request, viewer: Viewer, trade_id: str, *, info: str | None =
             dispute = dispute_store.for_trade(conn, trade_id)
             evidence = dispute_store.evidence_of(conn, dispute["id"]) if dispute is not None else []
             merchant = service.merchant_name(conn, row["merchant_id"])
+            # The form only where opening would be accepted (not past the protection period).
+            can_open = dispute is None and disputes.may_open(p, conn, row)
     except TrustPayError:
         return not_found_page(request)
-    can_open = dispute is None and TradeStatus(row["status"]) in DISPUTABLE
     reader = Party.BUYER if viewer.user.id == row["buyer_id"] else Party.MERCHANT
     d = None if dispute is None else disputes.shape(dispute, evidence)
     if d is not None:
@@ -104,7 +117,7 @@ def _page(request: Request, viewer: Viewer, trade_id: str, *, info: str | None =
     return render(request, "trades/dispute.html", {
         "viewer": viewer, "t": shape(row), "merchant": merchant, "is_buyer": reader is Party.BUYER,
         "status_label": status_label(row["status"], reader), "d": d, "can_open": can_open,
-        "party_labels": PARTY_LABELS, "info": info, "error": error,
+        "party_labels": PARTY_LABELS, "info": info, "error": error, "form": form or {},
         "protection_days": p.settings.dispute_protection_days,
         "back": "/purchases" if viewer.user.id == row["buyer_id"] else f"/merchant/trades/{trade_id}",
     }, status_code=status_code)
@@ -139,7 +152,8 @@ def open_submit(request: Request, trade_id: str, csrf_token: FormText = "", reas
     except NotFound:
         return not_found_page(request)
     except TrustPayError as exc:
-        return _page(request, viewer, trade_id, error=_error(request, exc), status_code=exc.status)
+        return _page(request, viewer, trade_id, error=_error(request, exc), form={"reason": reason, "text": text},
+                     status_code=exc.status)
     return redirect(f"/trades/{trade_id}/dispute?notice=opened")
 
 
@@ -167,7 +181,8 @@ def evidence_submit(request: Request, trade_id: str, csrf_token: FormText = "", 
     except NotFound:
         return not_found_page(request)
     except TrustPayError as exc:
-        return _page(request, viewer, trade_id, error=_error(request, exc), status_code=exc.status)
+        return _page(request, viewer, trade_id, error=_error(request, exc), form={"text": text},
+                     status_code=exc.status)
     return redirect(f"/trades/{trade_id}/dispute?notice=added")
 
 
@@ -190,10 +205,12 @@ def evidence_download(request: Request, dispute_id: str, evidence_id: str) -> Re
 
 # ------------------------------------------------------------------ ops
 def _ops_page(request: Request, viewer: Viewer, *, info: str | None = None, error: str | None = None,
-              failed_id: str | None = None, status_code: int = 200) -> Response:
+              failed_id: str | None = None, form: dict[str, str] | None = None, status_code: int = 200) -> Response:
     p = auth.platform_of(request)
     with p.db.transaction(write=False) as conn:
         items = disputes.queue(conn, viewer.user, status=None, limit=SHOWN)
+    if failed_id not in {item["id"] for item in items}:
+        failed_id = None  # not on the page (past the first SHOWN): the error goes on top instead
     for item in items:
         # The shapes carry RFC 3339 text; the page formats times in the reader's language.
         item["created"] = _when(item["created_at"])
@@ -202,7 +219,7 @@ def _ops_page(request: Request, viewer: Viewer, *, info: str | None = None, erro
             e["when"] = _when(e["at"])
     return render(request, "ops_disputes.html", {
         "viewer": viewer, "items": items, "labels": EVENT_LABELS, "party_labels": PARTY_LABELS, "info": info,
-        "error": error, "failed_id": failed_id}, status_code=status_code)
+        "error": error, "failed_id": failed_id, "form": form or {}}, status_code=status_code)
 
 
 @router.get(OPS_PAGE, response_class=HTMLResponse)
@@ -224,6 +241,7 @@ def resolve_submit(request: Request, dispute_id: str, csrf_token: FormText = "",
     if viewer.user.kind is not UserKind.OPS:
         return not_found_page(request)
     p, origin = auth.platform_of(request), get_origin(request)
+    form = {"buyer_amount": buyer_amount, "seller_amount": seller_amount, "note": note}
 
     def work(conn: Any) -> None:
         currency = dispute_store.get(conn, dispute_id)["currency"]
@@ -234,7 +252,8 @@ def resolve_submit(request: Request, dispute_id: str, csrf_token: FormText = "",
     except NotFound:
         return not_found_page(request)
     except TrustPayError as exc:
-        return _ops_page(request, viewer, error=_error(request, exc), failed_id=dispute_id, status_code=exc.status)
+        return _ops_page(request, viewer, error=_error(request, exc), failed_id=dispute_id, form=form,
+                         status_code=exc.status)
     return redirect(OPS_PAGE + "?notice=resolved")
 
 
@@ -244,7 +263,9 @@ def _when(rfc3339: str | None) -> datetime | None:
 
 
 def _minor(text: str, currency: str) -> int:
+    """A side of a ruling in minor units: 0 is a ruling too (all to the other side);
+    whether the two add up is the service's rule."""
     try:
-        return Money.parse(text.strip(), currency).amount
+        return Money.parse(text.strip(), currency, allow_zero=True).amount
     except (InvalidAmount, ValueError):
         raise InvalidAmount("not an amount", param="amount") from None

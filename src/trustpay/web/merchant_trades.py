@@ -147,8 +147,8 @@ def _run(request: Request, viewer: Viewer, trade_id: str, notice: str, work: Any
     except TrustPayError as exc:
         if exc.code == "not_found":
             return not_found_page(request)
-        return _detail(request, viewer, trade_id, error=error_text(request, exc), refused=exc.code, form=form,
-                       status_code=exc.status)
+        return _detail(request, viewer, trade_id, error=error_text(request, exc, merchant=True), refused=exc.code,
+                       form=form, status_code=exc.status)
     return redirect(f"{TRADES}/{trade_id}?notice={notice}")
 
 

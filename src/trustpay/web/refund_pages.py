@@ -18,9 +18,15 @@ from fastapi.responses import HTMLResponse, Response
 from trustpay.clock import to_utc
 from trustpay.errors import InvalidAmount, TrustPayError
 from trustpay.money import Money
-from trustpay.trades import refund_store, refunds, service
+from trustpay.trades import disputes, refund_store, refunds, service
 from trustpay.trades.model import DisputeStatus, TradeStatus
-from trustpay.trades.refund_model import BUYER_REQUESTABLE, OPEN_STATUSES, RefundStatus, refundable_left
+from trustpay.trades.refund_model import (
+    BUYER_REQUESTABLE,
+    OPEN_STATUSES,
+    RefundCloseReason,
+    RefundStatus,
+    refundable_left,
+)
 from trustpay.trades.refund_views import refund_shape
 from trustpay.trades.refunds import NewRefund
 from trustpay.trades.views import shape
@@ -47,6 +53,7 @@ CLOSE_REASONS = {
     "trade_closed": _("The order ended another way."),
     "disputed": _("A dispute about the order took over."),
 }
+DECLINED = (RefundCloseReason.SELLER_REJECTED.value, RefundCloseReason.SELLER_REFUSED_GOODS.value)
 NOTICES = {
     "requested": _("Your request was sent. The merchant has until the time shown to answer; "
                    "if they do not, you get the money back automatically."),
@@ -57,6 +64,9 @@ ERRORS = {
     "refund_exceeds_paid": _("That is more than what is left to refund on this order."),
     "invalid_amount": _("Enter an amount such as 12.50."),
     "reason": _("Say in one line why you want the money back."),
+    # The merchant's forms: the merchant gives money back, or turns returned goods down.
+    "merchant_reason": _("Give the reason for the refund in one line; the buyer sees it."),
+    "answer": _("Say in one line what is wrong with the returned goods."),
     "shipping": _("Enter the carrier and the tracking number."),
     "invalid_state": _("This cannot be done any more: the order or the request has moved on."),
     "already_exists": _("This form was already sent with other details. Reload the page and try again."),
@@ -72,10 +82,14 @@ def refund_view(row: Any) -> dict[str, Any]:
             "respond_by": None if row["respond_by"] is None else to_utc(row["respond_by"])}
 
 
-def error_text(request: Request, exc: TrustPayError) -> str:
+def error_text(request: Request, exc: TrustPayError, *, merchant: bool = False) -> str:
+    """The message for a refused refund form; ``merchant`` for the merchant's side,
+    where the reason is why they refund, not why they want money back."""
     key = exc.code
-    if exc.param == "reason" or exc.param == "answer":
-        key = "reason"
+    if exc.param == "reason":
+        key = "merchant_reason" if merchant else "reason"
+    elif exc.param == "answer":
+        key = "answer"
     elif exc.param in ("carrier", "tracking_no"):
         key = "shipping"
     return gettext(request, ERRORS.get(key, ERRORS["unexpected"]))
@@ -99,6 +113,7 @@ def _page(request: Request, viewer: Viewer, trade_id: str, *, info: str | None =
             rows = refund_store.of_trade(conn, trade_id)
             reserved = refund_store.reserved(conn, trade_id)
             merchant = service.merchant_name(conn, row["merchant_id"])
+            may_dispute = disputes.may_open(p, conn, row)
     except TrustPayError:
         return not_found_page(request)
     items = [refund_view(r) for r in rows]
@@ -106,12 +121,31 @@ def _page(request: Request, viewer: Viewer, trade_id: str, *, info: str | None =
     left = refundable_left(row["amount"], row["refunded_amount"], reserved)
     can_request = (TradeStatus(row["status"]) in BUYER_REQUESTABLE and open_item is None and left > 0
                    and row["dispute_status"] != DisputeStatus.OPEN.value)
+    # A declined request (or refused returned goods) leaves a dispute as the way on.
+    declined = bool(rows) and open_item is None and rows[-1]["close_reason"] in DECLINED
     return render(request, "trades/refund.html", {
         "viewer": viewer, "t": shape(row), "merchant": merchant, "items": items, "open_item": open_item,
         "left": left, "can_request": can_request, "info": info, "error": error,
+        "why_not": None if can_request or open_item else _why_not(row), "may_dispute": may_dispute,
+        "dispute_until": disputes.open_until(p, row) if may_dispute else None, "declined": declined,
         "form": form or {"amount": Money.of(left, row["currency"]).to_major() if left else "", "reason": ""},
         "request_key": secrets.token_urlsafe(18),
     }, status_code=status_code)
+
+
+def _why_not(row: Any) -> str:
+    """Why the buyer cannot ask for a refund of this trade here (the page says so and
+    what to do instead), as the refund service decides it."""
+    status = TradeStatus(row["status"])
+    if row["dispute_status"] == DisputeStatus.OPEN.value:
+        return "disputed"
+    if status is TradeStatus.TRADE_SUCCESS:
+        return "instant"  # the money went to the merchant at once: only the merchant refunds it
+    if status is TradeStatus.TRADE_FINISHED:
+        return "finished"
+    if status in BUYER_REQUESTABLE:
+        return "all_refunded"  # still in escrow with no request open: only nothing left stops one
+    return "closed"
 
 
 @router.get("/purchases/{trade_id}/refund", response_class=HTMLResponse)
