@@ -291,7 +291,7 @@ def purchases_page(request: Request) -> Response:
         items = [{"t": shape(r), "merchant": service.merchant_name(conn, r["merchant_id"]),
                   "status_label": BUYER_STATUS_LABELS[TradeStatus(r["status"])], "created": to_utc(r["created_at"]),
                   "to_confirm": r["status"] == TradeStatus.WAIT_BUYER_CONFIRM_GOODS,
-                  "links": buyer_links(shape(r)),
+                  "links": buyer_links(shape(r)),  # the order page offers the same
                   # The buyer sees what the merchant's list shows: an open request, and where it stands.
                   "refund_label": REFUND_LABELS[RefundStatus(asked[r["id"]])] if r["id"] in asked else None}
                   for r in rows]
