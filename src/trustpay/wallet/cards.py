@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from trustpay.banks.registry import connector_for
 from trustpay.clock import rfc3339
-from trustpay.errors import Conflict, PaymentFailed
+from trustpay.errors import Conflict, InvalidRequest, PaymentFailed
 from trustpay.identity import freeze
 from trustpay.identity import store as identity_store
 from trustpay.identity.model import User
@@ -35,6 +35,11 @@ def mask_holder(name: str) -> str:
 def bind(p: Platform, user_id: str, *, bank: str, card_number: str, holder_name: str) -> Any:
     """Tokenise at the bank (network, no transaction open), then record the card."""
     connector = connector_for(p, bank)
+    if not holder_name.strip():
+        # Refused here, not sent on: the bank's own "missing field" would come back as
+        # bank_rejected, which reads as if the card itself had been refused.
+        raise InvalidRequest("holder_name is required: the name as printed on the card",
+                             code="missing_field", param="holder_name")
     p.db.run(lambda conn: _ensure_not_frozen(conn, user_id), write=False)
     token = connector.tokenize_card(card_number, holder_name)
     del card_number  # nothing below needs it

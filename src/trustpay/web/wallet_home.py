@@ -105,6 +105,7 @@ REFUSALS: dict[str, tuple[str, str | None, str | None]] = {
     "choose_card": (_("Choose a card, or enter the number of a new one."), None, None),
     "bank_unavailable": (_("The bank is not answering right now. Try again in a few minutes."), None, None),
     "bank_rejected": (_("The bank refused this card. Try another card."), None, None),
+    "holder_name_missing": (_("Enter the name as printed on the card."), None, None),
     "too_late": (_("Too late to undo: the undo window has closed and the money has arrived."), None, None),
     "already_answered": (_("This transfer has already been answered."), None, None),
     "invalid_request": (_("Something in the form is not right. Check it and try again."), None, None),
@@ -157,6 +158,8 @@ class Refusal:
 
 def refusal(request: Request, code: str, param: str | None = None) -> Refusal:
     key = "own_daily_cap" if code == "limit_exceeded" and param == "own_daily_cap" else code
+    if code == "missing_field" and param == "holder_name":
+        key = "holder_name_missing"
     if code == "invalid_credentials":  # on a money page only the step-up code can be wrong
         key = "invalid_totp"
     if key not in REFUSALS:

@@ -1,0 +1,80 @@
+"""Findings of the wallet pages' usability review, on SQLite and PostgreSQL: a card bound
+without the name on it says the name is missing (the API refuses it before the bank), a
+new card already bound is chosen for the top-up instead of being cleared, a bank
+operation's "stops checking" note goes once the bank has answered, the minus sign is
+the transfer pages' one on the statement and receipt (the exports keep a hyphen), the
+"on the way in" figure says it is transfers to accept, and the withdrawal quote refuses
+an amount over today's remaining daily cap or limit and names it."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from tests.integration.test_wallet_form_ux import bind, refusal_text
+from tests.integration.test_wallet_web import CSRF, GOOD_CARD, REQUEST_KEY, browser, form_of, refusal_code
+from tests.integration.wallet_support import WalletEnv, make_wallet_env
+
+from trustpay.wallet import store
+
+
+@pytest.fixture
+def w(db_url: str, tmp_path: Path) -> Iterator[WalletEnv]:
+    yield from make_wallet_env(db_url, tmp_path)
+
+
+def card_count(w: WalletEnv) -> int:
+    with w.platform.db.transaction(write=False) as conn:
+        return int(conn.execute(select(func.count()).select_from(store.bank_cards)).scalar_one())
+
+
+def topup_count(w: WalletEnv) -> int:
+    with w.platform.db.transaction(write=False) as conn:
+        return int(conn.execute(select(func.count()).select_from(store.topups)).scalar_one())
+
+
+# ------------------------------------------------------------------ 1. the name on the card
+@pytest.mark.parametrize("name", ["", "   "])
+def test_a_card_without_the_name_on_it_says_the_name_is_missing(w: WalletEnv, name: str) -> None:
+    alice = w.user("alice@example.com")
+    client = browser(w, alice)
+    home = client.get("/wallet").text
+    assert re.search(r'name="holder_name"[^>]* required', home)
+    r = client.post("/wallet/cards", data={**form_of(client, "/wallet"), "card_number": GOOD_CARD,
+                                           "holder_name": name})
+    assert r.status_code == 400 and refusal_code(r.text) == "missing_field"
+    assert refusal_text(r.text) == "Enter the name as printed on the card."
+    assert "4111 1111 1111 1111" not in r.text and "4111111111111111" not in r.text
+    assert card_count(w) == 0
+
+    # Top-up with "Use a new card": the same words; the amount stays, "Use a new card" stays open.
+    saved = bind(client, "5555 5555 5555 4444")
+    t = client.post("/wallet/topup", data={**form_of(client, "/wallet/topup"), "card": saved,
+                                           "card_number": GOOD_CARD, "holder_name": name, "amount": "30.00",
+                                           "currency": "CNY"})
+    assert t.status_code == 400 and refusal_text(t.text) == "Enter the name as printed on the card."
+    assert 'data-testid="new-card" open' in t.text and 'value="30.00"' in t.text
+    assert "4111111111111111" not in t.text
+    assert card_count(w) == 1 and topup_count(w) == 0
+
+    # The API refuses it before the bank, as a missing field (it was bank_rejected).
+    api = w.client.post("/v1/bank-cards", json={"card_number": GOOD_CARD.replace(" ", ""), "holder_name": name},
+                        headers=alice.auth)
+    assert api.status_code == 400, api.text
+    assert api.json()["error"]["code"] == "missing_field" and api.json()["error"]["param"] == "holder_name"
+    assert card_count(w) == 1
+
+
+def test_the_top_up_without_saved_cards_requires_the_name_and_the_new_card_section_does_not(
+        w: WalletEnv) -> None:
+    alice = w.user("alice@example.com")
+    client = browser(w, alice)
+    assert re.search(r'name="holder_name"[^>]* required', client.get("/wallet/topup").text)
+    bind(client)
+    # Inside the closed "Use a new card" a required field would stop a top-up from the saved card.
+    assert not re.search(r'name="holder_name"[^>]* required', client.get("/wallet/topup").text)
