@@ -78,3 +78,28 @@ def test_the_top_up_without_saved_cards_requires_the_name_and_the_new_card_secti
     bind(client)
     # Inside the closed "Use a new card" a required field would stop a top-up from the saved card.
     assert not re.search(r'name="holder_name"[^>]* required', client.get("/wallet/topup").text)
+
+
+# ------------------------------------------------------------------ 2. a new card that is a saved one
+def test_a_new_card_already_saved_is_chosen_and_one_more_press_tops_up_with_it(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com")
+    client = browser(w, alice)
+    other = bind(client, "5555 5555 5555 4444")
+    saved = bind(client)
+    r = client.post("/wallet/topup", data={**form_of(client, "/wallet/topup"), "card": other,
+                                           "card_number": GOOD_CARD, "holder_name": "Alice Li",
+                                           "amount": "30.00", "currency": "CNY"})
+    assert r.status_code == 409 and refusal_code(r.text) == "already_exists"
+    assert "already saved" in refusal_text(r.text) and "chosen above" in refusal_text(r.text)
+    assert re.search(rf'value="{saved}" checked', r.text) and f'value="{other}" checked' not in r.text
+    assert 'data-testid="new-card" open' not in r.text and 'value="30.00"' in r.text
+    assert "4111111111111111" not in r.text and GOOD_CARD not in r.text
+    assert topup_count(w) == 0  # nothing charged before the person presses again
+    # Pressing Top up on that page as it is tops up from the saved card.
+    again = client.post("/wallet/topup", data={"csrf_token": CSRF.findall(r.text)[0],
+                                               "request_key": REQUEST_KEY.findall(r.text)[0], "card": saved,
+                                               "card_number": "", "holder_name": "Alice Li",
+                                               "amount": "30.00", "currency": "CNY"}, follow_redirects=False)
+    assert again.status_code == 303, refusal_text(again.text)
+    with w.platform.db.transaction(write=False) as conn:
+        assert [r["card_id"] for r in conn.execute(select(store.topups)).mappings()] == [saved]

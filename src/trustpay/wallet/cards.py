@@ -27,6 +27,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class AlreadyBound(Conflict):
+    """409 ``already_exists``; ``card_id`` is the user's bound card it is, so a page can
+    offer that card instead (the API's answer is the same as any conflict's)."""
+
+    code = "already_exists"
+
+    def __init__(self, card_id: str) -> None:
+        super().__init__("this card is already bound to your account")
+        self.card_id = card_id
+
+
 def mask_holder(name: str) -> str:
     name = " ".join(name.split())[:64]
     return name[:1] + "*" * min(len(name) - 1, 8) if name else ""
@@ -46,8 +57,9 @@ def bind(p: Platform, user_id: str, *, bank: str, card_number: str, holder_name:
 
     def record(conn: Connection) -> Any:
         _ensure_not_frozen(conn, user_id)
-        if store.active_card_by_token(conn, user_id, bank, token.token) is not None:
-            raise Conflict("this card is already bound to your account", code="already_exists")
+        bound = store.active_card_by_token(conn, user_id, bank, token.token)
+        if bound is not None:
+            raise AlreadyBound(bound["id"])
         now = p.clock.now()
         card_id = new_id("card", now)
         store.insert(conn, store.bank_cards, {

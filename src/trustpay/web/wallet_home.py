@@ -101,6 +101,8 @@ REFUSALS: dict[str, tuple[str, str | None, str | None]] = {
     "invalid_currency": (_("You have no wallet in this currency."), None, None),
     "invalid_card_number": (_("This card number is not valid. Check the digits and try again."), None, None),
     "already_exists": (_("This card is already bound to your account."), None, None),
+    "already_bound_chosen": (_("This card is already saved in your wallet, so it is now chosen above. "
+                               "Check the amount and press Top up to use it."), None, None),
     "card_gone": (_("This card is no longer bound. Choose another card or bind a new one."), None, None),
     "choose_card": (_("Choose a card, or enter the number of a new one."), None, None),
     "bank_unavailable": (_("The bank is not answering right now. Try again in a few minutes."), None, None),
@@ -447,6 +449,11 @@ def topup_submit(request: Request, csrf_token: FormText = "", card: FormText = "
 
         done = run_once(request, viewer, request_key, {"card": card_id, "amount": minor, "currency": currency},
                         effect)
+    except cards.AlreadyBound as exc:
+        # The number typed is a saved card: choose it, and let the person press again
+        # (nothing is charged without that press).
+        return _topup_page(request, viewer, form={**form, "card": exc.card_id}, status_code=exc.status,
+                           error=worded(request, exc.code, "already_bound_chosen"))
     except TrustPayError as exc:
         shown = (amount_too_large(request, exc) if isinstance(exc, AmountTooLarge)
                  else card_refusal(request, exc.code, exc.param))
