@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from tests.integration.test_wallet_banking import settle_bank
 from tests.integration.test_wallet_form_ux import bind, refusal_text
 from tests.integration.test_wallet_web import CSRF, GOOD_CARD, REQUEST_KEY, browser, form_of, refusal_code
 from tests.integration.wallet_support import WalletEnv, make_wallet_env
@@ -103,3 +104,33 @@ def test_a_new_card_already_saved_is_chosen_and_one_more_press_tops_up_with_it(w
     assert again.status_code == 303, refusal_text(again.text)
     with w.platform.db.transaction(write=False) as conn:
         assert [r["card_id"] for r in conn.execute(select(store.topups)).mappings()] == [saved]
+
+
+# ------------------------------------------------------------------ 3. the "stops checking" note
+NO_ANSWER = "4000000000000028"  # the sandbox bank never answers for a card ending 0028 (API.md)
+
+
+def top_up(client: TestClient, card: str, amount: str = "30.00") -> str:
+    r = client.post("/wallet/topup", data={**form_of(client, "/wallet/topup"), "card": card, "amount": amount,
+                                           "currency": "CNY"}, follow_redirects=False)
+    assert r.status_code == 303, refusal_text(r.text)
+    return str(r.headers["location"])
+
+
+def test_the_stops_checking_note_is_in_the_polled_panel_so_it_goes_with_the_pending_status(
+        w: WalletEnv) -> None:
+    alice = w.user("alice@example.com")
+    client = browser(w, alice)
+    waiting = top_up(client, bind(client, NO_ANSWER))
+    # htmx swaps the panel for what /status answers: the note is part of it while pending ...
+    fragment = client.get(waiting + "/status").text
+    assert 'data-status="pending"' in fragment and 'data-testid="op-slow-note"' in fragment
+    page = client.get(waiting).text
+    assert page.count('data-testid="op-slow-note"') == 1
+    # ... and the answer once the bank has paid carries none.
+    paid = top_up(client, bind(client))
+    assert 'data-testid="op-slow-note"' in client.get(paid + "/status").text
+    settle_bank(w)
+    answered = client.get(paid + "/status").text
+    assert 'data-status="succeeded"' in answered and "op-slow-note" not in answered
+    assert "op-slow-note" not in client.get(paid).text
