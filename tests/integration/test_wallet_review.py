@@ -17,11 +17,18 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from tests.integration.test_wallet_banking import settle_bank
-from tests.integration.test_wallet_form_ux import bind, refusal_text
+from tests.integration.test_wallet_form_ux import (
+    bind,
+    payment_failures,
+    quote,
+    refusal_text,
+    save_prefs,
+    withdraw,
+)
 from tests.integration.test_wallet_web import CSRF, GOOD_CARD, REQUEST_KEY, browser, form_of, refusal_code
-from tests.integration.wallet_support import WalletEnv, make_wallet_env
+from tests.integration.wallet_support import PAY_PW, WalletEnv, make_wallet_env
 
-from trustpay.wallet import store
+from trustpay.wallet import bank_ops, store
 
 
 @pytest.fixture
@@ -134,3 +141,67 @@ def test_the_stops_checking_note_is_in_the_polled_panel_so_it_goes_with_the_pend
     answered = client.get(paid + "/status").text
     assert 'data-status="succeeded"' in answered and "op-slow-note" not in answered
     assert "op-slow-note" not in client.get(paid).text
+
+
+# ------------------------------------------------------------------ 7. the withdrawal and today's caps
+def most_shown(page: str) -> str:
+    shown = re.search(r'data-testid="withdraw-available-CNY">([^<]*)<', page)
+    assert shown, "no 'up to' figure on the page"
+    return html.unescape(shown.group(1)).split("up to")[1]
+
+
+def test_the_withdrawal_quote_refuses_past_the_own_daily_cap_and_the_up_to_figure_counts_it(
+        w: WalletEnv) -> None:
+    alice = w.user("alice@example.com", fund=588_492)  # ¥5,884.92
+    client = browser(w, alice)
+    card = bind(client)
+    assert "5,879.04" in most_shown(client.get("/wallet/withdraw").text)  # the balance is the bound
+    assert "Your wallet settings are saved." in save_prefs(client, PAY_PW, daily_cap="300.00").text
+    most = bank_ops.most_withdrawable(w.platform, 30_000)
+    assert most == 29_970  # ¥299.70 + the ¥0.30 fee = ¥300.00
+    assert "299.70" in most_shown(client.get("/wallet/withdraw").text)
+
+    q = quote(client, card, "400.00")
+    assert q.status_code == 402 and refusal_code(q.text) == "limit_exceeded"
+    text = refusal_text(q.text)
+    assert "daily cap you set yourself" in text and "300.00 is left today" in text and "299.70" in text, text
+    assert 'href="/wallet/preferences" data-testid="refusal-link"' in q.text
+    assert 'data-testid="payment-password"' not in q.text and 'value="400.00"' in q.text
+    assert payment_failures(w, alice) == 0
+    assert quote(client, card, "299.71").status_code == 402  # ¥299.71 + ¥0.30 passes ¥300.00
+
+    # What fits is quoted; once some of today's cap is used, the figures follow.
+    assert quote(client, card, "200.00").status_code == 200
+    assert withdraw(client, card, "200.00").status_code == 303  # ¥200.00 + ¥0.20 fee
+    page = client.get("/wallet/withdraw").text
+    assert bank_ops.most_withdrawable(w.platform, 9_980) == 9_970 and "99.70" in most_shown(page)
+    again = quote(client, card, "100.00")
+    assert again.status_code == 402 and "99.80 is left today" in refusal_text(again.text)
+    # The confirm step stays the guard: sent anyway, it is refused as before.
+    late = withdraw(client, card, "100.00")
+    assert late.status_code == 402 and refusal_code(late.text) == "limit_exceeded"
+    assert w.balance(alice)["held"] == 20_020
+
+
+def test_the_withdrawal_quote_refuses_past_the_tiers_daily_limit_with_what_is_left_today(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com", fund=1_500_000)
+    client = browser(w, alice)
+    card = bind(client)
+    limits = w.platform.settings.tier_limit_table[1]  # single ¥5,000, daily ¥10,000
+    over_single = quote(client, card, "5000.01")
+    assert over_single.status_code == 402 and refusal_code(over_single.text) == "limit_exceeded"
+    assert "limit for your verification level" in refusal_text(over_single.text)
+    first = w.client.post("/v1/withdrawals", headers=alice.auth,
+                          json={"card": card, "amount": limits.single, "payment_password": PAY_PW})
+    assert first.status_code == 201, first.text  # ¥5,000.00 + ¥5.00 fee left the wallet today
+    left = limits.daily - limits.single - 500
+    assert left == 499_500
+    most = bank_ops.most_withdrawable(w.platform, left)
+    assert most == 499_001  # ¥4,990.01 + the ¥4.99 fee = ¥4,995.00
+    assert "4,990.01" in most_shown(client.get("/wallet/withdraw").text)
+    q = quote(client, card, "4995.00")
+    assert q.status_code == 402 and refusal_code(q.text) == "limit_exceeded"
+    text = refusal_text(q.text)
+    assert "daily limit for your verification level" in text and "4,995.00 is left today" in text, text
+    assert "4,990.01" in text and 'href="/security#identity" data-testid="refusal-link"' in q.text
+    assert quote(client, card, "4990.01").status_code == 200
