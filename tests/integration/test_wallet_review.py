@@ -3,7 +3,7 @@ without the name on it says the name is missing (the API refuses it before the b
 new card already bound is chosen for the top-up instead of being cleared, a bank
 operation's "stops checking" note goes once the bank has answered, the minus sign is
 the transfer pages' one on the statement and receipt (the exports keep a hyphen), the
-"on the way in" figure says it is transfers to accept, and the withdrawal quote refuses
+"on the way in" figure is named "Transfers arriving" and says top-ups are not in it, and the withdrawal quote refuses
 an amount over today's remaining daily cap or limit and names it."""
 
 from __future__ import annotations
@@ -205,3 +205,22 @@ def test_the_withdrawal_quote_refuses_past_the_tiers_daily_limit_with_what_is_le
     assert "daily limit for your verification level" in text and "4,995.00 is left today" in text, text
     assert "4,990.01" in text and 'href="/security#identity" data-testid="refusal-link"' in q.text
     assert quote(client, card, "4990.01").status_code == 200
+
+
+# ------------------------------------------------------------------ 6. the figure above a waiting top-up
+def test_the_pending_in_figure_says_it_is_transfers_not_top_ups_in_every_language(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com")
+    client = browser(w, alice)
+    top_up(client, bind(client, NO_ANSWER))
+    home = client.get("/wallet").text
+    assert 'data-testid="waiting-topup"' in home
+    assert "On the way in" not in home
+    label = re.search(r'<dt>([^<]*)</dt><dd data-testid="pending-in-CNY">', home)
+    assert label and label.group(1) == "Transfers arriving"
+    hint = re.search(r'data-testid="pending-in-hint-CNY">([^<]*)<', home)
+    assert hint and "Top-ups are not counted here." in hint.group(1) and "accept" in hint.group(1)
+    for lang, words in (("zh-Hans", "待到账转账"), ("zh-Hant", "待入帳轉帳")):
+        page = client.get(f"/wallet?lang={lang}").text
+        assert f"<dt>{words}</dt>" in page and "在途" not in page
+    # The API's field is unchanged.
+    assert set(w.client.get("/v1/wallet", headers=alice.auth).json()["balances"][0]) >= {"pending_in"}
