@@ -224,3 +224,32 @@ def test_the_pending_in_figure_says_it_is_transfers_not_top_ups_in_every_languag
         assert f"<dt>{words}</dt>" in page and "在途" not in page
     # The API's field is unchanged.
     assert set(w.client.get("/v1/wallet", headers=alice.auth).json()["balances"][0]) >= {"pending_in"}
+
+
+# ------------------------------------------------------------------ 5. one minus sign
+LINE = re.compile(r'href="/wallet/transactions/(txn_[a-z0-9_]+)"')
+
+
+def test_the_statement_and_receipt_write_the_minus_sign_as_the_transfer_pages_and_exports_keep_a_hyphen(
+        w: WalletEnv) -> None:
+    alice = w.user("alice@example.com", fund=10_000)
+    w.user("bob@example.com")
+    sent = w.transfer(alice, "bob@example.com", 500)
+    assert sent.status_code == 201, sent.text
+    w.advance(60)  # past the undo window
+    client = browser(w, alice)
+    assert "−CN¥5.00" in client.get(f"/wallet/transfers/{sent.json()['id']}").text
+    statement = client.get("/wallet/statement").text
+    amounts = re.findall(r'class="line-amount (?:in|out)">([^<]*)<', statement)
+    assert "−CN¥5.00" in amounts and not any(a.startswith("-") for a in amounts), amounts
+    line = next(i for i in LINE.findall(statement) if "−CN¥5.00" in statement.split(i)[1][:1500])
+    for url in (f"/wallet/transactions/{line}", f"/wallet/transactions/{line}/verify"):
+        page = client.get(url).text
+        shown = re.search(r'data-testid="receipt-amount">([^<]*)<', page)
+        assert shown and shown.group(1) == "−CN¥5.00", url
+        assert "-CN¥" not in page
+    # Exports stay machine-readable: integer minor units with an ASCII minus.
+    exported = client.get("/wallet/statement.csv").text
+    assert "\u2212" not in exported and ",-500," in exported
+    doc = client.get(f"/wallet/transactions/{line}/receipt.json").json()
+    assert doc["amount"] == -500
