@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from trustpay.banks.cards import normalize_card_number
 from trustpay.banks.registry import connector_for
 from trustpay.clock import rfc3339
 from trustpay.errors import Conflict, InvalidRequest, PaymentFailed
@@ -48,7 +49,9 @@ def bind(p: Platform, user_id: str, *, bank: str, card_number: str, holder_name:
     connector = connector_for(p, bank)
     if not holder_name.strip():
         # Refused here, not sent on: the bank's own "missing field" would come back as
-        # bank_rejected, which reads as if the card itself had been refused.
+        # bank_rejected, which reads as if the card itself had been refused. A wrong
+        # number is still named first, as the bank's client would.
+        normalize_card_number(card_number)
         raise InvalidRequest("holder_name is required: the name as printed on the card",
                              code="missing_field", param="holder_name")
     p.db.run(lambda conn: _ensure_not_frozen(conn, user_id), write=False)
