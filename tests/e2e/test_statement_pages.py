@@ -63,6 +63,13 @@ def csv_rows(page: Page, link: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text("utf-8"))))
 
 
+def assert_no_sideways_scroll(page: Page) -> None:
+    """Nothing is wider than the phone's 390 px. Compared with the viewport's width, not only with
+    window.innerWidth: a mobile browser widens its layout viewport to fit content that overflows."""
+    wide = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert wide[0] <= min(wide[1], MOBILE["width"]), f"{page.url} scrolls sideways: {wide[0]} px wide"
+
+
 def test_statement_filters_csv_and_verified_receipt(server: Server, page: Page, screenshots_dir: object,
                                                      tmp_path: Path) -> None:
     shots = Path(str(screenshots_dir))
@@ -102,11 +109,13 @@ def test_statement_filters_csv_and_verified_receipt(server: Server, page: Page, 
     lines.nth(4).click()  # the first top-up
     expect(page.get_by_role("heading", level=1)).to_have_text("Receipt")
     expect(page.get_by_test_id("receipt-type")).to_have_text("Top-up")
+    assert_no_sideways_scroll(page)  # the long `trustpay receipt verify receipt-txn_….json` wraps
     page.get_by_test_id("verify").click()
     verdict = page.get_by_test_id("verify-verdict")
     expect(verdict).to_have_attribute("data-ok", "true")
     expect(verdict).to_contain_text("Verified")
     expect(page.locator(".verify-checks .tag.bad")).to_have_count(0)
+    assert_no_sideways_scroll(page)
     page.screenshot(path=str(shots / "receipt-verified-mobile.png"), full_page=True)
 
     with page.expect_download() as info:

@@ -102,6 +102,7 @@ def test_top_up_transfer_undo_statement_and_verified_receipt(
     status = alice.get_by_test_id("op-status")
     expect(status).to_have_attribute("data-status", "succeeded", timeout=SETTLE_TIMEOUT_MS)
     expect(alice.get_by_test_id("op-status-label")).to_have_text("Succeeded")
+    expect(alice.get_by_test_id("op-slow-note")).to_have_count(0)  # it went with the pending status
     expect(alice.get_by_test_id("available-CNY")).to_contain_text("500.00")
     alice.screenshot(path=str(shots / "wallet-topup-succeeded-mobile.png"), full_page=True)
 

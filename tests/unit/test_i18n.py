@@ -264,6 +264,8 @@ def test_rendered_english_page() -> None:
     (123_450, "USD", "zh-Hans", "US$1,234.50"),
     (500, "JPY", "en", "¥500"),
     (1, "CNY", "zh-Hans", "¥0.01"),
+    (-500, "CNY", "en", "\u2212CN¥5.00"),  # the minus sign, as the transfer pages write it
+    (-500, "CNY", "zh-Hans", "\u2212¥5.00"),
 ])
 def test_format_money(amount: int, currency: str, lang: str, text: str) -> None:
     assert format_money(amount, currency, lang) == text

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from trustpay.banks.cards import normalize_card_number
 from trustpay.banks.registry import connector_for
 from trustpay.clock import rfc3339
-from trustpay.errors import Conflict, PaymentFailed
+from trustpay.errors import Conflict, InvalidRequest, PaymentFailed
 from trustpay.identity import freeze
 from trustpay.identity import store as identity_store
 from trustpay.identity.model import User
@@ -27,6 +28,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class AlreadyBound(Conflict):
+    """409 ``already_exists``; ``card_id`` is the user's bound card it is, so a page can
+    offer that card instead (the API's answer is the same as any conflict's)."""
+
+    code = "already_exists"
+
+    def __init__(self, card_id: str) -> None:
+        super().__init__("this card is already bound to your account")
+        self.card_id = card_id
+
+
 def mask_holder(name: str) -> str:
     name = " ".join(name.split())[:64]
     return name[:1] + "*" * min(len(name) - 1, 8) if name else ""
@@ -35,14 +47,22 @@ def mask_holder(name: str) -> str:
 def bind(p: Platform, user_id: str, *, bank: str, card_number: str, holder_name: str) -> Any:
     """Tokenise at the bank (network, no transaction open), then record the card."""
     connector = connector_for(p, bank)
+    if not holder_name.strip():
+        # Refused here, not sent on: the bank's own "missing field" would come back as
+        # bank_rejected, which reads as if the card itself had been refused. A wrong
+        # number is still named first, as the bank's client would.
+        normalize_card_number(card_number)
+        raise InvalidRequest("holder_name is required: the name as printed on the card",
+                             code="missing_field", param="holder_name")
     p.db.run(lambda conn: _ensure_not_frozen(conn, user_id), write=False)
     token = connector.tokenize_card(card_number, holder_name)
     del card_number  # nothing below needs it
 
     def record(conn: Connection) -> Any:
         _ensure_not_frozen(conn, user_id)
-        if store.active_card_by_token(conn, user_id, bank, token.token) is not None:
-            raise Conflict("this card is already bound to your account", code="already_exists")
+        bound = store.active_card_by_token(conn, user_id, bank, token.token)
+        if bound is not None:
+            raise AlreadyBound(bound["id"])
         now = p.clock.now()
         card_id = new_id("card", now)
         store.insert(conn, store.bank_cards, {

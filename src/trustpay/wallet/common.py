@@ -3,7 +3,8 @@ accounts the wallet moves money through."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
@@ -12,7 +13,7 @@ from trustpay.events.notify import Notification
 from trustpay.events.queue import enqueue
 from trustpay.identity import freeze, limits
 from trustpay.identity import store as identity_store
-from trustpay.identity.model import payment_password_missing
+from trustpay.identity.model import payment_password_missing, tier_of
 from trustpay.ledger.model import Account, AccountKind
 from trustpay.money import check_currency
 from trustpay.risk import service as risk
@@ -88,18 +89,56 @@ def before_money_out(p: Platform, conn: Connection, user_id: str, *, currency: s
     wallet = str(found.wallet_id)
     if fees is not None:
         _enforce_funds(p.book.account(conn, wallet).available, amount, fee, currency, fees)
-    own_cap = found.own_daily_cap
-    spent = (limits.daily_outflow(p, conn, user_id, currency, wallet_id=wallet, remember=True)
-             if own_cap is not None or limits.applies(p, outflow=amount) else 0)
-    # The fee rides on today's outflow, not on the single payment: the tier judges
-    # the amount asked for as one payment, and spent + fee + amount for the day.
-    limits.enforce_limits(p, conn, user_id, currency=currency, outflow=amount, user=sender,
-                          spent_today=spent + fee)
-    if own_cap is not None:
-        _enforce_own_daily_cap(own_cap, spent, total, currency)
+    enforce_daily_limits(p, conn, found, currency=currency, amount=amount, fee=fee, remember=True)
     risk.enforce(risk.decide(p, conn, user_id, action=action, amount=total, recipient_id=recipient_id),
                  stepped_up=stepped_up)
     return wallet
+
+
+def enforce_daily_limits(p: Platform, conn: Connection, found: Any, *, currency: str, amount: int, fee: int,
+                         remember: bool = False) -> None:
+    """The tier's limits and the user's own daily cap for ``amount`` + ``fee`` leaving
+    the wallet now; raises 402 ``limit_exceeded`` naming the limit in ``param``.
+    ``found``: the :func:`store.payer` row (with a wallet). The money transaction
+    calls it with ``remember`` (it may write the day's outflow mark); the withdrawal
+    quote calls it in a read-only transaction, to refuse before the payment password."""
+    wallet = str(found.wallet_id)
+    own_cap = found.own_daily_cap
+    spent = (limits.daily_outflow(p, conn, found.id, currency, wallet_id=wallet, remember=remember)
+             if own_cap is not None or limits.applies(p, outflow=amount) else 0)
+    # The fee rides on today's outflow, not on the single payment: the tier judges
+    # the amount asked for as one payment, and spent + fee + amount for the day.
+    limits.enforce_limits(p, conn, found.id, currency=currency, outflow=amount,
+                          user=identity_store.as_user(found), spent_today=spent + fee)
+    if own_cap is not None:
+        _enforce_own_daily_cap(own_cap, spent, amount + fee, currency)
+
+
+@dataclass(frozen=True)
+class RoomToday:
+    """What may still leave the wallet today (amount + fee), under the tighter of the
+    user's own daily cap and the tier's daily limit, and which one that is (the
+    ``param`` :func:`enforce_daily_limits` names when it refuses)."""
+
+    left: int
+    param: str
+
+
+def room_today(p: Platform, conn: Connection, found: Any, currency: str) -> RoomToday | None:
+    """:class:`RoomToday` for the :func:`store.payer` row ``found``; None when neither
+    a cap of their own nor the tier limits apply (or they hold no wallet in ``currency``)."""
+    own_cap = found.own_daily_cap
+    tier_applies = limits.applies(p, outflow=1)
+    if found.wallet_id is None or (own_cap is None and not tier_applies):
+        return None
+    spent = limits.daily_outflow(p, conn, found.id, currency, wallet_id=str(found.wallet_id))
+    rooms = []
+    if own_cap is not None:  # first: on a tie, the cap the person can change is the one to name
+        rooms.append(RoomToday(max(0, own_cap - spent), "own_daily_cap"))
+    if tier_applies:
+        daily = limits.limits_for(p.settings, tier_of(identity_store.as_user(found))).daily_outflow
+        rooms.append(RoomToday(max(0, daily - spent), "daily_outflow"))
+    return min(rooms, key=lambda room: room.left)
 
 
 def _enforce_funds(available: int, amount: int, fee: int, currency: str, fees: FeePlan) -> None:

@@ -137,7 +137,11 @@ def translations(lang: str) -> Translations:
 
 
 def format_money(amount: int, currency: str, lang: str) -> str:
-    """``amount`` minor units of ``currency`` as people of ``lang`` write it (¥199.00)."""
+    """``amount`` minor units of ``currency`` as people of ``lang`` write it (¥199.00).
+    A negative amount gets the minus sign U+2212 (−¥5.00), as the pages that put the
+    sign in themselves write it, not Babel's hyphen; exports do not come through here."""
+    if amount < 0:
+        return "\u2212" + Money.of(-amount, currency).format(BABEL_LOCALES[lang])
     return Money.of(amount, currency).format(BABEL_LOCALES[lang])
 
 

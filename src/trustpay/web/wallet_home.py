@@ -31,7 +31,7 @@ from trustpay.identity import service as identity
 from trustpay.identity import store as identity_store
 from trustpay.money import Money
 from trustpay.platform import idempotency
-from trustpay.wallet import bank_ops, cards, service, store, transfers
+from trustpay.wallet import bank_ops, cards, common, service, store, transfers
 from trustpay.wallet.model import BankOpStatus, TransferStatus
 from trustpay.web import auth
 from trustpay.web.account import form_viewer, login_redirect, redirect, signed_in
@@ -87,6 +87,12 @@ REFUSALS: dict[str, tuple[str, str | None, str | None]] = {
     "withdraw_over_balance": (
         _("Your available balance, {available}, does not cover {amount} plus the {fee} fee ({total} in all). "
           "The most you can withdraw now is {most}."), "/wallet/topup", _("Top up first")),
+    "withdraw_over_own_cap": (
+        _("This would pass the daily cap you set yourself: {left} is left today, so the most you can withdraw "
+          "today is {most}."), "/wallet/preferences", _("Change your daily cap")),
+    "withdraw_over_daily_limit": (
+        _("This is over the daily limit for your verification level: {left} is left today, so the most you can "
+          "withdraw today is {most}."), "/security#identity", _("Verify your identity for higher limits")),
     "mfa_required": (_("This payment needs a fresh code from your authenticator app. Enter it and send again."),
                      None, None),
     "invalid_totp": (_("The authenticator code is wrong or too old. Enter the code your app shows now."),
@@ -101,10 +107,13 @@ REFUSALS: dict[str, tuple[str, str | None, str | None]] = {
     "invalid_currency": (_("You have no wallet in this currency."), None, None),
     "invalid_card_number": (_("This card number is not valid. Check the digits and try again."), None, None),
     "already_exists": (_("This card is already bound to your account."), None, None),
+    "already_bound_chosen": (_("This card is already saved in your wallet, so it is now chosen above. "
+                               "Check the amount and press Top up to use it."), None, None),
     "card_gone": (_("This card is no longer bound. Choose another card or bind a new one."), None, None),
     "choose_card": (_("Choose a card, or enter the number of a new one."), None, None),
     "bank_unavailable": (_("The bank is not answering right now. Try again in a few minutes."), None, None),
     "bank_rejected": (_("The bank refused this card. Try another card."), None, None),
+    "holder_name_missing": (_("Enter the name as printed on the card."), None, None),
     "too_late": (_("Too late to undo: the undo window has closed and the money has arrived."), None, None),
     "already_answered": (_("This transfer has already been answered."), None, None),
     "invalid_request": (_("Something in the form is not right. Check it and try again."), None, None),
@@ -157,6 +166,8 @@ class Refusal:
 
 def refusal(request: Request, code: str, param: str | None = None) -> Refusal:
     key = "own_daily_cap" if code == "limit_exceeded" and param == "own_daily_cap" else code
+    if code == "missing_field" and param == "holder_name":
+        key = "holder_name_missing"
     if code == "invalid_credentials":  # on a money page only the step-up code can be wrong
         key = "invalid_totp"
     if key not in REFUSALS:
@@ -444,6 +455,11 @@ def topup_submit(request: Request, csrf_token: FormText = "", card: FormText = "
 
         done = run_once(request, viewer, request_key, {"card": card_id, "amount": minor, "currency": currency},
                         effect)
+    except cards.AlreadyBound as exc:
+        # The number typed is a saved card: choose it, and let the person press again
+        # (nothing is charged without that press).
+        return _topup_page(request, viewer, form={**form, "card": exc.card_id}, status_code=exc.status,
+                           error=worded(request, exc.code, "already_bound_chosen"))
     except TrustPayError as exc:
         shown = (amount_too_large(request, exc) if isinstance(exc, AmountTooLarge)
                  else card_refusal(request, exc.code, exc.param))
@@ -513,8 +529,12 @@ def _withdraw_page(request: Request, viewer: Viewer, *, form: dict[str, str] | N
         known = [c["id"] for c in view["cards"]]
         form = {"card": chosen if chosen in known else (known[0] if known else ""),
                 "amount": request.query_params.get("amount", "")[:20], "currency": view["currencies"][0]}
-    # What each balance allows: its amount + fee must fit in what is available.
-    most = {b.currency: bank_ops.most_withdrawable(p, b.available) for b in view["balances"]}
+    # What each balance allows: its amount + fee must fit in what is available and,
+    # today, in what the daily cap (the person's own or the tier's) has left.
+    rooms = _rooms_today(request, viewer, [b.currency for b in view["balances"]])
+    most = {b.currency: bank_ops.most_withdrawable(p, min(b.available, rooms[b.currency].left)
+                                                   if b.currency in rooms else b.available)
+            for b in view["balances"]}
     quote_card = next((c for c in view["cards"] if c["id"] == form["card"]), None)
     return render(request, "wallet_withdraw.html", {
         **view, "form": form, "error": error, "quote": quote, "quote_card": quote_card, "most": most,
@@ -543,11 +563,48 @@ def _over_balance(request: Request, view: dict[str, Any], quote: dict[str, Any],
                   most=_money(request, bank_ops.most_withdrawable(p, available), currency))
 
 
+def _rooms_today(request: Request, viewer: Viewer, currencies: list[str]) -> dict[str, common.RoomToday]:
+    """What may still leave each wallet today, for the currencies a daily cap applies to."""
+    p = auth.platform_of(request)
+    rooms: dict[str, common.RoomToday] = {}
+    with p.db.transaction(write=False) as conn:
+        for currency in currencies:
+            found = store.payer(conn, viewer.user.id, currency)
+            room = common.room_today(p, conn, found, currency) if found is not None else None
+            if room is not None:
+                rooms[currency] = room
+    return rooms
+
+
+def _over_daily(request: Request, viewer: Viewer, quote: dict[str, Any], currency: str) -> Refusal | None:
+    """The refusal for a withdrawal whose amount + fee would pass a limit (the daily cap
+    the person set, the tier's daily or single-payment limit), judged by the rule the
+    withdrawal itself runs, with what is left today; None when it fits (the final
+    check at confirm stays the guard)."""
+    p = auth.platform_of(request)
+    with p.db.transaction(write=False) as conn:
+        found = store.payer(conn, viewer.user.id, currency)
+        if found is None or found.wallet_id is None:
+            return None  # no wallet: the confirm step says so
+        try:
+            common.enforce_daily_limits(p, conn, found, currency=currency, amount=quote["amount"],
+                                        fee=quote["fee"])
+            return None
+        except TrustPayError as exc:
+            room = common.room_today(p, conn, found, currency)
+            if exc.param not in ("own_daily_cap", "daily_outflow") or room is None:
+                return refusal_of(request, exc)
+            key = "withdraw_over_own_cap" if exc.param == "own_daily_cap" else "withdraw_over_daily_limit"
+            return worded(request, exc.code, key, left=_money(request, room.left, currency),
+                          most=_money(request, bank_ops.most_withdrawable(p, room.left), currency))
+
+
 @router.post("/wallet/withdraw/quote", response_class=HTMLResponse)
 def withdraw_quote(request: Request, csrf_token: FormText = "", card: FormText = "", amount: FormText = "",
                    currency: FormText = "CNY") -> Response:
     """The confirm step: card, amount, fee and total, before anything moves; an amount
-    whose total the balance cannot pay is refused here, before the payment password."""
+    whose total the balance cannot pay, or that would pass today's daily cap or limit,
+    is refused here, before the payment password."""
     viewer = form_viewer(request, csrf_token)
     if not isinstance(viewer, Viewer):
         return viewer
@@ -564,7 +621,7 @@ def withdraw_quote(request: Request, csrf_token: FormText = "", card: FormText =
     if not any(c["id"] == card for c in view["cards"]):
         return _withdraw_page(request, viewer, form=form, view=view, status_code=400 if not card else 409,
                               error=refusal(request, "choose_card" if not card else "card_gone"))
-    short = _over_balance(request, view, quote, currency)
+    short = _over_balance(request, view, quote, currency) or _over_daily(request, viewer, quote, currency)
     if short is not None:
         return _withdraw_page(request, viewer, form=form, error=short, status_code=402, view=view)
     return _withdraw_page(request, viewer, form=form, quote=quote, view=view)
