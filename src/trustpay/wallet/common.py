@@ -13,7 +13,7 @@ from trustpay.events.notify import Notification
 from trustpay.events.queue import enqueue
 from trustpay.identity import freeze, limits
 from trustpay.identity import store as identity_store
-from trustpay.identity.model import payment_password_missing, tier_of
+from trustpay.identity.model import User, payment_password_missing, tier_of
 from trustpay.ledger.model import Account, AccountKind
 from trustpay.money import check_currency
 from trustpay.risk import service as risk
@@ -89,19 +89,20 @@ def before_money_out(p: Platform, conn: Connection, user_id: str, *, currency: s
     wallet = str(found.wallet_id)
     if fees is not None:
         _enforce_funds(p.book.account(conn, wallet).available, amount, fee, currency, fees)
-    enforce_daily_limits(p, conn, found, currency=currency, amount=amount, fee=fee, remember=True)
+    enforce_daily_limits(p, conn, found, currency=currency, amount=amount, fee=fee, remember=True, user=sender)
     risk.enforce(risk.decide(p, conn, user_id, action=action, amount=total, recipient_id=recipient_id),
                  stepped_up=stepped_up)
     return wallet
 
 
 def enforce_daily_limits(p: Platform, conn: Connection, found: Any, *, currency: str, amount: int, fee: int,
-                         remember: bool = False) -> None:
+                         remember: bool = False, user: User | None = None) -> None:
     """The tier's limits and the user's own daily cap for ``amount`` + ``fee`` leaving
     the wallet now; raises 402 ``limit_exceeded`` naming the limit in ``param``.
     ``found``: the :func:`store.payer` row (with a wallet). The money transaction
-    calls it with ``remember`` (it may write the day's outflow mark); the withdrawal
-    quote calls it in a read-only transaction, to refuse before the payment password."""
+    calls it with ``remember`` (it may write the day's outflow mark) and the ``user``
+    it already made of ``found`` (every transfer passes here); the withdrawal quote
+    calls it in a read-only transaction, to refuse before the payment password."""
     wallet = str(found.wallet_id)
     own_cap = found.own_daily_cap
     spent = (limits.daily_outflow(p, conn, found.id, currency, wallet_id=wallet, remember=remember)
@@ -109,7 +110,7 @@ def enforce_daily_limits(p: Platform, conn: Connection, found: Any, *, currency:
     # The fee rides on today's outflow, not on the single payment: the tier judges
     # the amount asked for as one payment, and spent + fee + amount for the day.
     limits.enforce_limits(p, conn, found.id, currency=currency, outflow=amount,
-                          user=identity_store.as_user(found), spent_today=spent + fee)
+                          user=user or identity_store.as_user(found), spent_today=spent + fee)
     if own_cap is not None:
         _enforce_own_daily_cap(own_cap, spent, amount + fee, currency)
 
