@@ -62,3 +62,14 @@ def test_a_browser_opening_a_forms_address_goes_to_its_page_api_clients_get_json
     api = client.get("/wallet/withdraw/quote", headers={"accept": "application/json"})
     assert api.status_code == 405 and api.json()["error"]["code"] == "method_not_allowed"
     assert client.get("/v1/transfers/tr_x/undo", headers=HTML).status_code == 405  # /v1 stays JSON
+
+
+def test_a_missing_page_leads_a_signed_in_person_back_to_their_wallet(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com")
+    missing = browser(w, alice).get("/wallet/transfers/tr_nosuch", headers=HTML, params={"lang": "en"})
+    assert missing.status_code == 404
+    assert re.search(r'href="/wallet" data-testid="back-home">Back to your wallet<', missing.text)
+    assert 'href="/docs"' not in missing.text.split('class="actions"', 1)[1].split("</div>", 1)[0]
+    stranger = w.client.get("/no/such/page", headers=HTML, params={"lang": "en"})
+    assert stranger.status_code == 404
+    assert re.search(r'href="/" data-testid="back-home">Back to the home page<', stranger.text)
