@@ -218,6 +218,8 @@ def test_card_number_is_never_echoed_and_withdrawal_shows_the_fee_first(w: Walle
     good = client.post("/wallet/cards", data={**form_of(client, "/wallet"), "card_number": GOOD_CARD,
                                               "holder_name": "Alice Li"})
     assert good.status_code == 200 and "•••• 1111" in good.text
+    # The masked holder name says what it is (it stood alone, as a bare "A*******").
+    assert re.search(r'data-testid="card-holder">Holder A\*+<', client.get("/wallet", params={"lang": "en"}).text)
     assert "4111 1111 1111 1111" not in good.text and "4111111111111111" not in good.text
     card = re.findall(r'action="/wallet/cards/(card_[^/"]+)/unbind"', good.text)[0]
 
