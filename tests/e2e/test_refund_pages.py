@@ -32,7 +32,14 @@ def test_buyer_refund_request_merchant_approves(server: Server, browser: Browser
     # The shopper: my purchases → refund → ask for everything back.
     phone.goto(server.url("/purchases?lang=en"))
     row = phone.locator(f"[data-testid=purchase][data-id='{tid}']")
-    row.get_by_test_id("refund-link").click()
+    # The refund and dispute links read as links, side by side under the order (each was a
+    # block row in the list's dark text), and the order's date is not cut off.
+    refund_link, dispute_link = row.get_by_test_id("refund-link"), row.get_by_test_id("dispute-link")
+    assert refund_link.bounding_box()["y"] == dispute_link.bounding_box()["y"]  # type: ignore[index]
+    assert refund_link.evaluate("a => [getComputedStyle(a).display, getComputedStyle(a).paddingTop]") == \
+        ["block", "0px"]  # an item of the links' row, not a padded flex row of its own
+    assert row.locator(".order-meta").first.evaluate("e => e.scrollWidth <= e.clientWidth")
+    refund_link.click()
     expect(phone.get_by_test_id("refund-amount")).to_have_value("268.00")
     phone.get_by_test_id("refund-reason").fill("Cracked on arrival")
     phone.get_by_test_id("refund-submit").click()
