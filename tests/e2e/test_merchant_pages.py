@@ -47,6 +47,8 @@ def test_create_a_key_see_it_once_and_revoke_it(page: Page, server: Server, scre
     page.get_by_test_id("merchant-link").click()
     expect(page).to_have_url(re.compile(r"/merchant$"))
     expect(page.get_by_test_id("fee-rate")).to_have_text("0.6%")
+    expect(page.get_by_test_id("to-ship")).to_have_text("Nothing to ship")  # a new shop: the day at a glance
+    expect(page.get_by_test_id("paid-today")).to_have_text("No payments yet today")
     expect(page.get_by_test_id("merchant-name")).to_have_text("Lotus Tea E2E")
     page.goto(server.url("/merchant?lang=zh-Hans"))
     expect(page.get_by_test_id("merchant-fees")).to_contain_text("银行费率")

@@ -124,3 +124,32 @@ def test_chinese_pages_tell_an_open_dispute_from_opening_one(t: RefundEnv, lang:
     link = re.search(rf'href="/trades/{disputed}/dispute" data-testid="dispute-link">([^<]*)<', mine)
     assert link is not None and link.group(1).startswith(opened)
     assert translations(lang).gettext("Open a dispute") == open_one != opened
+
+
+def test_the_overview_says_what_waits_on_the_merchant_and_what_came_in_today(t: RefundEnv) -> None:
+    shop, buyer = t.merchant(), t.user("buyer@example.com", fund=3 * AMOUNT)
+    merchant = browser(t, shop)
+
+    def today(lang: str = "en") -> dict[str, str]:
+        r = merchant.get("/merchant", params={"lang": lang})
+        assert r.status_code == 200, r.text
+        page = r.text
+        panel = page.split('data-testid="merchant-today"', 1)[1].split("</dl>", 1)[0]
+        return {k: re.sub(r"<[^>]+>|\s+", " ", v).strip()
+                for k, v in re.findall(r'<dd data-testid="([a-z-]+)">(.*?)</dd>', panel, re.S)}
+
+    assert today() == {"to-ship": "Nothing to ship", "refunds-to-answer": "0", "open-disputes": "0",
+                       "paid-today": "No payments yet today", "waiting-settlement": "CN¥0.00"}
+    t.paid_trade(shop, buyer, "to-ship")
+    asked = t.paid_trade(shop, buyer, "asked", shipped=True)
+    t.refund(buyer, asked, AMOUNT)  # the buyer asks; the merchant has to answer
+    disputed = t.paid_trade(shop, buyer, "disputed")
+    open_dispute(t, buyer, disputed)  # on hold: not to ship, a dispute to answer
+    assert today() == {"to-ship": "1 order to ship →", "refunds-to-answer": "1 →", "open-disputes": "1 →",
+                       "paid-today": "3 orders, CN¥300.00", "waiting-settlement": "CN¥0.00"}
+    assert 'href="/merchant/trades?status=WAIT_SELLER_SEND_GOODS"' in merchant.get("/merchant").text
+    assert today("zh-Hans")["paid-today"] == "3 笔，¥300.00"
+    t.clock.advance(24 * 3600)  # the next business day: nothing paid yet
+    t.relogin(shop)
+    merchant = browser(t, shop)
+    assert today()["paid-today"] == "No payments yet today"

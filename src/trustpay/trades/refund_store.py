@@ -15,7 +15,7 @@ from sqlalchemy import Connection, func, select, update
 
 from trustpay.db.schema import refunds, trades
 from trustpay.platform.sql import insert_or_ignore
-from trustpay.trades.refund_model import OPEN_STATUSES, refund_not_found
+from trustpay.trades.refund_model import OPEN_STATUSES, RefundStatus, refund_not_found
 
 _OPEN = [s.value for s in OPEN_STATUSES]
 
@@ -83,6 +83,14 @@ def trades_with_open_requests(conn: Connection, merchant_id: str) -> set[str]:
     """The merchant's trades whose buyer is waiting on a refund decision or step."""
     return set(conn.execute(select(refunds.c.trade_id).where(refunds.c.merchant_id == merchant_id,
                                                              refunds.c.status.in_(_OPEN))).scalars())
+
+
+def awaiting_merchant(conn: Connection, merchant_id: str) -> int:
+    """How many of the merchant's refund requests wait on the merchant's answer: a buyer's
+    request to decide on, or goods sent back to check."""
+    waiting = [RefundStatus.WAIT_SELLER_AGREE.value, RefundStatus.WAIT_SELLER_CONFIRM_GOODS.value]
+    q = select(func.count()).where(refunds.c.merchant_id == merchant_id, refunds.c.status.in_(waiting))
+    return int(conn.execute(q).scalar_one())
 
 
 def open_requests_of_buyer(conn: Connection, buyer_id: str) -> dict[str, str]:

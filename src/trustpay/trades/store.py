@@ -6,13 +6,14 @@ with ``UPDATE … WHERE status = :from``: a change that lost a race is seen
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, func, or_, select, update
 
 from trustpay.db.schema import trades
 from trustpay.platform.sql import insert_or_ignore
-from trustpay.trades.model import not_found
+from trustpay.trades.model import DisputeStatus, TradeStatus, not_found
 
 
 def insert_new(conn: Connection, values: Mapping[str, Any]) -> bool:
@@ -67,3 +68,24 @@ def sold_by(conn: Connection, merchant_id: str, *, status: str | None, limit: in
     if status is not None:
         q = q.where(trades.c.status == status)
     return list(conn.execute(q.order_by(trades.c.id.desc()).limit(limit)).mappings())
+
+
+def merchant_to_do(conn: Connection, merchant_id: str) -> dict[str, int]:
+    """What waits on the merchant: paid escrow trades to ship (a disputed one is on hold,
+    not to ship) and trades with an open dispute to answer. One pass over their trades."""
+    open_dispute = trades.c.dispute_status == DisputeStatus.OPEN.value
+    to_ship = (trades.c.status == TradeStatus.WAIT_SELLER_SEND_GOODS.value) & ~open_dispute
+    q = select(func.count().filter(to_ship), func.count().filter(open_dispute)).where(
+        trades.c.merchant_id == merchant_id, or_(to_ship, open_dispute))
+    ship, disputed = conn.execute(q).one()
+    return {"to_ship": int(ship or 0), "disputes": int(disputed or 0)}
+
+
+def paid_between(conn: Connection, merchant_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Per currency, the count and sum (minor units) of the merchant's trades paid in [start, end)."""
+    q = (select(trades.c.currency, func.count().label("count"), func.sum(trades.c.amount).label("amount"))
+         .where(trades.c.merchant_id == merchant_id, trades.c.paid_at >= start, trades.c.paid_at < end)
+         .group_by(trades.c.currency).order_by(trades.c.currency))
+    # PostgreSQL sums a bigint as numeric (a Decimal here); money is an int of minor units.
+    # r[1]: a row is a tuple, and r.count is its count() method.
+    return [{"currency": r.currency, "count": int(r[1]), "amount": int(r.amount)} for r in conn.execute(q)]

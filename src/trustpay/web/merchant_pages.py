@@ -21,9 +21,12 @@ from fastapi.routing import iter_route_contexts
 
 from trustpay.api.deps import get_origin
 from trustpay.errors import TrustPayError
+from trustpay.identity.limits import day_bounds
 from trustpay.identity.model import UserKind
-from trustpay.merchants import service
+from trustpay.merchants import service, settlement
 from trustpay.merchants.model import ApiKey, MerchantProfile
+from trustpay.trades import refund_store
+from trustpay.trades import store as trade_store
 from trustpay.wallet import store as wallet_store
 from trustpay.wallet.model import FeePlan
 from trustpay.web import auth
@@ -105,8 +108,16 @@ def overview(request: Request) -> Response:
     with p.db.transaction(write=False) as conn:
         keys, _more = service.list_keys(conn, viewer.user.id, limit=KEYS_SHOWN)
         card = _card_of(conn, viewer.user.id, service.settlement_card_id(conn, viewer.user.id))
+        # The day at a glance: what waits on them, what came in today (the platform's
+        # business day, as limits and settlement count it), what waits for a payout.
+        to_do = {**trade_store.merchant_to_do(conn, viewer.user.id),
+                 "refunds": refund_store.awaiting_merchant(conn, viewer.user.id)}
+        paid_today = trade_store.paid_between(conn, viewer.user.id,
+                                              *day_bounds(p.clock.now(), p.settings.limits_timezone))
+        waiting = settlement.outlook(p, conn, viewer.user.id)
     return render(request, "merchant/overview.html",
-                  _context(request, viewer, HOME, active_keys=len(keys), card=card))
+                  _context(request, viewer, HOME, active_keys=len(keys), card=card, to_do=to_do,
+                           paid_today=paid_today, waiting=waiting))
 
 
 # ------------------------------------------------------------------ API keys
