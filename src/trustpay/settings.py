@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB_PATH = Path("var") / "trustpay.db"
@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     tier_limit_table: dict[int, TierLimit] = Field(default_factory=lambda: dict(DEFAULT_TIER_LIMITS))
     # Where the daily-outflow day starts and ends (an IANA zone name).
     limits_timezone: str = "Asia/Shanghai"
+    # The zone the web pages show times in (an IANA zone name; every time shown says
+    # its UTC offset). Unset: the same as limits_timezone, so the times a buyer reads
+    # and the business day the limits and settlement count in agree. The API, CSV
+    # exports, receipts and webhooks stay UTC (RFC 3339) whatever this is.
+    display_timezone: str = ""
     risk_rules: Literal["on", "off"] = "on"
     # Signs cookies and CSRF tokens. Unset: a random key per process (sessions
     # then end on restart) — set it in production.
@@ -145,14 +150,22 @@ class Settings(BaseSettings):
             raise ValueError("tier_limit_table needs exactly the tiers 0, 1 and 2")
         return v
 
-    @field_validator("limits_timezone")
+    @field_validator("limits_timezone", "display_timezone")
     @classmethod
-    def _zone(cls, v: str) -> str:
+    def _zone(cls, v: str, info: ValidationInfo) -> str:
+        if not v and info.field_name == "display_timezone":
+            return v  # filled from limits_timezone below
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {v!r}") from exc
         return v
+
+    @model_validator(mode="after")
+    def _display_zone_defaults_to_the_business_day(self) -> Settings:
+        if not self.display_timezone:
+            self.display_timezone = self.limits_timezone
+        return self
 
     @property
     def is_sqlite(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from tests.e2e.conftest import Server, _trustpay_command
 from tests.e2e.test_checkout_pages import PASSWORD
 from tests.e2e.test_wallet_pages import PAY_PW
 from tests.e2e.trade_pages import SHOPPER_FUNDS, log_in, moved_by_kind, new_page, shipped_escrow_trade
-from trustpay.web.i18n import translations
+from trustpay.web.i18n import format_timestamp, translations
 
 pytestmark = pytest.mark.e2e
 
@@ -69,8 +70,14 @@ def test_buyer_opens_a_dispute_ops_splits_it(server: Server, browser: Browser, c
     # write them, and no list bullet in front of the card.
     expect(item.get_by_test_id("trade-status")).to_have_text("Shipped, awaiting the buyer")
     expect(item).not_to_contain_text("WAIT_BUYER_CONFIRM_GOODS")
-    expect(item.get_by_test_id("timeline-item").locator("time").first).to_have_text(
-        re.compile(r"^[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d:\d\d\s[AP]M$"))
+    # Each time in the platform's display zone (Asia/Shanghai by default), saying so; the
+    # <time datetime> attribute stays the UTC instant.
+    first_time = item.get_by_test_id("timeline-item").locator("time").first
+    expect(first_time).to_have_text(re.compile(r"^[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d:\d\d\s[AP]M\sUTC\+8$"))
+    instant = first_time.get_attribute("datetime") or ""
+    assert instant.endswith("Z")
+    expect(first_time).to_have_text(
+        format_timestamp(datetime.fromisoformat(instant.replace("Z", "+00:00")), "en", "Asia/Shanghai"))
     assert desk.get_by_test_id("disputes").evaluate("e => getComputedStyle(e).listStyleType") == "none"
     ops_phone = new_page(browser, contexts, mobile=True)
     log_in(ops_phone, server, OPS)
@@ -78,6 +85,7 @@ def test_buyer_opens_a_dispute_ops_splits_it(server: Server, browser: Browser, c
     expect(ops_phone.get_by_test_id("trade-status")).to_have_text(
         translations("zh-Hans").gettext("Shipped, awaiting the buyer"))
     expect(ops_phone.get_by_test_id("opened")).to_contain_text("年")  # 2026年11月30日 …
+    expect(ops_phone.get_by_test_id("opened")).to_contain_text("（UTC+8）")  # …, in Shanghai time, saying so
     ops_phone.screenshot(path=str(shots / "ops-disputes-zh-Hans-phone.png"), full_page=True)
     item.get_by_test_id("resolve-buyer").fill("100.00")
     item.get_by_test_id("resolve-seller").fill("168.0O")  # a letter O for a zero

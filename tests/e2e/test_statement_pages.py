@@ -9,6 +9,7 @@ import io
 import re
 import subprocess
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ from tests.e2e.conftest import Server, _trustpay_command
 from tests.integration.statement_support import top_up, transfer, withdraw
 from trustpay.platform.context import Platform
 from trustpay.settings import Settings
+from trustpay.web.i18n import format_timestamp
 
 pytestmark = pytest.mark.e2e
 
@@ -92,6 +94,12 @@ def test_statement_filters_csv_and_verified_receipt(server: Server, page: Page, 
     everything = csv_rows(page, "csv-link")
     assert [r["type"] for r in everything] == ["transfer_out", "withdrawal_fee", "withdrawal", "topup", "topup"]
     assert [r["balance_after"] for r in everything] == ["20800", "21800", "22000", "25000", "20000"]
+    # The page dates each line in the display zone (Asia/Shanghai by default) and says so;
+    # the CSV keeps the UTC instant; the date filter counts days in the same zone.
+    assert everything[0]["created_at"].endswith("Z")
+    sent_at = datetime.fromisoformat(everything[0]["created_at"].replace("Z", "+00:00"))
+    expect(lines.first.locator(".line-when")).to_have_text(format_timestamp(sent_at, "en", "Asia/Shanghai"))
+    expect(page.locator("label.field", has=page.get_by_test_id("filter-start"))).to_contain_text("From (UTC+8)")
 
     page.get_by_test_id("filter-type").select_option("withdrawal_fee")
     page.get_by_test_id("filter-apply").click()

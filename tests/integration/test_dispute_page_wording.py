@@ -58,6 +58,7 @@ def test_queue_and_dispute_page_show_labels_and_formatted_times(t: TradeEnv) -> 
     ops = TestClient(t.env.app)
     ops.cookies.set(SESSION_COOKIE, t.env.token("ops@example.com"))
     me, merchant = browser(t, buyer), browser(t, shop)
+    zone = p.settings.display_timezone
 
     for lang in ("en", "zh-Hans", "zh-Hant"):
         queue = ops.get("/ops/disputes", params={"lang": lang})
@@ -67,8 +68,8 @@ def test_queue_and_dispute_page_show_labels_and_formatted_times(t: TradeEnv) -> 
         assert not RFC3339.search(seen), RFC3339.search(seen)
         # Ops reads the trade from outside: the neutral wording, in the page's language.
         assert said(lang, "Shipped, awaiting the buyer") in seen
-        assert format_timestamp(created, lang) in seen  # the timeline's first step
-        assert format_timestamp(opened, lang) in seen
+        assert format_timestamp(created, lang, zone) in seen  # the timeline's first step
+        assert format_timestamp(opened, lang, zone) in seen
         assert 'data-status="WAIT_BUYER_CONFIRM_GOODS"' in queue.text  # the code stays for machines
 
         for client, label in ((me, "Shipped: confirm when it arrives"), (merchant, "Shipped, awaiting the buyer")):
@@ -77,7 +78,7 @@ def test_queue_and_dispute_page_show_labels_and_formatted_times(t: TradeEnv) -> 
             seen = text_of(page.text)
             assert not CODES.search(seen) and not RFC3339.search(seen)
             assert said(lang, label) in seen  # each side in its own dashboard's words
-            assert format_timestamp(opened, lang) in seen  # when it opened, and the evidence's time
+            assert format_timestamp(opened, lang, zone) in seen  # when it opened, and the evidence's time
             # Who opened it, as a sentence ("Buyer opened it", never "by the Buyer").
             assert {"en": "Buyer opened it: “Arrived broken”.", "zh-Hans": "由买家发起：“Arrived broken”。",
                     "zh-Hant": "由買家發起：「Arrived broken」。"}[lang] in seen

@@ -9,13 +9,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.integration.refund_support import AMOUNT, RefundEnv, Wallet, make_refund_env
 from tests.integration.test_dispute_pages import browser, csrf
 
+from trustpay.clock import to_utc
 from trustpay.trades import disputes
-from trustpay.web.i18n import translations
+from trustpay.web.i18n import format_timestamp, translations
 
 
 @pytest.fixture
@@ -64,6 +66,14 @@ def figures(html: str) -> dict[str, str]:
     return dict(re.findall(r"<dt>([^<]*)</dt><dd[^>]*>([^<]*)</dd>", block.group(1)))
 
 
+def shown(t: RefundEnv, when: Any) -> str:
+    """An instant as the merchant's trade page shows it: in the display zone (Asia/Shanghai
+    by default), labelled "UTC+8"."""
+    text = format_timestamp(to_utc(when), "en", t.platform.settings.display_timezone)
+    assert text.endswith("\u00a0UTC+8")
+    return text
+
+
 def test_the_trade_page_words_the_money_and_dates_by_state(t: RefundEnv) -> None:
     shop, buyer = t.merchant(), t.user("buyer@example.com", fund=AMOUNT)
     tid = str(t.create(shop)["id"])
@@ -77,7 +87,8 @@ def test_the_trade_page_words_the_money_and_dates_by_state(t: RefundEnv) -> None
     t.pay(buyer, tid)
     paid = figures(merchant.get(url, params={"lang": "en"}).text)
     assert paid["The buyer paid"] == "CN¥100.00" and paid["Buyer"] == "b***@example.com"
-    assert paid["Paid on"].endswith("(UTC)") and paid["Ship by"].endswith("(UTC)")
+    trade = t.trade(tid, shop)
+    assert paid["Paid on"] == shown(t, trade["paid_at"]) and paid["Ship by"] == shown(t, trade["ship_by"])
     assert paid["Fee"] == "CN¥0.60" and "Amount asked" not in paid and "Shipped on" not in paid
 
     asked = t.refund(buyer, tid, 2_000)
@@ -89,11 +100,13 @@ def test_the_trade_page_words_the_money_and_dates_by_state(t: RefundEnv) -> None
 
     t.ship(shop, tid)
     shipped = figures(merchant.get(url, params={"lang": "en"}).text)
-    assert "Ship by" not in shipped and shipped["Shipped on"].endswith("(UTC)")
-    assert shipped["The buyer confirms receipt by"].endswith("(UTC)")
+    trade = t.trade(tid, shop)
+    assert "Ship by" not in shipped and shipped["Shipped on"] == shown(t, trade["shipped_at"])
+    assert shipped["The buyer confirms receipt by"] == shown(t, trade["confirm_by"])
     t.confirm(buyer, tid)
     finished = figures(merchant.get(url, params={"lang": "en"}).text)
-    assert finished["Finished on"].endswith("(UTC)") and "The buyer confirms receipt by" not in finished
+    assert finished["Finished on"] == shown(t, t.trade(tid, shop)["finished_at"])
+    assert "The buyer confirms receipt by" not in finished
 
     called_off = str(t.create(shop, "o-2")["id"])
     t.close(shop, called_off)

@@ -184,7 +184,9 @@ def test_the_refund_page_says_why_not_and_what_to_do_instead(t: RefundEnv) -> No
     page = me.get(f"/purchases/{instant}/refund", params={"lang": "en"}).text
     assert 'data-testid="no-refund" data-why="instant"' in page and "Ask the merchant for a refund." in page
     until = to_utc(t.trade(instant, buyer)["paid_at"]) + timedelta(days=15)
-    assert f"open a dispute by {format_timestamp(until, 'en')} (UTC)" in page
+    # In the display zone (Asia/Shanghai by default), the formatter saying so: "… 10:35:00 PM UTC+8".
+    shown = format_timestamp(until, "en", t.platform.settings.display_timezone)
+    assert shown.endswith("\u00a0UTC+8") and f"open a dispute by {shown}: TrustPay" in page
     assert f'href="/trades/{instant}/dispute" data-testid="dispute-next"' in page
     page = me.get(f"/purchases/{finished}/refund", params={"lang": "en"}).text
     assert 'data-why="finished"' in page and "Contact the merchant" in page

@@ -8,15 +8,18 @@ from datetime import UTC, datetime
 import pytest
 from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import read_po
+from pydantic import ValidationError
 from starlette.requests import Request
 
 from trustpay.ledger.digest import Digest
+from trustpay.settings import Settings
 from trustpay.web.catalogs import extract, message_ids
 from trustpay.web.i18n import (
     BABEL_LOCALES,
     LANGUAGES,
     choose_language,
     format_money,
+    format_timestamp,
     negotiate,
     normalize,
     po_path,
@@ -251,7 +254,9 @@ def test_rendered_english_page() -> None:
     assert '<html lang="en">' in html
     assert "The seller must ship within 3 days." in html
     assert "Requested address: /missing" in html
-    assert "Jan 2, 2026, 3:04:05\u202fAM (UTC)" in html
+    # 03:04:05 UTC in the default display zone, Asia/Shanghai, labelled by the formatter.
+    assert "Jan 2, 2026, 11:04:05\u202fAM\u00a0UTC+8" in html
+    assert "(UTC)" not in html
 
 
 # --- money in the reader's locale ----------------------------------------------------------
@@ -269,3 +274,54 @@ def test_rendered_english_page() -> None:
 ])
 def test_format_money(amount: int, currency: str, lang: str, text: str) -> None:
     assert format_money(amount, currency, lang) == text
+
+
+# --- times in the display time zone ---------------------------------------------------------
+
+# 14:35 UTC on 4 December 2026: 22:35 in Shanghai, 20:05 in Kolkata (UTC+5:30).
+AT = datetime(2026, 12, 4, 14, 35, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("zone", "lang", "text"), [
+    ("Asia/Shanghai", "en", "Dec 4, 2026, 10:35:00\u202fPM\u00a0UTC+8"),
+    ("Asia/Shanghai", "zh-Hans", "2026年12月4日 22:35:00（UTC+8）"),
+    ("Asia/Shanghai", "zh-Hant", "2026年12月4日 晚上10:35:00（UTC+8）"),
+    ("UTC", "en", "Dec 4, 2026, 2:35:00\u202fPM\u00a0UTC"),
+    ("UTC", "zh-Hans", "2026年12月4日 14:35:00（UTC）"),
+    ("UTC", "zh-Hant", "2026年12月4日 下午2:35:00（UTC）"),
+    ("Asia/Kolkata", "en", "Dec 4, 2026, 8:05:00\u202fPM\u00a0UTC+5:30"),
+    ("Asia/Kolkata", "zh-Hans", "2026年12月4日 20:05:00（UTC+5:30）"),
+    ("Asia/Kolkata", "zh-Hant", "2026年12月4日 晚上8:05:00（UTC+5:30）"),
+    ("America/St_Johns", "en", "Dec 4, 2026, 11:05:00\u202fAM\u00a0UTC-3:30"),
+])
+def test_format_timestamp_shows_the_display_zone_and_says_which(zone: str, lang: str, text: str) -> None:
+    assert format_timestamp(AT, lang, zone) == text
+
+
+def test_format_timestamp_crosses_the_date_line_into_the_local_day() -> None:
+    # 16:30 UTC on 4 Dec is already 5 Dec in Shanghai: the page shows the local date.
+    assert format_timestamp(datetime(2026, 12, 4, 16, 30, tzinfo=UTC), "zh-Hans", "Asia/Shanghai") == \
+        "2026年12月5日 00:30:00（UTC+8）"
+
+
+def test_format_timestamp_reads_a_naive_time_as_utc() -> None:
+    # SQLite hands instants back without a zone; they were stored as UTC.
+    naive = AT.replace(tzinfo=None)
+    assert format_timestamp(naive, "en", "Asia/Shanghai") == format_timestamp(AT, "en", "Asia/Shanghai")
+
+
+def test_format_timestamp_labels_summer_and_winter_time_by_their_own_offset() -> None:
+    assert format_timestamp(datetime(2026, 7, 1, 12, tzinfo=UTC), "en", "Europe/Berlin").endswith("UTC+2")
+    assert format_timestamp(datetime(2026, 1, 1, 12, tzinfo=UTC), "en", "Europe/Berlin").endswith("UTC+1")
+
+
+def test_display_timezone_defaults_to_the_business_days_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRUSTPAY_DISPLAY_TIMEZONE", raising=False)
+    monkeypatch.delenv("TRUSTPAY_LIMITS_TIMEZONE", raising=False)
+    assert Settings().display_timezone == "Asia/Shanghai"
+    assert Settings(limits_timezone="Europe/Berlin").display_timezone == "Europe/Berlin"
+    monkeypatch.setenv("TRUSTPAY_DISPLAY_TIMEZONE", "UTC")
+    assert Settings().display_timezone == "UTC"
+    monkeypatch.setenv("TRUSTPAY_DISPLAY_TIMEZONE", "Asia/Nowhere")
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        Settings()

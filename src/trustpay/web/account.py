@@ -29,8 +29,7 @@ from trustpay.identity.service import NewSession
 from trustpay.web import auth
 from trustpay.web.audit_labels import EVENT_LABELS, UNKNOWN_EVENT
 from trustpay.web.auth import Viewer
-from trustpay.web.i18n import format_timestamp
-from trustpay.web.templating import gettext, language_of, render
+from trustpay.web.templating import gettext, render, timestamp_formatter
 
 router = APIRouter(include_in_schema=False)
 FormText = Annotated[str, Form(max_length=1024)]
@@ -264,7 +263,7 @@ def _locked_until(request: Request, email: str) -> str:
     until = store.as_user(row).login.locked_until if row is not None else None
     if until is None:
         return "—"
-    return format_timestamp(until, language_of(request).lang) + " UTC"
+    return timestamp_formatter(request)(until)
 
 
 class PendingLogins:

@@ -11,11 +11,12 @@ build step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 from babel.messages.mofile import write_mo
@@ -152,6 +153,34 @@ def format_percent(rate: Decimal | str) -> str:
     return f"{text}%"
 
 
-def format_timestamp(when: datetime, lang: str) -> str:
-    """A UTC instant in ``lang``'s medium date-time style, e.g. "Jan 1, 2026, 9:30:00 AM"."""
-    return str(format_datetime(when, "medium", tzinfo=UTC, locale=BABEL_LOCALES[lang]))
+def zone_label(offset: timedelta | None) -> str:
+    """A UTC offset as pages write it: "UTC", "UTC+8", "UTC+5:30", "UTC-3:30".
+
+    An explicit offset rather than a zone name: "CST" means China, Cuba or the US
+    Midwest, while "UTC+8" means one thing to every reader."""
+    if not offset:
+        return "UTC"
+    sign = "+" if offset >= timedelta(0) else "-"
+    minutes = abs(int(offset.total_seconds())) // 60
+    hours, rest = divmod(minutes, 60)
+    return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+
+
+def display_zone(zone: str | tzinfo) -> tzinfo:
+    return ZoneInfo(zone) if isinstance(zone, str) else zone
+
+
+def format_timestamp(when: datetime, lang: str, zone: str | tzinfo) -> str:
+    """An instant in ``zone`` (the platform's display time zone), in ``lang``'s medium
+    date-time style, labelled with the zone's UTC offset at that instant:
+    "Dec 4, 2026, 10:35:00 PM UTC+8", "2026年12月4日 22:35:00（UTC+8）".
+
+    A naive ``when`` is UTC (SQLite reads instants back without a zone). Pages only:
+    the API, CSV exports, receipt files and webhooks keep RFC 3339 UTC."""
+    tz = display_zone(zone)
+    local = (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).astimezone(tz)
+    text = str(format_datetime(local, "medium", tzinfo=tz, locale=BABEL_LOCALES[lang]))
+    label = zone_label(local.utcoffset())
+    # English runs the label on after the clock, unbroken ("10:35:00 PM UTC+8"); Chinese
+    # sets it in full-width brackets, as the Chinese pages bracket asides ("22:35:00（UTC+8）").
+    return f"{text}\u00a0{label}" if lang == "en" else f"{text}（{label}）"

@@ -7,7 +7,8 @@ between the worker threads FastAPI runs sync routes on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.datastructures import URL
 
+from trustpay.settings import get_settings
 from trustpay.web import auth, card_labels
 from trustpay.web.i18n import (
     COOKIE_MAX_AGE,
@@ -55,9 +57,24 @@ def environment(lang: str) -> Environment:
         lang=lang,
         money=partial(format_money, lang=lang),
         percent=format_percent,
-        timestamp=partial(format_timestamp, lang=lang),
     )
+    # ``timestamp`` is not a global here: it needs the platform's display time zone,
+    # which is per app (tests run apps with different settings); render() passes it.
     return env
+
+
+def display_timezone(request: Request) -> str:
+    """The zone pages show times in: the app's ``display_timezone`` setting (the
+    process-wide settings for a request that has no TrustPay app, as in unit tests)."""
+    platform = getattr(getattr(request.scope.get("app"), "state", None), "platform", None)
+    settings = platform.settings if platform is not None else get_settings()
+    return str(settings.display_timezone)
+
+
+def timestamp_formatter(request: Request, lang: str | None = None) -> Callable[[datetime], str]:
+    """``timestamp(when)`` for ``request``: the instant in the display zone, in the page's
+    language, labelled with its UTC offset (i18n.format_timestamp)."""
+    return partial(format_timestamp, lang=lang or language_of(request).lang, zone=display_timezone(request))
 
 
 def language_of(request: Request) -> LanguageChoice:
@@ -125,6 +142,7 @@ def render(
         viewer=viewer,
         # Called by templates with a POST form: the CSRF token (a nonce cookie is minted if needed).
         csrf=lambda: auth.form_token(request, viewer, new_cookies),
+        timestamp=timestamp_formatter(request, choice.lang),
         **values,
     )
     response = HTMLResponse(html, status_code=status_code)

@@ -36,9 +36,9 @@ from trustpay.wallet.model import BankOpStatus, TransferStatus
 from trustpay.web import auth
 from trustpay.web.account import form_viewer, login_redirect, redirect, signed_in
 from trustpay.web.auth import Viewer
-from trustpay.web.i18n import format_money, format_timestamp
+from trustpay.web.i18n import format_money
 from trustpay.web.notfound import not_found_page
-from trustpay.web.templating import gettext, language_of, render
+from trustpay.web.templating import gettext, language_of, render, timestamp_formatter
 
 router = APIRouter(include_in_schema=False)
 FormText = Annotated[str, Form(max_length=1024)]
@@ -82,7 +82,7 @@ REFUSALS: dict[str, tuple[str, str | None, str | None]] = {
                                _("Set your payment password")),
     "account_locked": (_("Too many wrong payment passwords: payments are locked for a while. Try again later."),
                        None, None),
-    "account_locked_until": (_("Too many wrong payment passwords: payments are locked until {time} (UTC)."),
+    "account_locked_until": (_("Too many wrong payment passwords: payments are locked until {time}."),
                              None, None),
     "withdraw_over_balance": (
         _("Your available balance, {available}, does not cover {amount} plus the {fee} fee ({total} in all). "
@@ -218,7 +218,7 @@ def password_refusal(request: Request, viewer: Viewer, code: str, *, given: bool
         if until is None or not user.payment.is_locked(p.clock.now()):
             return refusal(request, code)
         return worded(request, code, "account_locked_until",
-                      time=format_timestamp(to_utc(until), language_of(request).lang))
+                      time=timestamp_formatter(request)(to_utc(until)))
     if not user.has_payment_password:
         return worded(request, code, "payment_password_unset")
     left = max(1, p.settings.login_max_attempts - user.payment.failures)

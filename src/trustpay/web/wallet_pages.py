@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -25,6 +26,7 @@ from trustpay.wallet.statement import Filters, LineType
 from trustpay.web import auth, wallet_home
 from trustpay.web.account import _, login_redirect, signed_in
 from trustpay.web.auth import Viewer
+from trustpay.web.i18n import zone_label
 from trustpay.web.notfound import not_found_page
 from trustpay.web.templating import gettext, render
 
@@ -111,16 +113,28 @@ def _day(value: str) -> date | None:
         return None
 
 
-def _filters(type: str, start: str, end: str) -> tuple[Filters, dict[str, str]]:
-    """Filters from the form (days are UTC days; ``end`` is inclusive); unusable values are dropped
-    and shown as dropped, never an error page."""
+def _filters(type: str, start: str, end: str, zone: str) -> tuple[Filters, dict[str, str]]:
+    """Filters from the form (``end`` is inclusive); unusable values are dropped and shown as
+    dropped, never an error page.
+
+    The days are days in the display time zone ``zone``, midnight to midnight there: the
+    page shows each line's time in that zone, so "from 4 Dec" keeps exactly the lines the
+    page dates 4 Dec (and the daily limits count the same days). The page's CSV link takes
+    the same days; the CSV's own timestamps, like the API's ``created_gte``/``created_lt``
+    (instants), stay UTC."""
     kind = type if type in {t.value for t in LineType} else ""
     first, last = _day(start), _day(end)
+    tz = ZoneInfo(zone)
     return Filters(
         type=LineType(kind) if kind else None,
-        created_gte=datetime.combine(first, time(), UTC) if first else None,
-        created_lt=datetime.combine(last + timedelta(days=1), time(), UTC) if last else None,
+        created_gte=_midnight(first, tz) if first else None,
+        created_lt=_midnight(last + timedelta(days=1), tz) if last else None,
     ), {"type": kind, "start": first.isoformat() if first else "", "end": last.isoformat() if last else ""}
+
+
+def _midnight(day: date, tz: ZoneInfo) -> datetime:
+    """The instant (UTC) ``day`` begins in ``tz``."""
+    return datetime.combine(day, time(), tz).astimezone(UTC)
 
 
 def _query(form: dict[str, str], **extra: str) -> str:
@@ -143,8 +157,8 @@ def statement_page(request: Request, type: str = "", start: str = "", end: str =
     viewer = signed_in(request)
     if viewer is None:
         return login_redirect()
-    filters, form = _filters(type, start, end)
     p = auth.platform_of(request)
+    filters, form = _filters(type, start, end, p.settings.display_timezone)
     try:
         with p.db.transaction(write=False) as conn:
             lines, more = statement.list_lines(conn, viewer.user.id, filters, limit=PAGE_SIZE,
@@ -157,6 +171,8 @@ def statement_page(request: Request, type: str = "", start: str = "", end: str =
         "viewer": viewer, "lines": lines, "more": more, "form": form,
         "notes": {ln.id: shown_memo(request, ln.type, ln.reference, ln.memo) for ln in lines},
         "types": TYPE_LABELS, "balances": _balances(request, viewer),
+        # The filter's days are days in the display zone; its offset today labels them.
+        "day_zone": zone_label(p.clock.now().astimezone(ZoneInfo(p.settings.display_timezone)).utcoffset()),
         "csv_url": "/wallet/statement.csv?" + _query(form),
         "older_url": "/wallet/statement?" + _query(form, after=lines[-1].id) if more and lines else None,
         "first_page_url": "/wallet/statement?" + _query(form) if after else None,
@@ -168,8 +184,8 @@ def statement_csv(request: Request, type: str = "", start: str = "", end: str = 
     viewer = signed_in(request)
     if viewer is None:
         return login_redirect()
-    filters, _form = _filters(type, start, end)
     p = auth.platform_of(request)
+    filters, _form = _filters(type, start, end, p.settings.display_timezone)
     return csv_response(p, viewer.user.id, filters, f"trustpay-statement-{p.clock.now().date().isoformat()}.csv")
 
 
