@@ -51,7 +51,7 @@ def test_full_refund_shows_refunded_with_the_amount_and_the_refund(t: TradeEnv) 
     assert by_testid(page, "refund-line-amount") == ["CN¥100.00"]
     assert "Out of stock" in page and by_testid(page, "kept") == []
     zh = browser(t, buyer).get(f"/checkout/{tid}", params={"lang": "zh-Hans"}).text
-    assert "已退回您的信付钱包" in zh
+    assert "已退回你的信付钱包" in zh
     assert by_testid(zh, "trade-status") == [translations("zh-Hans").gettext("Refunded")] != ["Refunded"]
     # The merchant looking at the same page reads it from its side.
     theirs = browser(t, shop).get(f"/checkout/{tid}", params={"lang": "en"}).text

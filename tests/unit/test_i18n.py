@@ -193,6 +193,14 @@ def test_chinese_catalogs_use_their_own_script(lang: str, foreign: set[str]) -> 
             assert not wrong, f"{lang}: {text!r} uses {''.join(wrong)}"
 
 
+@pytest.mark.parametrize("lang", ["zh-Hans", "zh-Hant"])
+def test_chinese_catalogs_address_the_reader_one_way(lang: str) -> None:
+    """你 throughout, as the wallet pages began: a page that says 你 in one line and the
+    formal 您 in the next reads as two voices."""
+    formal = [text for message in _messages(_catalog(lang)) for text in _strings(message) if "您" in text]
+    assert not formal, formal
+
+
 @pytest.mark.parametrize(("lang", "wallet"), [
     ("zh-Hans", "钱包"), ("zh-Hant", "錢包"), ("en", "Wallet"),
 ])
