@@ -253,3 +253,16 @@ def test_the_statement_and_receipt_write_the_minus_sign_as_the_transfer_pages_an
     assert "\u2212" not in exported and ",-500," in exported
     doc = client.get(f"/wallet/transactions/{line}/receipt.json").json()
     assert doc["amount"] == -500
+
+
+def test_the_statement_says_why_a_line_balance_can_exceed_what_is_available(w: WalletEnv) -> None:
+    alice = w.user("alice@example.com", fund=10_000)
+    bob = w.user("bob@example.com")
+    r = w.transfer(alice, "bob@example.com", 1_500, require_acceptance=True)
+    assert r.status_code == 201, r.text
+    sender = browser(w, alice).get("/wallet/statement", params={"lang": "en"}).text
+    assert 'data-testid="held-explained"' in sender and "still counts money on hold" in sender
+    assert "CN¥15.00 on hold" in sender
+    recipient = browser(w, bob).get("/wallet/statement", params={"lang": "en"}).text
+    assert "CN¥15.00 in transfers arriving" in recipient and 'data-testid="held-explained"' not in recipient
+    assert "待到账转账 ¥15.00" in browser(w, bob).get("/wallet/statement", params={"lang": "zh-Hans"}).text
