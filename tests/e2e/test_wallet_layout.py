@@ -49,7 +49,8 @@ RECENT_JS = """() => [...document.querySelectorAll('[data-testid=recent-transfer
     viewWidth: document.documentElement.clientWidth,
   };
 })"""
-MUTED_JS = "() => getComputedStyle(document.querySelector('.muted')).color"
+# The page's muted grey (outside the balance card, whose notes are white on its blue).
+MUTED_JS = "() => getComputedStyle(document.querySelector('main .muted:not(.balance-card .muted)')).color"
 
 
 def _ok(r: httpx.Response, status: int = 200) -> Any:
