@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from trustpay.clock import rfc3339
+from trustpay.clock import rfc3339, to_utc
 
 
 def checkout_path(trade_id: str) -> str:
@@ -37,3 +37,9 @@ def shape(row: Any) -> dict[str, Any]:
 
 def _ts(value: datetime | None) -> str | None:
     return None if value is None else rfc3339(value)
+
+
+def times_of(row: Any, keys: tuple[str, ...]) -> dict[str, datetime | None]:
+    """The trade row's ``keys`` timestamps as aware UTC instants (SQLite reads them back
+    without a zone), None where unset: what the pages format."""
+    return {k: None if row[k] is None else to_utc(row[k]) for k in keys}

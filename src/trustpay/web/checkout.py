@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import secrets
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -34,7 +33,7 @@ from trustpay.merchants.settlement_model import share_of
 from trustpay.trades import collection, dispute_store, refund_store, service, store
 from trustpay.trades.model import Mode, Party, TradeStatus, not_found
 from trustpay.trades.refund_model import RefundStatus
-from trustpay.trades.views import checkout_path, shape
+from trustpay.trades.views import checkout_path, shape, times_of
 from trustpay.wallet import service as wallet
 from trustpay.web import auth
 from trustpay.web.account import form_viewer, redirect, signed_in
@@ -111,7 +110,7 @@ def _view(request: Request, row: Any, viewer: Viewer | None, party: Party | None
     return {
         "viewer": viewer, "t": t, "merchant": merchant, "escrow": escrow, "party": party.value if party else None,
         "status_label": label, "close_reason": CLOSE_REASONS.get(row["close_reason"] or ""),
-        "fee_now": share.fee, "merchant_gets": share.net, "returned": returned, "when": _times(row),
+        "fee_now": share.fee, "merchant_gets": share.net, "returned": returned, "when": times_of(row, TIMES),
         "collected": collected,
         "links": buyer_links(t) if party is Party.BUYER else {"refund": False, "dispute": False},
         "can_pay": status is TradeStatus.WAIT_BUYER_PAY and party is Party.BUYER,
@@ -153,9 +152,7 @@ def _refunds(conn: Connection, row: Any) -> list[dict[str, Any]]:
     return sorted(lines, key=lambda line: line["at"])
 
 
-def _times(row: Any) -> dict[str, datetime | None]:
-    return {k: None if row[k] is None else to_utc(row[k])
-            for k in ("pay_by", "ship_by", "confirm_by", "created_at", "shipped_at", "finished_at")}
+TIMES = ("pay_by", "ship_by", "confirm_by", "created_at", "shipped_at", "finished_at")
 
 
 def _available(conn: Connection, viewer: Viewer | None, currency: str) -> int | None:
@@ -278,6 +275,18 @@ def qr_svg(url: str) -> Response:
     return Response(out.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})
 
 
+def _purchase(conn: Connection, row: Any, open_request: str | None) -> dict[str, Any]:
+    """One line of "my purchases"; ``open_request``: the status of the buyer's refund
+    request still waiting on someone, if any."""
+    t = shape(row)
+    return {"t": t, "merchant": service.merchant_name(conn, row["merchant_id"]),
+            "status_label": BUYER_STATUS_LABELS[TradeStatus(row["status"])], "created": to_utc(row["created_at"]),
+            "to_confirm": row["status"] == TradeStatus.WAIT_BUYER_CONFIRM_GOODS,
+            "links": buyer_links(t),  # the order page offers the same
+            # The buyer sees what the merchant's list shows: an open request, and where it stands.
+            "refund_label": REFUND_LABELS[RefundStatus(open_request)] if open_request else None}
+
+
 @router.get("/purchases", response_class=HTMLResponse)
 def purchases_page(request: Request) -> Response:
     """我的购买: the viewer's trades as a buyer, newest first, those awaiting them on top."""
@@ -288,12 +297,6 @@ def purchases_page(request: Request) -> Response:
     with p.db.transaction(write=False) as conn:
         rows = store.bought_by(conn, viewer.user.id, limit=PURCHASES_SHOWN)
         asked = refund_store.open_requests_of_buyer(conn, viewer.user.id)
-        items = [{"t": shape(r), "merchant": service.merchant_name(conn, r["merchant_id"]),
-                  "status_label": BUYER_STATUS_LABELS[TradeStatus(r["status"])], "created": to_utc(r["created_at"]),
-                  "to_confirm": r["status"] == TradeStatus.WAIT_BUYER_CONFIRM_GOODS,
-                  "links": buyer_links(shape(r)),  # the order page offers the same
-                  # The buyer sees what the merchant's list shows: an open request, and where it stands.
-                  "refund_label": REFUND_LABELS[RefundStatus(asked[r["id"]])] if r["id"] in asked else None}
-                  for r in rows]
+        items = [_purchase(conn, r, asked.get(r["id"])) for r in rows]
     items.sort(key=lambda i: not i["to_confirm"])  # stable: newest first within each group
     return render(request, "trades/purchases.html", {"viewer": viewer, "items": items})

@@ -23,7 +23,7 @@ from trustpay.trades import collection, refund_store, refunds, service, store
 from trustpay.trades.model import DisputeStatus, TradeStatus
 from trustpay.trades.refund_model import MERCHANT_REFUNDABLE, RefundStatus, refundable_left
 from trustpay.trades.refunds import NewRefund
-from trustpay.trades.views import shape
+from trustpay.trades.views import shape, times_of
 from trustpay.web import auth
 from trustpay.web.account import FormText, _, form_viewer, redirect
 from trustpay.web.auth import Viewer
@@ -110,7 +110,7 @@ def _detail(request: Request, viewer: Viewer, trade_id: str, *, info: str | None
         request, viewer, TRADES, t=shape(row), label=merchant_status_label(row["status"], row["dispute_status"]),
         line=statement_line(row), items=items, left=left, disputed=frozen, buyer=buyer,
         note=collected["note"] if collected is not None else None,
-        when={k: None if row[k] is None else to_utc(row[k]) for k in TIMES},
+        when=times_of(row, TIMES),
         can_ship=status is TradeStatus.WAIT_SELLER_SEND_GOODS and not frozen,
         can_refund=status in MERCHANT_REFUNDABLE and left > 0 and not frozen,
         shipped=status is TradeStatus.WAIT_BUYER_CONFIRM_GOODS, info=info, error=error,
